@@ -1,0 +1,198 @@
+"""Client settings: which auth mode, where the API lives, and the limits that keep us polite."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+AuthMode = Literal["client_credentials", "refresh_token", "access_token"]
+
+_CREDENTIAL_VARS = (
+    "CALIRA_CLIENT_ID + CALIRA_CLIENT_SECRET (client credentials), "
+    "CALIRA_CLIENT_ID + CALIRA_CLIENT_SECRET + CALIRA_REFRESH_TOKEN and/or CALIRA_TOKEN_FILE "
+    "(refresh token), or CALIRA_ACCESS_TOKEN alone (static token)"
+)
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _secret(value: str | Secret | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value) if value else None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_oauth_url(base_url: str, path: str) -> str:
+    """``https://api.X/v1`` -> ``https://app.X/<path>``.
+
+    The live OAuth provider (Doorkeeper) sits on the *app* host while the API is on the *api*
+    host, and the spec's relative token URL resolves to the wrong one. Other hosts (loopback,
+    sandbox, proxies) keep their host.
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    netloc = parts.netloc
+    if host.startswith("api.") and not is_loopback_host(host):
+        netloc = netloc.replace(host, "app." + host[len("api.") :], 1)
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def check_url_is_safe(url: str, what: str, allow_insecure_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{what} {url!r} is not an absolute http(s) URL.")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"{what} {url!r} uses plain HTTP, which would send tokens in clear text; use https "
+            "(plain http is allowed only for loopback hosts or with allow_insecure_http=True)."
+        )
+
+
+def _scopes(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    return tuple(s for s in items if s) or None
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    base_url: str = "https://api.clustermarket.com/v1"
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: Secret | str | None = field(default=None)
+    refresh_token: Secret | str | None = field(default=None)
+    access_token: Secret | str | None = field(default=None)
+    token_file: str | os.PathLike[str] | None = None
+    scopes: str | Sequence[str] | None = None
+    concurrency: int = 8
+    max_rps: float | None = None
+    timeout_s: float = 30.0
+    max_retry_wait_s: float = 300.0
+    per_page: int = 100
+    max_pages: int = 100_000
+    refresh_margin_s: float = 60.0
+    allow_insecure_http: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("client_secret", "refresh_token", "access_token"):
+            object.__setattr__(self, name, _secret(getattr(self, name)))
+        object.__setattr__(self, "scopes", _scopes(self.scopes))
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        check_url_is_safe(self.base_url, "base_url (CALIRA_BASE_URL)", self.allow_insecure_http)
+        if self.token_url is not None:
+            check_url_is_safe(self.token_url, "token_url (CALIRA_TOKEN_URL)", self.allow_insecure_http)
+        if self.concurrency < 1 or not 1 <= self.per_page <= 100 or self.max_pages < 1:
+            raise ConfigError("concurrency and max_pages must be >= 1 and per_page within 1..100.")
+        if self.timeout_s <= 0 or self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
+            raise ConfigError("timeout_s must be > 0; max_retry_wait_s, refresh_margin_s >= 0.")
+        if self.max_rps is not None and self.max_rps <= 0:
+            raise ConfigError("max_rps must be > 0 (or None for no client-side limit).")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ClientSettings:
+        """Build settings from ``CALIRA_*`` variables (blank values count as unset)."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(f"CALIRA_{name}") or None
+
+        values: dict[str, object] = {
+            "token_url": get("TOKEN_URL"),
+            "client_id": get("CLIENT_ID"),
+            "client_secret": get("CLIENT_SECRET"),
+            "refresh_token": get("REFRESH_TOKEN"),
+            "access_token": get("ACCESS_TOKEN"),
+            "token_file": get("TOKEN_FILE"),
+            "scopes": get("SCOPES"),
+        }
+        if get("BASE_URL"):
+            values["base_url"] = get("BASE_URL")
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def resolved_token_url(self) -> str:
+        return self.token_url or default_oauth_url(self.base_url, "/oauth/token")
+
+    @property
+    def authorize_url(self) -> str:
+        return default_oauth_url(self.token_url or self.base_url, "/oauth/authorize")
+
+    def secret_values(self) -> list[str]:
+        return [
+            s.reveal()
+            for s in (self.client_secret, self.refresh_token, self.access_token)
+            if isinstance(s, Secret)
+        ]
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        has_id, has_secret = bool(self.client_id), self.client_secret is not None
+        has_refresh = self.refresh_token is not None or self.token_file is not None
+        if self.access_token is not None:
+            if has_secret or self.refresh_token is not None:
+                raise ConfigError(
+                    "CALIRA_ACCESS_TOKEN cannot be combined with CALIRA_CLIENT_SECRET or "
+                    f"CALIRA_REFRESH_TOKEN; set exactly one of: {_CREDENTIAL_VARS}."
+                )
+            return "access_token"
+        if has_refresh:
+            if not (has_id and has_secret):
+                raise ConfigError(
+                    "Refresh-token auth needs CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET next to "
+                    "CALIRA_REFRESH_TOKEN / CALIRA_TOKEN_FILE."
+                )
+            if self.token_file is None:
+                raise ConfigError(
+                    "CALIRA_REFRESH_TOKEN needs CALIRA_TOKEN_FILE too: Calira rotates refresh "
+                    "tokens on use, so the new one must be saved or the integration is locked out."
+                )
+            return "refresh_token"
+        if has_id and has_secret:
+            return "client_credentials"
+        if has_id or has_secret:
+            raise ConfigError(
+                "Set both CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET (only one is set); "
+                f"valid combinations: {_CREDENTIAL_VARS}."
+            )
+        raise ConfigError(f"No Calira credentials configured; set {_CREDENTIAL_VARS}.")

@@ -1,0 +1,128 @@
+"""Raw layer: one asset per API collection table, written as Parquet and a DuckDB table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from calira_pipeline.api import CollectionResult
+from calira_pipeline.assets.metadata import column_schema, table_metadata
+from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES, TableSpec
+from calira_pipeline.storage import rows_to_arrow
+
+RAW_GROUP = "raw"
+OWNERS = ["team:facility-data"]
+COUNT_CHECK = "loaded_count_matches_api_total"
+_EMPTY_BY_CONTRACT = {"current_user"}  # client-credentials tokens have no user: 0 rows is right
+
+
+def _descriptions(spec: TableSpec) -> dict[str, str]:
+    return {c.name: c.description for c in spec.columns}
+
+
+def _asset_spec(table: str, collection: str) -> dg.AssetSpec:
+    spec = RAW_TABLES[table]
+    empty_schema = pa.table({f.name: pa.array([], f.type) for f in spec.arrow_schema})
+    return dg.AssetSpec(
+        key=table,
+        group_name=RAW_GROUP,
+        description=f"{spec.grain} Loaded from the Calira `{collection}` endpoint(s).",
+        kinds={"python", "parquet", "duckdb"},
+        owners=OWNERS,
+        tags={"layer": "raw", "source": "calira_api"},
+        metadata={"dagster/column_schema": column_schema(empty_schema, _descriptions(spec))},
+    )
+
+
+def _count_check(result: CollectionResult, table: str, loaded: int) -> dg.AssetCheckResult:
+    expected = result.api_total
+    # Records deleted between listing and detail fetch are reported as warnings by the client;
+    # records created during the walk may appear on top of the walk-start total.
+    passed = expected is None or loaded >= expected - result.stats.deleted_during_walk
+    return dg.AssetCheckResult(
+        asset_key=table,
+        check_name=COUNT_CHECK,
+        passed=passed,
+        metadata={"loaded": loaded, "api_total": expected if expected is not None else -1},
+        description=None if passed else f"loaded {loaded} {table} but the API reported {expected}",
+    )
+
+
+def _fetch_metadata(result: CollectionResult, source: str) -> dict[str, Any]:
+    stats = result.stats.as_metadata()
+    return {
+        "data_source": source,
+        "api_total": result.api_total if result.api_total is not None else -1,
+        **{f"fetch/{k}": v for k, v in stats.items()},
+        "unknown_fields": dg.MetadataValue.json(dict(sorted(result.unknown_fields.items()))),
+        "warnings": dg.MetadataValue.json(result.warnings[:50]),
+    }
+
+
+def build_collection_asset(collection: str) -> dg.AssetsDefinition:
+    tables = COLLECTION_TABLES[collection]
+    primary = tables[0]
+
+    @dg.multi_asset(
+        name=f"fetch_{collection}",
+        specs=[_asset_spec(t, collection) for t in tables],
+        check_specs=[dg.AssetCheckSpec(COUNT_CHECK, asset=primary, blocking=True)],
+        can_subset=False,
+        pool="calira_api",
+    )
+    def _fetch(
+        context: dg.AssetExecutionContext,
+        calira: CaliraApiResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[dg.MaterializeResult[Any]]:
+        context.log.info(f"reading {collection} from {calira.source}")
+        result = calira.client(logger=context.log, on_progress=_progress_logger(context)).fetch(
+            collection
+        )
+        arrow = {t: rows_to_arrow(RAW_TABLES[t], result.rows.get(t, [])) for t in tables}
+        count_check = _count_check(result, primary, arrow[primary].num_rows)
+        if not count_check.passed and collection not in _EMPTY_BY_CONTRACT:
+            raise dg.Failure(
+                description=(
+                    f"{collection}: {count_check.description}; nothing was written and the "
+                    "previous tables are intact. Re-run; if it persists, the API's "
+                    "X-Total-Records disagrees with its pages (see the fetch/* metadata)."
+                ),
+                metadata=_fetch_metadata(result, calira.source),
+            )
+        warehouse.warehouse().commit(arrow)
+        fetch_meta = _fetch_metadata(result, calira.source)
+        for table in tables:
+            yield dg.MaterializeResult(
+                asset_key=table,
+                metadata={
+                    **table_metadata(table, arrow[table], _descriptions(RAW_TABLES[table])),
+                    **fetch_meta,
+                },
+                check_results=[count_check] if table == primary else [],
+            )
+
+    return _fetch
+
+
+def _progress_logger(context: dg.AssetExecutionContext) -> Any:
+    last_logged: dict[str, int] = {}
+
+    def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
+        step = max(1, pages_total // 10)
+        if pages_done == pages_total or pages_done - last_logged.get(collection, 0) >= step:
+            last_logged[collection] = pages_done
+            context.log.info(
+                f"{collection}: {pages_done}/{pages_total} pages, {records} records"
+            )
+
+    return report
+
+
+RAW_ASSETS: list[dg.AssetsDefinition] = [build_collection_asset(c) for c in COLLECTION_TABLES]
+
+__all__ = ["RAW_ASSETS", "RAW_GROUP", "build_collection_asset"]

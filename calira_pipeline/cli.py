@@ -1,0 +1,161 @@
+"""`calira-pipeline`: demo, sandbox, auth login."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+
+from calira_pipeline.storage import DEFAULT_DATA_DIR, connect
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="materialise every asset against the built-in sandbox and print a summary",
+        description=(
+            "Runs every asset and check in one Dagster run against the in-process sandbox "
+            "(no credentials, no network) and prints what landed in the DuckDB file."
+        ),
+    )
+    demo.add_argument("--data-dir", default=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
+    demo.add_argument("--scale", default=os.environ.get("CALIRA_SANDBOX_SCALE") or "small",
+                      help="sandbox size: tiny, small, medium or large (default small)")
+    demo.add_argument("--seed", type=int, default=0, help="sandbox data seed")
+    demo.set_defaults(handler=_run_demo)
+
+
+def _add_sandbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from calira_pipeline.sandbox.server import add_arguments, run_from_args
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve the sandbox Calira API over real HTTP",
+        description="Serves the sandbox API (under /v1) and its OAuth endpoints on a local port.",
+    )
+    add_arguments(sandbox)
+    sandbox.set_defaults(handler=run_from_args)
+
+
+def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    auth = sub.add_parser("auth", help="OAuth helpers")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True)
+    login = auth_sub.add_parser(
+        "login",
+        help="authorise this app in a browser and store the first refresh token",
+        description=(
+            "Runs the OAuth authorization-code flow with a loopback redirect (for apps that "
+            "cannot use client credentials) and stores the refresh token in CALIRA_TOKEN_FILE. "
+            "Needs CALIRA_BASE_URL, CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET. Register "
+            "http://127.0.0.1:<port>/callback as the app's redirect URI."
+        ),
+    )
+    login.add_argument("--port", type=int, default=8976, help="loopback port for the redirect")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead")
+    login.set_defaults(handler=_run_login)
+
+
+def _run_login(args: argparse.Namespace) -> int:
+    from calira_pipeline.api import CaliraError
+    from calira_pipeline.api.login import authorization_code_login
+    from calira_pipeline.resources import CaliraApiResource
+
+    resource = CaliraApiResource(
+        base_url=os.environ.get("CALIRA_BASE_URL"),
+        token_url=os.environ.get("CALIRA_TOKEN_URL"),
+        client_id=os.environ.get("CALIRA_CLIENT_ID"),
+        client_secret=os.environ.get("CALIRA_CLIENT_SECRET"),
+        refresh_token="pending-login",
+        token_file=os.environ.get("CALIRA_TOKEN_FILE"),
+        data_dir=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR,
+    )
+    if not resource.base_url:
+        print("auth login needs CALIRA_BASE_URL (the sandbox needs no login)", file=sys.stderr)
+        return 2
+
+    def open_browser(url: str) -> None:
+        print(f"Open this URL to authorise calira_pipeline:\n  {url}", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+
+    try:
+        authorization_code_login(resource.settings(), open_browser=open_browser, port=args.port)
+    except CaliraError as exc:
+        print(f"auth login failed: {exc}", file=sys.stderr)
+        return 1
+    print("Stored the refresh token; runs will now rotate it automatically.")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+
+    data_dir = str(Path(args.data_dir).resolve())
+    print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        instance=instance,
+        resources={
+            "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=args.scale, sandbox_seed=args.seed),
+            "warehouse": WarehouseResource(data_dir=data_dir),
+        },
+        raise_on_error=False,
+    )
+    if not result.success:
+        print("The run failed; see the log above.", file=sys.stderr)
+        return 1
+    _print_summary(data_dir, result.run_id)
+    return 0
+
+
+def _print_summary(data_dir: str, run_id: str) -> None:
+    with connect(data_dir) as con:
+        tables = con.execute(
+            "select name, row_count from _calira_tables order by name"
+        ).fetchall()
+        print(f"\nRun {run_id} succeeded. Tables in {Path(data_dir) / 'calira.duckdb'}:")
+        for name, rows in tables:
+            print(f"  {name:<45} {rows:>10,} rows")
+        names = {n for n, _ in tables}
+        if "equipment_utilisation_monthly" in names:
+            print("\nBusiest instruments in the last month of data (calendar utilisation):")
+            for name, month, util in con.execute(
+                "select coalesce(e.name, u.equipment_id::varchar), u.month, u.utilisation "
+                "from equipment_utilisation_monthly u left join equipment e on e.id = u.equipment_id "
+                "where u.month = (select max(month) from equipment_utilisation_monthly) "
+                "order by u.utilisation desc limit 5"
+            ).fetchall():
+                print(f"  {name:<40} {month}  {util:6.1%}")
+    print(
+        "\nExplore: python -c \"import calira_pipeline as c; "
+        "print(c.connect().sql('select * from bookings limit 5'))\""
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calira-pipeline",
+        description="Calira (Clustermarket) bookings to Parquet and DuckDB, with Dagster.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    _add_sandbox(sub)
+    _add_auth(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code = args.handler(args)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

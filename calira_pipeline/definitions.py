@@ -1,0 +1,22 @@
+"""The code location: every asset, check, resource and schedule, from explicit lists."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from calira_pipeline.assets.raw import RAW_ASSETS
+from calira_pipeline.assets.raw_checks import RAW_CHECKS
+from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES, env_bound_fields
+
+ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [*RAW_CHECKS]
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
+    resources={
+        "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
+        "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+    },
+)

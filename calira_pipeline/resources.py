@@ -1,0 +1,94 @@
+"""Thin Dagster resources: configuration shells that hand out a client and the warehouse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+from pydantic import Field
+
+from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
+
+# The in-process sandbox answers on a host that can never resolve, so nothing leaves the process.
+SANDBOX_BASE_URL = "https://sandbox.calira.invalid/v1"
+SANDBOX_SOURCE = "sandbox"
+
+ProgressCallback = Callable[[str, int, int, int], None]
+
+
+@lru_cache(maxsize=4)
+def _sandbox(scale: str, seed: int) -> Sandbox:
+    # Every step process builds the same deterministic data, so steps agree without sharing memory.
+    return Sandbox(SandboxConfig(seed=seed, scale=scale))
+
+
+class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The Calira API when `base_url` is set (CALIRA_BASE_URL), else the built-in sandbox."""
+
+    base_url: str | None = Field(default=None, description="API base, e.g. https://api.clustermarket.com/v1")
+    token_url: str | None = Field(default=None, description="OAuth token URL (defaults from base_url).")
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    access_token: str | None = None
+    token_file: str | None = Field(default=None, description="Where rotated refresh tokens are kept.")
+    data_dir: str = DEFAULT_DATA_DIR
+    concurrency: int = Field(default=8, description="Maximum requests in flight.")
+    max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
+    sandbox_scale: str = "small"
+    sandbox_seed: int = 0
+
+    @property
+    def source(self) -> str:
+        """`sandbox`, or the host of the API being read."""
+        return urlsplit(self.base_url).netloc if self.base_url else SANDBOX_SOURCE
+
+    def settings(self) -> ClientSettings:
+        common = {
+            "concurrency": self.concurrency,
+            "max_rps": float(self.max_rps) if self.max_rps else None,
+        }
+        if not self.base_url:
+            return ClientSettings(
+                base_url=SANDBOX_BASE_URL,
+                client_id=SANDBOX_CLIENT_ID,
+                client_secret=SANDBOX_CLIENT_SECRET,
+                **common,
+            )
+        token_file = self.token_file or str(Path(self.data_dir) / ".calira-token.json")
+        return ClientSettings(
+            base_url=self.base_url,
+            token_url=self.token_url,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            refresh_token=self.refresh_token,
+            access_token=self.access_token,
+            token_file=token_file if self.refresh_token else self.token_file,
+            **common,
+        )
+
+    def client(
+        self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
+    ) -> CaliraClient:
+        transport = None if self.base_url else _sandbox(self.sandbox_scale, self.sandbox_seed).transport()
+        return CaliraClient(
+            self.settings(),
+            transport=transport,
+            logger=logger or logging.getLogger("calira_pipeline.api"),
+            on_progress=on_progress,
+        )
+
+
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The data directory (CALIRA_DATA_DIR): Parquet files and the DuckDB file."""
+
+    data_dir: str = DEFAULT_DATA_DIR
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.data_dir)

@@ -1,0 +1,35 @@
+"""Rows (as parsed by `calira_pipeline.api.records`) to typed Arrow tables, written by column name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from calira_pipeline.schema import TableSpec
+
+
+class SchemaMismatchError(ValueError):
+    """Rows do not fit the declared table schema; the message names the table and column."""
+
+
+def rows_to_arrow(spec: TableSpec, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build `spec`'s table from rows by column name, sorted by primary key (stable output)."""
+    columns: dict[str, list[Any]] = {name: [] for name in spec.column_names}
+    for row in rows:
+        for name, values in columns.items():
+            values.append(row.get(name))
+    arrays = []
+    for field in spec.arrow_schema:
+        try:
+            arrays.append(pa.array(columns[field.name], type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise SchemaMismatchError(
+                f"table {spec.name}: column {field.name} cannot hold the values parsed from the "
+                f"API as {field.type}: {exc}"
+            ) from exc
+    table = pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
+    if table.num_rows:
+        table = table.sort_by([(key, "ascending") for key in spec.primary_key])
+    return table

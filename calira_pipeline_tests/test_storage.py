@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from calira_pipeline import connect
+from calira_pipeline.schema import BOOKINGS, SCHEMA_VERSION
+from calira_pipeline.storage import SchemaMismatchError, StorageError, Warehouse, rows_to_arrow
+
+
+def _bookings(*ids: int) -> pa.Table:
+    rows = [
+        {
+            "id": i,
+            "start_time": datetime(2024, 1, 1, 9, tzinfo=UTC),
+            "end_time": datetime(2024, 1, 1, 11, tzinfo=UTC),
+            "cost": Decimal("150.00"),
+            "status": "Booked",
+        }
+        for i in ids
+    ]
+    return rows_to_arrow(BOOKINGS, rows)
+
+
+def test_rows_to_arrow_types_and_sorts_by_primary_key() -> None:
+    table = _bookings(3, 1, 2)
+    assert table.column("id").to_pylist() == [1, 2, 3]
+    assert table.schema.field("cost").type == pa.decimal128(18, 2)
+    assert table.schema.field("start_time").type == pa.timestamp("us", tz="UTC")
+    assert table.column("equipment_id").null_count == 3
+
+
+def test_rows_to_arrow_names_table_and_column_on_bad_value() -> None:
+    with pytest.raises(SchemaMismatchError, match="bookings: column cost"):
+        rows_to_arrow(BOOKINGS, [{"id": 1, "cost": "abc"}])
+
+
+def test_commit_publishes_typed_tables_readable_through_connect(tmp_path: Path) -> None:
+    Warehouse(tmp_path).commit({"bookings": _bookings(1, 2)})
+    with connect(tmp_path) as con:
+        types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                                 "where table_name = 'bookings'").fetchall())
+        assert types["id"] == "BIGINT"
+        assert types["cost"] == "DECIMAL(18,2)"
+        assert types["start_time"] == "TIMESTAMP WITH TIME ZONE"
+        assert con.execute("select sum(cost) from bookings").fetchone() == (Decimal("300.00"),)
+        assert con.execute("select current_setting('TimeZone')").fetchone() == ("UTC",)
+
+
+def test_reader_holding_the_file_open_sees_old_data_and_never_blocks(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _bookings(1)})
+    reader = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+    try:
+        warehouse.commit({"bookings": _bookings(1, 2, 3)})
+        assert reader.execute("select count(*) from bookings").fetchone() == (1,)
+    finally:
+        reader.close()
+    with connect(tmp_path) as con:
+        assert con.execute("select count(*) from bookings").fetchone() == (3,)
+
+
+def test_second_commit_keeps_other_tables(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _bookings(1)})
+    warehouse.commit({"other": pa.table({"x": [1, 2]})})
+    with connect(tmp_path) as con:
+        assert con.execute("select count(*) from bookings").fetchone() == (1,)
+        assert con.execute("select count(*) from other").fetchone() == (2,)
+
+
+def test_repair_reloads_parquet_that_duckdb_missed(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _bookings(1)})
+    # A run killed between the Parquet rename and the DuckDB rename leaves exactly this state.
+    newer = Warehouse(tmp_path / "elsewhere")
+    newer.commit({"bookings": _bookings(1, 2)})
+    os.replace(newer.parquet_path("bookings"), warehouse.parquet_path("bookings"))
+    assert warehouse.repair() == ["bookings"]
+    assert warehouse.repair() == []
+    with connect(tmp_path) as con:
+        assert con.execute("select count(*) from bookings").fetchone() == (2,)
+
+
+def test_orphaned_temp_files_are_removed_by_the_next_writer(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _bookings(1)})
+    orphan = warehouse.parquet_dir / ".tmp-bookings-dead.parquet"
+    orphan.write_bytes(b"half a file")
+    warehouse.commit({"bookings": _bookings(1)})
+    assert not orphan.exists()
+
+
+def test_newer_schema_version_is_refused_and_data_kept(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _bookings(1)})
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute("update _calira_schema set version = ?", [SCHEMA_VERSION + 1])
+    with pytest.raises(StorageError, match="newer calira_pipeline"):
+        warehouse.commit({"bookings": _bookings(1, 2)})
+    assert warehouse.read_table("bookings").num_rows == 1
+
+
+def test_unwritable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match="set CALIRA_DATA_DIR"):
+        Warehouse(blocker / "data").commit({"bookings": _bookings(1)})
+
+
+def test_connect_without_data_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="make demo"):
+        connect(tmp_path)

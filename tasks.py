@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Set-up and everyday commands using nothing but Python 3.11+ and pip.
+
+    python3 tasks.py demo    # create .venv, install, run the pipeline against the built-in sandbox
+    python3 tasks.py test    # create .venv, install with dev tools, run lint, types and the tests
+    python3 tasks.py dev     # the Dagster UI on http://localhost:3000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("CALIRA_VENV") or ROOT / ".venv")
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+    if code:
+        sys.exit(code)
+
+
+def ensure_venv(extras: str = "") -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"calira_pipeline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / ".calira-installed"
+    installed = stamp.read_text().split() if stamp.exists() else []
+    if wanted not in installed:
+        _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+        stamp.write_text("\n".join([*installed, wanted]))
+
+
+def demo(args: list[str]) -> None:
+    ensure_venv()
+    _run(BIN / "calira-pipeline", "demo", *args)
+
+
+def test(args: list[str]) -> None:
+    ensure_venv("[dev]")
+    _run(BIN / "ruff", "check", "calira_pipeline", "calira_pipeline_tests", "benchmarks", "tasks.py")
+    _run(BIN / "mypy")
+    # pytest exits non-zero when it collects no tests, so an empty suite can never pass.
+    _run(BIN / "python", "-m", "pytest", "-n", "2", *args)
+
+
+def dev(args: list[str]) -> None:
+    ensure_venv()
+    env = dict(os.environ)
+    home = ROOT / ".dagster_home"
+    home.mkdir(exist_ok=True)
+    env.setdefault("DAGSTER_HOME", str(home))
+    _run(BIN / "dagster", "dev", "-w", "workspace.yaml", *args, env=env)
+
+
+COMMANDS = {"demo": demo, "test": test, "dev": dev}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    COMMANDS[sys.argv[1]](sys.argv[2:])
