@@ -51,6 +51,8 @@ class Scale:
             raise ValueError("a Scale needs at least one lab")
         if self.empty_labs >= self.lab_count and (self.instruments or self.bookings):
             raise ValueError("every lab is empty but instruments/bookings were requested")
+        if self.users_per_lab < 1:
+            raise ValueError("every lab needs at least one user (bookings need requesters)")
         if self.bookings and not self.instruments:
             raise ValueError("bookings need at least one instrument")
 

@@ -67,33 +67,36 @@ def _add_labs(world: World, scale: Scale) -> None:
     for o in range(scale.organisations):
         oname, sector = names.ORGANISATIONS[o % len(names.ORGANISATIONS)]
         org = _account(ORG_ID0 + o, oname if o < 6 else f"{oname} {o}", "organisation", sector, "")
+        org["labs"], org["departments"] = [], []
         orgs.append(org)
         lab_specs += [(org, None, sector, o)] * scale.labs_per_org
         for d in range(scale.departments_per_org):
             dname = names.DEPARTMENTS[(o + d) % len(names.DEPARTMENTS)]
             dept = _account(DEPT_ID0 + len(depts), dname, "department", sector, "")
-            dept["organisation"] = ref(org)
+            dept["organisation"], dept["labs"] = ref(org), []
             depts.append(dept)
             lab_specs += [(org, dept, sector, o)] * scale.labs_per_department
     for i in range(scale.independent_labs):
         lab_specs.append((None, None, ("industry", "academia")[i % 2], scale.organisations + i))
-    for i, (org, dept, sector, peer) in enumerate(lab_specs):
+    for i, (lab_org, lab_dept, sector, peer) in enumerate(lab_specs):
         zone, city, country, own_currency = names.SITES[i % len(names.SITES)]
         acct = _account(LAB_ID0 + i, _lab_name(i), "lab", sector, zone)
-        acct["department"] = ref(dept) if dept else None
-        acct["organisation"] = ref(org) if org else None
+        acct["department"] = ref(lab_dept) if lab_dept else None
+        acct["organisation"] = ref(lab_org) if lab_org else None
         pool = names.ORG_CURRENCIES[peer % len(names.ORG_CURRENCIES)]
-        currency = pool[i % len(pool)] if org else own_currency
-        lab = Lab(i, acct, zone, city, country, currency, sector, ref(org or acct), peer)
+        currency = pool[i % len(pool)] if lab_org else own_currency
+        lab = Lab(i, acct, zone, city, country, currency, sector, ref(lab_org or acct), peer)
         world.labs.append(lab)
         world.labs_under[acct["id"]] = [acct["id"]]
-        for parent in (org, dept):
+        for parent in (lab_org, lab_dept):
             if parent is not None:
                 parent.setdefault("labs", []).append(ref(acct))
                 world.labs_under.setdefault(parent["id"], []).append(acct["id"])
                 parent["timezone"] = parent["timezone"] or zone
     for org in orgs:
         org["departments"] = [ref(d) for d in depts if d["organisation"]["id"] == org["id"]]
+    for parent in orgs + depts:
+        parent["timezone"] = parent["timezone"] or names.SITES[0][0]  # an account with no labs
     world.accounts = orgs + depts + [lab.account for lab in world.labs]
 
 
@@ -134,6 +137,10 @@ def _add_equipment(world: World, scale: Scale, rng: random.Random) -> None:
                 tops.append(item)
 
 
+def _room(rng: random.Random) -> str:
+    return f"{rng.choice('ABCG')}{rng.randint(1, 4)}.{rng.randint(1, 40):02d}"
+
+
 def _equipment(world: World, lab: Lab, parent: JSON | None, rng: random.Random) -> JSON:
     eid = EQUIPMENT_ID0 + len(world.equipment)
     cat, sub, stem, maker, model = names.INSTRUMENTS[rng.randrange(len(names.INSTRUMENTS))]
@@ -147,7 +154,7 @@ def _equipment(world: World, lab: Lab, parent: JSON | None, rng: random.Random) 
     sub_id = SUBCAT_ID0 + [s[1] for s in names.INSTRUMENTS].index(sub)
     item: JSON = {
         "id": eid, "name": stem,
-        "room": "" if rng.random() < 0.15 else f"{rng.choice('ABCG')}{rng.randint(1, 4)}.{rng.randint(1, 40):02d}",
+        "room": "" if rng.random() < 0.15 else _room(rng),
         "manufacturer": maker, "model": model, "city": lab.city, "country": lab.country,
         "currency": lab.currency,
         "charging_type": "Per Day" if rng.random() < 0.15 else "Per Hour",

@@ -1,0 +1,3 @@
+from calira_pipeline.sandbox.server import main
+
+main()
