@@ -120,7 +120,9 @@ class ClientSettings:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         check_url_is_safe(self.base_url, "base_url (CALIRA_BASE_URL)", self.allow_insecure_http)
         if self.token_url is not None:
-            check_url_is_safe(self.token_url, "token_url (CALIRA_TOKEN_URL)", self.allow_insecure_http)
+            check_url_is_safe(
+                self.token_url, "token_url (CALIRA_TOKEN_URL)", self.allow_insecure_http
+            )
         if self.concurrency < 1 or not 1 <= self.per_page <= 100 or self.max_pages < 1:
             raise ConfigError("concurrency and max_pages must be >= 1 and per_page within 1..100.")
         if self.timeout_s <= 0 or self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
@@ -129,7 +131,9 @@ class ClientSettings:
             raise ConfigError("max_rps must be > 0 (or None for no client-side limit).")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ClientSettings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> ClientSettings:
         """Build settings from ``CALIRA_*`` variables (blank values count as unset)."""
         env = os.environ if environ is None else environ
 

@@ -1,6 +1,8 @@
-"""Raw layer: one asset per API collection table, written as Parquet and a DuckDB table."""
+"""Raw layer: one asset per API collection table, written as Parquet and a DuckDB table.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
+"""
+
 
 from collections.abc import Iterator
 from typing import Any
@@ -42,7 +44,7 @@ def _count_check(result: CollectionResult, table: str, loaded: int) -> dg.AssetC
     expected = result.api_total
     # Records deleted between listing and detail fetch are reported as warnings by the client;
     # records created during the walk may appear on top of the walk-start total.
-    passed = expected is None or loaded >= expected - result.stats.deleted_during_walk
+    passed = expected is None or loaded >= expected - result.stats.deleted_during_fetch
     return dg.AssetCheckResult(
         asset_key=table,
         check_name=COUNT_CHECK,

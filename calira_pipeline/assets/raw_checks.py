@@ -1,6 +1,5 @@
 """Asset checks on the raw tables: each is a SQL query counting the rows that break a rule."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

@@ -1,0 +1,253 @@
+"""Which endpoints make up each collection, when details are needed, and turning them into rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..schema import COLLECTION_TABLES
+from .errors import ApiError
+from .fields import Where
+from .http import describe, run_all
+from .pagination import ListWalker
+from .records import (
+    parse_account,
+    parse_booking,
+    parse_current_user,
+    parse_equipment,
+    parse_group,
+    parse_project,
+)
+from .results import FetchStats, UnknownFields
+from .session import ApiSession
+
+ProgressCallback = Callable[[str, int, int, int], None]
+
+# List items lacking any of these (by key, any alias) are completed from their details endpoint:
+# the slim 0.1.3 booking list has no cost/currency/labs/requester, slim equipment lists no
+# parent/serial number, group items no equipment, project items no funding codes or users.
+DETAIL_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "bookings": (("cost",), ("currency",), ("provider_lab",), ("requester_lab",), ("requester",)),
+    "equipment": (("parent_id", "parent"), ("serial_number",), ("manufacturing_year",)),
+    "groups": (("equipment",),),
+    "projects": (("funding_codes",), ("selected_users",)),
+}
+KIND = {
+    "accounts": "account",
+    "equipment": "equipment",
+    "bookings": "booking",
+    "projects": "project",
+    "groups": "group",
+    "current_user": "user",
+}
+
+
+def needs_detail(collection: str, record: dict[str, Any]) -> bool:
+    return any(
+        not any(key in record for key in aliases) for aliases in DETAIL_NEEDS.get(collection, ())
+    )
+
+
+@dataclass
+class Listed:
+    record: dict[str, Any]
+    where: str  # "GET /v1/bookings page 3" or "GET /v1/bookings/12"
+    scope_id: int | None  # the account/lab the list was scoped to
+
+
+@dataclass
+class ListSpec:
+    path: str
+    params: dict[str, Any]
+    scope_id: int | None
+    detail_prefix: str  # details live at f"{detail_prefix}/{id}"
+
+
+class CollectionFetcher:
+    """Fetches one collection through an ``ApiSession`` and parses it into table rows."""
+
+    def __init__(
+        self,
+        session: ApiSession,
+        *,
+        per_page: int,
+        max_pages: int,
+        stats: FetchStats,
+        logger: logging.Logger,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.session = session
+        self.per_page = per_page
+        self.max_pages = max_pages
+        self.stats = stats
+        self.logger = logger
+        self.on_progress = on_progress
+        self.unknown = UnknownFields()
+        self.warnings: list[str] = []
+        self._progress: dict[int, tuple[int, int, int]] = {}
+        self._api_path = httpx.URL(session.base_url).path.rstrip("/")
+
+    async def fetch(
+        self, collection: str, account_ids: Sequence[int] | None
+    ) -> tuple[dict[str, list[dict[str, Any]]], int | None]:
+        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in COLLECTION_TABLES[collection]}
+        if collection == "current_user":
+            await self._current_user(rows)
+            return rows, None
+        specs = await self._list_specs(collection, account_ids)
+        listed, api_total = await self._walk_all(collection, specs)
+        if collection in DETAIL_NEEDS:
+            listed = await self._complete(collection, listed, specs)
+        for item in listed:
+            self._parse_into(collection, item, rows)
+        return rows, api_total
+
+    async def _list_specs(
+        self, collection: str, account_ids: Sequence[int] | None
+    ) -> list[ListSpec]:
+        if collection == "accounts":
+            return [ListSpec("/accounts", {}, None, "/accounts")]
+        if collection == "bookings":
+            if account_ids is None:
+                return [ListSpec("/bookings", {}, None, "/bookings")]
+            return [
+                ListSpec("/bookings", {"provider_account": a}, a, "/bookings") for a in account_ids
+            ]
+        ids = (
+            list(account_ids)
+            if account_ids is not None
+            else await self._account_ids(labs_only=collection != "projects")
+        )
+        if collection == "projects":
+            return [
+                ListSpec(f"/accounts/{a}/projects", {}, a, f"/accounts/{a}/projects") for a in ids
+            ]
+        path = "/equipment" if collection == "equipment" else "/groups"
+        return [ListSpec(path, {"account": a}, a, path) for a in ids]
+
+    async def _account_ids(self, *, labs_only: bool) -> list[int]:
+        walker = ListWalker(
+            self.session, "/accounts", {}, self.per_page, self.max_pages, self.stats
+        )
+        result = await walker.walk()
+        ids = []
+        for _, account in result.items:
+            kind = str(account.get("account_type") or "lab").lower()
+            if not labs_only or kind == "lab":
+                ids.append(int(account["id"]))
+        return ids
+
+    async def _walk_all(self, collection: str, specs: list[ListSpec]) -> tuple[list[Listed], int]:
+        async def walk(index: int, spec: ListSpec) -> tuple[list[Listed], int]:
+            def progress(done: int, total: int, records: int) -> None:
+                self._report(collection, index, (done, total, records))
+
+            walker = ListWalker(
+                self.session,
+                spec.path,
+                spec.params,
+                self.per_page,
+                self.max_pages,
+                self.stats,
+                on_page=progress,
+            )
+            result = await walker.walk()
+            where = f"GET {self._api_path}{spec.path}"
+            return [
+                Listed(rec, f"{where} page {page}", spec.scope_id) for page, rec in result.items
+            ], result.api_total
+
+        walks = await run_all(walk(i, spec) for i, spec in enumerate(specs))
+        listed: list[Listed] = []
+        seen: set[int] = set()
+        for items, _ in walks:
+            for item in items:
+                record_id = int(item.record["id"])
+                if record_id in seen:  # the same record under two lists (e.g. two labs)
+                    self.stats.duplicates_dropped += 1
+                    continue
+                seen.add(record_id)
+                listed.append(item)
+        return listed, sum(total for _, total in walks)
+
+    def _report(self, collection: str, index: int, progress: tuple[int, int, int]) -> None:
+        self._progress[index] = progress
+        if self.on_progress is not None:
+            done, total, records = (sum(p[i] for p in self._progress.values()) for i in range(3))
+            self.on_progress(collection, done, total, records)
+
+    async def _complete(
+        self, collection: str, listed: list[Listed], specs: list[ListSpec]
+    ) -> list[Listed]:
+        """Merge details into list items that lack needed fields; drop records deleted since."""
+        detail_prefixes = {spec.scope_id: spec.detail_prefix for spec in specs}
+
+        async def complete(item: Listed) -> Listed | None:
+            if not needs_detail(collection, item.record):
+                return item
+            record_id = int(item.record["id"])
+            path = f"{detail_prefixes[item.scope_id]}/{record_id}"
+            response = await self.session.get(path, allow=(404,))
+            self.stats.detail_requests += 1
+            if response.status_code == 404:
+                self.stats.deleted_during_fetch += 1
+                self.warnings.append(
+                    f"{KIND[collection]} {record_id} was listed by {item.where} but "
+                    f"{describe(response.request)} is 404: deleted during the fetch, dropped."
+                )
+                return None
+            detail = self.session.json_body(describe(response.request), response)
+            if not isinstance(detail, dict):
+                raise ApiError(
+                    f"{describe(response.request)} returned a JSON "
+                    f"{type(detail).__name__}, not an object."
+                )
+            # Project details carry no id; the list item's id (and any field only the list has,
+            # e.g. sub_category on equipment) survives the merge.
+            merged = {**item.record, **detail, "id": item.record["id"]}
+            return Listed(merged, describe(response.request), item.scope_id)
+
+        completed = await run_all(complete(item) for item in listed)
+        return [item for item in completed if item is not None]
+
+    def _parse_into(
+        self, collection: str, item: Listed, rows: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        where = Where(item.where, KIND[collection], item.record.get("id"))
+        record = item.record
+        if collection == "accounts":
+            rows["accounts"].append(parse_account(record, where, self.unknown))
+        elif collection == "equipment":
+            rows["equipment"].append(parse_equipment(record, where, self.unknown, item.scope_id))
+        elif collection == "bookings":
+            rows["bookings"].append(parse_booking(record, where, self.unknown))
+        elif collection == "groups":
+            group, members = parse_group(record, where, self.unknown, item.scope_id)
+            rows["groups"].append(group)
+            rows["group_equipment"].extend(members)
+        elif collection == "projects":
+            assert item.scope_id is not None
+            project, codes, users = parse_project(record, where, self.unknown, item.scope_id)
+            rows["projects"].append(project)
+            rows["project_funding_codes"].extend(codes)
+            rows["project_users"].extend(users)
+
+    async def _current_user(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        response = await self.session.get("/me", allow=(404,))
+        if response.status_code == 404:  # client-credentials tokens have no resource owner
+            self.warnings.append(
+                "GET /me is 404 (no user behind a client-credentials token); current_user is empty."
+            )
+            return
+        body = self.session.json_body(describe(response.request), response)
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{describe(response.request)} returned a JSON "
+                f"{type(body).__name__}, not an object."
+            )
+        where = Where(describe(response.request), "user", body.get("id"))
+        rows["current_user"].append(parse_current_user(body, where, self.unknown))

@@ -1,0 +1,139 @@
+"""Lenient coercion of single API values into table-ready Python values.
+
+Every helper takes a ``Where`` so a bad value becomes a RecordError naming the endpoint, the record
+and the fix instead of a bare ValueError deep inside a pipeline run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import RecordError
+
+_CENTS = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Where:
+    endpoint: str  # e.g. "GET /v1/bookings page 3"
+    kind: str  # e.g. "booking"
+    record_id: object
+
+    def error(self, field: str, value: object, expected: str) -> RecordError:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:80] + "…"
+        return RecordError(
+            f"{self.endpoint}: {self.kind} {self.record_id} has {field} {shown}, not {expected}; "
+            "the API sent something the parser does not understand — check the record in Calira "
+            "and report the payload so the parser can learn this shape."
+        )
+
+
+def raw_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def coerce_id(value: object) -> int | None:
+    """``7`` or ``"7"`` -> 7; anything else (None, "", "x", True, 7.5) -> None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def opt_int(value: object, field: str, where: Where) -> int | None:
+    if value is None or value == "":
+        return None
+    result = coerce_id(value)
+    if result is None:
+        raise where.error(field, value, "an integer")
+    return result
+
+
+def opt_text(value: object, field: str, where: Where) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | Decimal):
+        return str(value)
+    raise where.error(field, value, "a text value")
+
+
+def opt_timestamp(value: object, field: str, where: Where) -> dt.datetime | None:
+    """ISO-8601 with ``Z`` or an offset (lab-local in the live API) -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise where.error(field, value, "an ISO-8601 timestamp")
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise where.error(field, value, "an ISO-8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise where.error(field, value, "a timestamp with a UTC offset (it has none)")
+    return parsed.astimezone(dt.UTC)
+
+
+def opt_date(value: object, field: str, where: Where) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise where.error(field, value, "an ISO date (YYYY-MM-DD)")
+
+
+def opt_money(value: object, field: str, where: Where) -> Decimal | None:
+    """Decimal strings (``"150.00"``) or numbers -> Decimal, 2 places when that is exact."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise where.error(field, value, "a decimal amount")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise where.error(field, value, "a decimal amount") from None
+    if not amount.is_finite():
+        raise where.error(field, value, "a finite decimal amount")
+    quantized = amount.quantize(_CENTS)
+    return quantized if quantized == amount else amount
+
+
+def sub(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """A nested ``{id, name}``-style object, or ``{}`` when absent/null/not an object."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def ref(record: dict[str, Any], key: str, prefix: str, where: Where) -> dict[str, Any]:
+    """``{"lab": {"id": 3, "name": "X"}}`` -> ``{"lab_id": 3, "lab_name": "X"}``."""
+    value = record.get(key)
+    if isinstance(value, dict):
+        return {
+            f"{prefix}_id": opt_int(value.get("id"), f"{key}.id", where),
+            f"{prefix}_name": opt_text(value.get("name"), f"{key}.name", where),
+        }
+    if value is None or value == "":
+        return {f"{prefix}_id": None, f"{prefix}_name": None}
+    return {f"{prefix}_id": opt_int(value, key, where), f"{prefix}_name": None}
+
+
+def first_present(record: dict[str, Any], *keys: str) -> tuple[str, object]:
+    """The first alias that is present and non-null, e.g. ``model`` then ``model_number``."""
+    for key in keys:
+        if record.get(key) not in (None, ""):
+            return key, record[key]
+    return keys[0], None

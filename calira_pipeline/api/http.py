@@ -1,0 +1,171 @@
+"""Sending one request reliably: timeouts, bounded retries, pacing and a concurrency bound."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+import httpx
+
+from .errors import ApiError, redact
+from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
+from .results import FetchStats
+
+T = TypeVar("T")
+
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 60.0
+
+
+def describe(request: httpx.Request) -> str:
+    """``GET /v1/bookings?page=3`` — method plus path with query, never headers."""
+    return f"{request.method} {request.url.raw_path.decode('ascii', 'replace')}"
+
+
+def body_excerpt(response: httpx.Response, secrets: list[str], limit: int = 200) -> str:
+    text = response.content[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return redact(text, secrets) or "(empty body)"
+
+
+def parse_retry_after(response: httpx.Response, wall_now: Callable[[], float]) -> float | None:
+    """Seconds to wait per ``Retry-After`` (delta or HTTP date); None when absent/0/garbage."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        seconds = float(int(value))
+        return seconds if seconds > 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    # Measure against the server's own Date header when present, so clock skew cancels out.
+    base = wall_now()
+    date_header = response.headers.get("Date")
+    if date_header:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            base = email.utils.parsedate_to_datetime(date_header).timestamp()
+    seconds = when.timestamp() - base
+    return seconds if seconds > 0 else None
+
+
+class RetryingSender:
+    """Sends requests through a shared client with retries on 429, 5xx, timeouts and resets."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        concurrency: int,
+        max_retry_wait_s: float,
+        limiter: AdaptiveRateLimiter,
+        stats: FetchStats,
+        sleep: Sleep,
+        clock: Clock,
+        wall_clock: Callable[[], float],
+        rng: random.Random,
+        logger: logging.Logger,
+        secrets: list[str],
+    ) -> None:
+        self.client = client
+        self.limiter = limiter
+        self.stats = stats
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.max_retry_wait_s = max_retry_wait_s
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng
+        self._logger = logger
+        self._secrets = secrets
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2.0**attempt)
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response | str:
+        """The response, or the retry cause of a transport failure."""
+        async with self.semaphore:
+            await self.limiter.acquire()
+            self.stats.requests += 1
+            try:
+                response = await self.client.send(request)
+            except httpx.TimeoutException:
+                return "timeout"
+            except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError):
+                return "connect"
+            except httpx.HTTPError as exc:
+                raise ApiError(
+                    f"{describe(request)} could not be sent ({type(exc).__name__}); check "
+                    "CALIRA_BASE_URL / CALIRA_TOKEN_URL."
+                ) from None
+        self.stats.bytes_received += len(response.content)
+        return response
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Return the first response that is neither 429 nor 5xx (any other status included)."""
+        waited = 0.0
+        attempt = 0
+        while True:
+            outcome = await self._send_once(request)
+            delay: float | None = None
+            if isinstance(outcome, str):
+                cause, detail = outcome, f"{outcome} error"
+            elif outcome.status_code == 429:
+                cause, detail = "429", "HTTP 429"
+                self.stats.rate_limited += 1
+                delay = parse_retry_after(outcome, self._wall_clock)
+                self.limiter.on_rate_limited(delay)
+            elif outcome.status_code >= 500:
+                cause, detail = "5xx", f"HTTP {outcome.status_code}"
+            else:
+                self.limiter.on_success()
+                return outcome
+            delay = delay if delay is not None else self._backoff(attempt)
+            if waited + delay > self.max_retry_wait_s:
+                raise self._exhausted(request, outcome, detail, waited)
+            self.stats.retries_by_cause[cause] += 1
+            self._logger.info(
+                "calira: %s got %s; retry %d in %.2fs",
+                describe(request),
+                detail,
+                attempt + 1,
+                delay,
+            )
+            await self._sleep(delay)
+            waited += delay
+            attempt += 1
+
+    def _exhausted(
+        self, request: httpx.Request, outcome: httpx.Response | str, detail: str, waited: float
+    ) -> ApiError:
+        status = None if isinstance(outcome, str) else outcome.status_code
+        excerpt = "" if isinstance(outcome, str) else f": {body_excerpt(outcome, self._secrets)}"
+        return ApiError(
+            f"{describe(request)} still failing with {detail}{excerpt} after {waited:.0f}s of "
+            f"retries (max_retry_wait_s={self.max_retry_wait_s:g}). The API is down or limiting "
+            "us; try again later, lower concurrency/max_rps, or raise max_retry_wait_s.",
+            status=status,
+        )
+
+
+async def run_all(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Run concurrently (the sender's semaphore bounds real I/O); cancel the rest on failure."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

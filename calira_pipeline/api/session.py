@@ -1,0 +1,138 @@
+"""Authenticated GETs that return JSON, mapping HTTP failures to the client's exceptions."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+
+from .auth import TokenProvider
+from .errors import ApiError, AuthError, MissingScopeError
+from .http import RetryingSender, body_excerpt, describe
+from .results import FetchStats
+
+# Which collections (and so which assets) each OAuth scope feeds.
+SCOPE_COLLECTIONS: dict[str, tuple[str, ...]] = {
+    "read_accounts": ("accounts", "groups", "equipment", "projects"),
+    "read_equipment": ("equipment",),
+    "read_bookings": ("bookings",),
+    "read_projects": ("projects",),
+    "read_user": ("current_user",),
+}
+_SCOPE_RE = re.compile(r"\bread_[a-z_]+\b")
+
+
+def scope_for_path(path: str) -> str:
+    if "/projects" in path:
+        return "read_projects"
+    for prefix, scope in (
+        ("/accounts", "read_accounts"),
+        ("/groups", "read_accounts"),
+        ("/equipment", "read_equipment"),
+        ("/bookings", "read_bookings"),
+        ("/me", "read_user"),
+    ):
+        if path.startswith(prefix):
+            return scope
+    return "unknown"
+
+
+class ApiSession:
+    """One fetch's view of the API: base URL, auth, retries, error mapping."""
+
+    def __init__(
+        self,
+        base_url: str,
+        sender: RetryingSender,
+        provider: TokenProvider,
+        stats: FetchStats,
+        secrets: list[str],
+        collection: str,
+    ) -> None:
+        self.base_url = base_url
+        self.sender = sender
+        self.provider = provider
+        self.stats = stats
+        self.secrets = secrets
+        self.collection = collection
+
+    def _request(self, path: str, params: dict[str, Any] | None, token: str) -> httpx.Request:
+        return self.sender.client.build_request(
+            "GET",
+            self.base_url + path,
+            params=params,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
+
+    async def get(
+        self, path: str, params: dict[str, Any] | None = None, *, allow: tuple[int, ...] = ()
+    ) -> httpx.Response:
+        """GET with one token refresh on 401; statuses in ``allow`` are returned, not raised."""
+        token = await self.provider.access_token()
+        request = self._request(path, params, token)
+        response = await self.sender.send(request)
+        if response.status_code == 401:
+            self.stats.retries_by_cause["401-refresh"] += 1
+            token = await self.provider.renew_after_401(token)
+            request = self._request(path, params, token)
+            response = await self.sender.send(request)
+            if response.status_code == 401:
+                raise AuthError(
+                    f"{describe(request)} was refused with HTTP 401 even with a freshly renewed "
+                    "token. The app's authorisation was probably revoked or the lab removed; "
+                    "re-authorise the app (authorization-code login) and check the credentials."
+                )
+        if response.status_code in allow or response.status_code < 400:
+            return response
+        if response.status_code == 403:
+            raise self._forbidden(request, response)
+        raise ApiError(
+            f"{describe(request)} failed with HTTP {response.status_code}: "
+            f"{body_excerpt(response, self.secrets)}. {_advice(response.status_code)}",
+            status=response.status_code,
+        )
+
+    def _forbidden(self, request: httpx.Request, response: httpx.Response) -> Exception:
+        text = response.content[:4000].decode("utf-8", "replace")
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if "insufficient_scope" not in (text + challenge).lower().replace(" ", "_"):
+            return ApiError(
+                f"{describe(request)} failed with HTTP 403: {body_excerpt(response, self.secrets)}"
+                ". The app is not approved for this lab/account; ask a lab admin to authorise it "
+                "(labs added later need re-authorisation).",
+                status=403,
+            )
+        path = request.url.path.removeprefix(httpx.URL(self.base_url).path)
+        found = _SCOPE_RE.search(challenge) or _SCOPE_RE.search(text)
+        scope = found.group(0) if found else scope_for_path(path)
+        blocked = set(SCOPE_COLLECTIONS.get(scope, ())) | {self.collection}
+        return MissingScopeError(scope, describe(request), sorted(blocked))
+
+    def json_body(self, request_desc: str, response: httpx.Response) -> Any:
+        """Decode strictly: an HTML error page or a truncated body is an error, not data."""
+        try:
+            return json.loads(response.content.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "is not UTF-8"
+        except ValueError:
+            problem = "is not valid JSON (truncated or an HTML error page?)"
+        raise ApiError(
+            f"{request_desc} answered HTTP {response.status_code} but the body {problem}: "
+            f"{body_excerpt(response, self.secrets)}. A proxy or gateway may be interfering; "
+            "retry later and check CALIRA_BASE_URL.",
+            status=response.status_code,
+        )
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = await self.get(path, params)
+        return self.json_body(describe(response.request), response)
+
+
+def _advice(status: int) -> str:
+    if status == 404:
+        return "Check CALIRA_BASE_URL (it should end in /v1) and that the id still exists."
+    if status == 400:
+        return "The request was rejected as malformed; this is a client bug — please report it."
+    return "This status is not retried; check the request and the app's permissions."

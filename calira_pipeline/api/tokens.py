@@ -1,0 +1,143 @@
+"""OAuth token sets and the token file that survives process restarts.
+
+Calira (Doorkeeper) rotates refresh tokens: the old one dies the moment it is used. Losing the
+new one locks the integration out until a human re-authorises, so writes are atomic, private
+(0600) and serialised across processes with ``flock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthError, ConfigError
+from .settings import Secret
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: Secret
+    refresh_token: Secret | None
+    expires_at: float | None  # wall-clock epoch seconds; None = no expiry given
+    scope: str | None = None
+
+    @classmethod
+    def from_response(cls, payload: Mapping[str, Any], now_wall: float) -> TokenSet:
+        access = payload.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise AuthError("The token endpoint answered without an access_token.")
+        expires_in = payload.get("expires_in")
+        expires_at: float | None = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            # Doorkeeper also sends created_at (server clock); our own clock is the safer base
+            # because a fast server clock would otherwise make fresh tokens look expired.
+            expires_at = now_wall + float(expires_in)
+        refresh = payload.get("refresh_token")
+        scope = payload.get("scope")
+        return cls(
+            access_token=Secret(access),
+            refresh_token=Secret(refresh) if isinstance(refresh, str) and refresh else None,
+            expires_at=expires_at,
+            scope=scope if isinstance(scope, str) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token.reveal(),
+            "refresh_token": self.refresh_token.reveal() if self.refresh_token else None,
+            "expires_at": self.expires_at,
+            "scope": self.scope,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenSet:
+        access = data.get("access_token") or ""
+        refresh = data.get("refresh_token")
+        expires_at = data.get("expires_at")
+        return cls(
+            access_token=Secret(str(access)),
+            refresh_token=Secret(str(refresh)) if refresh else None,
+            expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+            scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
+        )
+
+    def expires_within(self, margin_s: float, now_wall: float | None = None) -> bool:
+        if not self.access_token.reveal():
+            return True
+        if self.expires_at is None:
+            return False
+        now = time.time() if now_wall is None else now_wall
+        return self.expires_at - margin_s <= now
+
+
+class TokenFileStore:
+    """A JSON token file plus a sibling ``.lock`` file for cross-process exclusion."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def load(self) -> TokenSet | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Token file {self.path} is not valid JSON; delete it and log in again."
+            ) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"Token file {self.path} is not a JSON object; log in again.")
+        return TokenSet.from_json(data)
+
+    def save(self, tokens: TokenSet) -> None:
+        """Write atomically: temp file in the same directory, fsync, then ``os.replace``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(tokens.to_json(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def acquire_lock(self) -> int:
+        """Block until this process holds an exclusive ``flock``; returns the fd to release."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def release_lock(fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        fd = self.acquire_lock()
+        try:
+            yield
+        finally:
+            self.release_lock(fd)

@@ -1,0 +1,135 @@
+"""Data checks on a built mart (the lead wires them as Dagster asset checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import duckdb
+
+from calira_pipeline.marts.build import drop_scratch, load_sql, prepare_session
+from calira_pipeline.marts.settings import MartSettings
+from calira_pipeline.marts.specs import MART_SPECS, MartSpec
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_name: str
+    passed: bool
+    failing_rows: int
+    description: str
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True)
+class _SqlCheck:
+    name: str
+    sql_file: str
+    description: str
+    severity: Severity = "error"
+
+
+_RECONCILE_HOURS = _SqlCheck(
+    "booked_hours_sum_reconciles_with_raw",
+    "check_booked_hours_reconcile.sql",
+    "Per instrument, booked_hours_sum over all periods equals the counted use bookings' "
+    "durations in raw bookings (failing rows = instruments off by more than the tolerance).",
+)
+_RECONCILE_COST = _SqlCheck(
+    "cost_reconciles_with_raw",
+    "check_cost_reconcile.sql",
+    "Per currency, booking count and exact total cost equal raw bookings "
+    "(failing rows = currencies that differ).",
+)
+_SINGLE_CURRENCY = _SqlCheck(
+    "single_known_currency_per_row",
+    "check_single_currency.sql",
+    "No row carries cost without a currency, so no row can mix currencies.",
+)
+_UNKNOWN_STATUS = _SqlCheck(
+    "no_unknown_statuses",
+    "check_unknown_statuses.sql",
+    "Every raw booking status is counted, tentative or excluded in MartSettings "
+    "(failing rows = bookings with an unknown status; they are not counted).",
+    "warning",
+)
+
+_SQL_CHECKS: dict[str, tuple[_SqlCheck, ...]] = {
+    "equipment_utilisation_daily": (_RECONCILE_HOURS,),
+    "equipment_utilisation_monthly": (_RECONCILE_HOURS,),
+    "booking_cost_monthly": (_RECONCILE_COST, _SINGLE_CURRENCY, _UNKNOWN_STATUS),
+    "booking_cost_by_requester_group_monthly": (_RECONCILE_COST, _SINGLE_CURRENCY),
+    "booking_quality_issues": (_UNKNOWN_STATUS,),
+}
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _generic_checks(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
+) -> list[CheckResult]:
+    # Identifiers come from MART_SPECS (code, not user input); the tolerance is bound.
+    results: list[CheckResult] = []
+    if spec.grain_columns:
+        keys = ", ".join(_quoted(c) for c in spec.grain_columns)
+        duplicates = _count(
+            con,
+            f"SELECT count(*) FROM (SELECT {keys} FROM mart__target "
+            f"GROUP BY {keys} HAVING count(*) > 1)",
+        )
+        results.append(
+            CheckResult(
+                "grain_is_unique",
+                duplicates == 0,
+                duplicates,
+                f"At most one row per ({', '.join(spec.grain_columns)}).",
+            )
+        )
+    if spec.ratio_columns:
+        outside = " OR ".join(
+            f"{_quoted(c)} < -$tol OR {_quoted(c)} > 1 + $tol" for c in spec.ratio_columns
+        )
+        row = con.execute(
+            f"SELECT count(*) FROM mart__target WHERE {outside}", {"tol": settings.hours_tolerance}
+        ).fetchone()
+        failing = int(row[0]) if row is not None else 0
+        results.append(
+            CheckResult(
+                "utilisation_between_0_and_1",
+                failing == 0,
+                failing,
+                f"{', '.join(spec.ratio_columns)} lie in [0, 1] (union-based occupancy).",
+            )
+        )
+    return results
+
+
+def mart_check_failures(
+    con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
+) -> list[CheckResult]:
+    """Run every check of mart `name`; `con` has the raw views and the built mart as a view."""
+    spec = MART_SPECS[name]
+    try:
+        prepare_session(con, settings, ("bookings",))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {_quoted(name)}")
+        results = _generic_checks(con, spec, settings)
+        for check in _SQL_CHECKS.get(name, ()):
+            failing = _count(con, load_sql(check.sql_file))
+            results.append(
+                CheckResult(
+                    check.name, failing == 0, failing, check.description, check.severity
+                )
+            )
+    finally:
+        con.execute("DROP VIEW IF EXISTS mart__target")
+        drop_scratch(con)
+    return results

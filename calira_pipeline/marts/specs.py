@@ -1,0 +1,266 @@
+"""What each mart is: its SQL file, inputs, grain and column meanings (the public contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Shared temp tables a mart's SQL reads (sql/_prelude_<name>.sql), in the order they must run.
+PRELUDE_ORDER = ("bookings", "calendar", "operating")
+_ALL_PRELUDES = PRELUDE_ORDER
+_RAW = ("bookings", "equipment", "accounts")
+
+
+@dataclass(frozen=True)
+class MartSpec:
+    name: str
+    sql_file: str
+    depends_on_raw: tuple[str, ...]
+    depends_on_marts: tuple[str, ...]
+    grain: str
+    description: str
+    column_descriptions: dict[str, str]
+    grain_columns: tuple[str, ...] = ()
+    preludes: tuple[str, ...] = _ALL_PRELUDES
+    # Columns that must lie in [0, 1] (union-based occupancy).
+    ratio_columns: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+_HOURS = "Hours (DOUBLE)."
+_UTILISATION_COLUMNS = {
+    "booked_hours": "Union of counted use bookings (overlaps count once). " + _HOURS,
+    "booked_hours_sum": "Plain sum of counted use bookings; above booked_hours = overbooking. "
+    + _HOURS,
+    "available_hours": "Calendar length in local time (23/24/25 h days, DST-aware). " + _HOURS,
+    "utilisation": "booked_hours / available_hours, in [0, 1].",
+    "maintenance_hours": "Union of counted maintenance bookings: downtime, never use. " + _HOURS,
+    "tentative_hours": "Plain sum of requested (not yet confirmed) use bookings. " + _HOURS,
+    "booking_count": "Counted use bookings touching the period.",
+    "operating_hours_available": "Staffed hours from OperatingHours; null when not configured.",
+    "operating_hours_booked": "booked_hours inside the staffed windows; null when not configured.",
+    "operating_utilisation": "operating_hours_booked / operating_hours_available.",
+}
+_INSTRUMENT = {
+    "equipment_id": "Equipment id.",
+    "lab_id": "Lab owning the equipment (else the provider lab seen most on its bookings).",
+    "timezone": "IANA zone the instrument's days are bucketed in.",
+}
+_COST = {
+    "currency": "Upper-cased ISO currency; never summed across currencies.",
+    "booking_type": "Case-folded booking type.",
+    "status": "Case-folded, trimmed status.",
+    "status_category": "counted, tentative, excluded or unknown (from MartSettings).",
+    "booking_count": "Bookings in the row.",
+    "total_cost": "Sum of cost, DECIMAL(18,2); null when every cost is null.",
+    "null_cost_count": "Bookings in the row without a cost.",
+    "booked_hours_sum": "Sum of end - start over bookings with a positive duration.",
+    "month": "First day of the provider lab's local month of start_time.",
+    "provider_lab_id": "Lab providing the equipment.",
+}
+_NO_PROJECT_NOTE = (
+    " Cost per project or funding code is not built: the API's bookings carry no project link."
+)
+
+
+def _rollup(level: str, key: str, extra: dict[str, str], note: str) -> MartSpec:
+    name = f"{level}_utilisation_monthly"
+    return MartSpec(
+        name=name,
+        sql_file=f"{name}.sql",
+        depends_on_raw=("accounts",),
+        depends_on_marts=("equipment_utilisation_monthly",),
+        grain=f"One row per {level} per local month.",
+        description=f"Instrument hours summed per {level}; utilisation = sum booked / sum "
+        "available. Instruments without a lab are left out. " + note,
+        column_descriptions={
+            key: f"{level.capitalize()} id.",
+            "month": "First day of the local month (DATE).",
+            "instrument_count": "Instruments in the row.",
+            **extra,
+            **_UTILISATION_COLUMNS,
+        },
+        grain_columns=(key, "month"),
+        preludes=(),
+        ratio_columns=("utilisation", "operating_utilisation"),
+    )
+
+
+_SPECS = (
+    MartSpec(
+        name="equipment_interval_days",
+        sql_file="equipment_interval_days.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=(),
+        grain="One row per (kind, equipment, interval, local day the interval covers).",
+        description="Intermediate: counted/tentative bookings and their unions (occupancy, "
+        "maintenance, parent families) cut at the instrument's local midnights.",
+        column_descriptions={
+            "kind": "booking, tentative, parent_booking (single bookings) or occupancy, "
+            "maintenance, parent_occupancy, parent_maintenance (unions).",
+            "equipment_id": "Equipment (the parent for parent_* kinds).",
+            "interval_id": "Booking id for single bookings; island number for unions.",
+            "timezone": "Zone of the local day.",
+            "day": "Local day (DATE).",
+            "start_time": "Piece start, UTC.",
+            "end_time": "Piece end, UTC.",
+            "hours": "Piece length. " + _HOURS,
+        },
+        grain_columns=("kind", "equipment_id", "interval_id", "day"),
+        preludes=("bookings", "calendar"),
+    ),
+    MartSpec(
+        name="equipment_utilisation_daily",
+        sql_file="equipment_utilisation_daily.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=("equipment_interval_days",),
+        grain="One row per instrument per local day, first to last day of booking data.",
+        description="Occupancy per instrument and local day in the provider lab's zone; idle "
+        "days and never-booked instruments included with 0.",
+        column_descriptions={
+            **_INSTRUMENT,
+            "day": "Local day (DATE).",
+            "actual_use_hours": "Reserved for logged use; always null (no source yet).",
+            **_UTILISATION_COLUMNS,
+        },
+        grain_columns=("equipment_id", "day"),
+        ratio_columns=("utilisation", "operating_utilisation"),
+    ),
+    MartSpec(
+        name="equipment_utilisation_monthly",
+        sql_file="equipment_utilisation_monthly.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=("equipment_interval_days", "equipment_utilisation_daily"),
+        grain="One row per instrument per local month of the data window.",
+        description="Daily hours summed per local month; available_hours is the whole month's "
+        "local length (DST-aware), also for the first and last month of data.",
+        column_descriptions={
+            **_INSTRUMENT,
+            "month": "First day of the local month (DATE).",
+            "actual_use_hours": "Reserved for logged use; always null (no source yet).",
+            **_UTILISATION_COLUMNS,
+            "booking_count": "Distinct counted use bookings touching the month.",
+        },
+        grain_columns=("equipment_id", "month"),
+        ratio_columns=("utilisation", "operating_utilisation"),
+    ),
+    MartSpec(
+        name="parent_equipment_utilisation_daily",
+        sql_file="parent_equipment_utilisation_daily.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=("equipment_interval_days",),
+        grain="One row per parent instrument per local day of the data window.",
+        description="A parent's occupancy as the union of its own and all descendants' counted "
+        "bookings (children are parts or modes of one instrument); child rows stay in "
+        "equipment_utilisation_daily.",
+        column_descriptions={
+            **_INSTRUMENT,
+            "equipment_id": "Parent equipment id.",
+            "day": "Local day (DATE).",
+            "descendant_count": "Children, grandchildren, ... of the parent.",
+            **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
+        },
+        grain_columns=("equipment_id", "day"),
+        preludes=("bookings", "calendar"),
+        ratio_columns=("utilisation",),
+    ),
+    _rollup("lab", "lab_id", {"lab_name": "Lab name.", "department_id": "Department.",
+                              "organisation_id": "Organisation."}, ""),
+    _rollup(
+        "department",
+        "department_id",
+        {"department_name": "Department name.", "organisation_id": "Organisation.",
+         "lab_count": "Labs in the row."},
+        "Labs without a department (independent or directly under an organisation) are left "
+        "out; they appear in the lab and organisation marts.",
+    ),
+    _rollup(
+        "organisation",
+        "organisation_id",
+        {"organisation_name": "Organisation name.", "lab_count": "Labs in the row.",
+         "is_independent_lab": "True when the row is an independent lab rolled up to itself."},
+        "An independent lab rolls up to itself (organisation_id = lab id), as the API does.",
+    ),
+    MartSpec(
+        name="equipment_hour_of_week",
+        sql_file="equipment_hour_of_week.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=("equipment_interval_days",),
+        grain="One row per instrument per ISO weekday per local hour (7 x 24).",
+        description="Hour-of-week heatmap in local wall-clock time over the data window.",
+        column_descriptions={
+            **_INSTRUMENT,
+            "weekday": "ISO weekday, 1 = Monday.",
+            "weekday_name": "Monday .. Sunday.",
+            "hour": "Local hour 0-23.",
+            "booked_hours": "Union-booked hours in this cell over the window.",
+            "available_hours": "Length of this cell summed over the window's days (DST-aware).",
+            "occupancy": "booked_hours / available_hours; null when the cell never occurred.",
+        },
+        grain_columns=("equipment_id", "weekday", "hour"),
+        preludes=("bookings", "calendar"),
+        ratio_columns=("occupancy",),
+    ),
+    MartSpec(
+        name="booking_cost_monthly",
+        sql_file="booking_cost_monthly.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=(),
+        grain="One row per (month, provider lab, requester lab, currency, booking type, status).",
+        description="Booking cost per provider-local month; every status kept as a dimension, "
+        "never summed across currencies." + _NO_PROJECT_NOTE,
+        column_descriptions={
+            **_COST,
+            "requester_lab_id": "Requesting lab.",
+            "status_raw_values": "The status spellings merged into `status`.",
+        },
+        grain_columns=(
+            "month", "provider_lab_id", "requester_lab_id", "currency", "booking_type", "status"
+        ),
+        preludes=("bookings", "calendar"),
+    ),
+    MartSpec(
+        name="booking_cost_by_requester_group_monthly",
+        sql_file="booking_cost_by_requester_group_monthly.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=(),
+        grain="One row per (month, provider lab, requester group, currency, booking type, "
+        "status).",
+        description="Booking cost per requester group (by name: the API sends no group id)."
+        + _NO_PROJECT_NOTE,
+        column_descriptions={
+            **_COST,
+            "requester_group_name": "Requester group name.",
+            "requester_lab_count": "Distinct requesting labs in the row.",
+        },
+        grain_columns=(
+            "month", "provider_lab_id", "requester_group_name", "currency", "booking_type",
+            "status",
+        ),
+        preludes=("bookings", "calendar"),
+    ),
+    MartSpec(
+        name="booking_quality_issues",
+        sql_file="booking_quality_issues.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=(),
+        grain="One row per booking per data-quality issue.",
+        description="Issues: overlap (counted use bookings on one instrument), missing_time, "
+        "non_positive_duration, longer_than_limit, duration_mismatch, unknown_status, "
+        "unknown_provider_timezone (fallback zone used), null_cost_counted, missing_equipment.",
+        column_descriptions={
+            "booking_id": "Booking id.",
+            "equipment_id": "Equipment id.",
+            "provider_lab_id": "Provider lab.",
+            "issue": "Issue code.",
+            "severity": "error, warning or info.",
+            "detail": "Human-readable detail.",
+            "status": "Status as sent.",
+            "start_time": "Start, UTC.",
+            "end_time": "End, UTC.",
+        },
+        grain_columns=("booking_id", "issue"),
+        preludes=("bookings",),
+    ),
+)
+
+MART_SPECS: dict[str, MartSpec] = {spec.name: spec for spec in _SPECS}

@@ -1,0 +1,83 @@
+-- One row per instrument per local day of the data window (idle days included).
+WITH pieces AS (
+    SELECT
+        kind,
+        equipment_id,
+        day,
+        make_timestamp(epoch_us(start_time)) AS piece_start,
+        make_timestamp(epoch_us(end_time)) AS piece_end,
+        hours
+    FROM equipment_interval_days
+    WHERE kind IN ('booking', 'tentative', 'occupancy', 'maintenance')
+),
+totals AS (
+    SELECT
+        equipment_id,
+        day,
+        sum(hours) FILTER (WHERE kind = 'occupancy') AS booked_hours,
+        sum(hours) FILTER (WHERE kind = 'booking') AS booked_hours_sum,
+        count(*) FILTER (WHERE kind = 'booking') AS booking_count,
+        sum(hours) FILTER (WHERE kind = 'tentative') AS tentative_hours,
+        sum(hours) FILTER (WHERE kind = 'maintenance') AS maintenance_hours
+    FROM pieces
+    GROUP BY ALL
+),
+operating_available AS (
+    SELECT operating_profile, timezone, day, sum(hours) AS hours
+    FROM mart__operating_segments
+    GROUP BY ALL
+),
+operating_booked AS (
+    SELECT
+        p.equipment_id,
+        p.day,
+        sum(
+            CAST(date_diff(
+                'microsecond',
+                greatest(p.piece_start, s.segment_start),
+                least(p.piece_end, s.segment_end)
+            ) AS DOUBLE) / 3600e6
+        ) AS hours
+    FROM pieces AS p
+    JOIN mart__instruments AS i ON i.equipment_id = p.equipment_id
+    JOIN mart__operating_segments AS s
+        ON s.operating_profile = i.operating_profile
+        AND s.timezone = i.timezone
+        AND s.day = p.day
+    WHERE p.kind = 'occupancy'
+        AND p.piece_start < s.segment_end
+        AND p.piece_end > s.segment_start
+    GROUP BY ALL
+),
+instrument_days AS (
+    SELECT i.equipment_id, i.lab_id, i.timezone, i.operating_profile, d.day, d.hours
+    FROM mart__instruments AS i
+    JOIN mart__instrument_windows AS w ON w.equipment_id = i.equipment_id
+    JOIN mart__local_days AS d
+        ON d.timezone = i.timezone AND d.day BETWEEN w.first_day AND w.last_day
+)
+SELECT
+    CAST(x.equipment_id AS BIGINT) AS equipment_id,
+    CAST(x.day AS DATE) AS day,
+    CAST(x.lab_id AS BIGINT) AS lab_id,
+    CAST(x.timezone AS VARCHAR) AS timezone,
+    CAST(coalesce(t.booked_hours, 0) AS DOUBLE) AS booked_hours,
+    CAST(coalesce(t.booked_hours_sum, 0) AS DOUBLE) AS booked_hours_sum,
+    CAST(x.hours AS DOUBLE) AS available_hours,
+    CAST(coalesce(t.booked_hours, 0) / nullif(x.hours, 0) AS DOUBLE) AS utilisation,
+    CAST(coalesce(t.maintenance_hours, 0) AS DOUBLE) AS maintenance_hours,
+    CAST(coalesce(t.tentative_hours, 0) AS DOUBLE) AS tentative_hours,
+    CAST(coalesce(t.booking_count, 0) AS BIGINT) AS booking_count,
+    CAST(CASE WHEN x.operating_profile IS NOT NULL THEN coalesce(oa.hours, 0) END AS DOUBLE)
+        AS operating_hours_available,
+    CAST(CASE WHEN x.operating_profile IS NOT NULL THEN coalesce(ob.hours, 0) END AS DOUBLE)
+        AS operating_hours_booked,
+    CAST(coalesce(ob.hours, 0) / nullif(oa.hours, 0) AS DOUBLE) AS operating_utilisation,
+    CAST(NULL AS DOUBLE) AS actual_use_hours
+FROM instrument_days AS x
+LEFT JOIN totals AS t ON t.equipment_id = x.equipment_id AND t.day = x.day
+LEFT JOIN operating_available AS oa
+    ON oa.operating_profile = x.operating_profile
+    AND oa.timezone = x.timezone
+    AND oa.day = x.day
+LEFT JOIN operating_booked AS ob ON ob.equipment_id = x.equipment_id AND ob.day = x.day;

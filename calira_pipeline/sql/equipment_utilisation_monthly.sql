@@ -1,0 +1,55 @@
+-- One row per instrument per local month; available_hours is the whole month (DST-aware) even
+-- for the first and last month of data.
+WITH daily AS (
+    SELECT
+        equipment_id,
+        CAST(date_trunc('month', day) AS DATE) AS month,
+        any_value(lab_id) AS lab_id,
+        any_value(timezone) AS timezone,
+        sum(booked_hours) AS booked_hours,
+        sum(booked_hours_sum) AS booked_hours_sum,
+        sum(maintenance_hours) AS maintenance_hours,
+        sum(tentative_hours) AS tentative_hours,
+        sum(operating_hours_booked) AS operating_hours_booked
+    FROM equipment_utilisation_daily
+    GROUP BY ALL
+),
+-- Distinct bookings: a multi-day booking touches several days but is one booking in the month.
+counts AS (
+    SELECT equipment_id, CAST(date_trunc('month', day) AS DATE) AS month,
+        count(DISTINCT interval_id) AS booking_count
+    FROM equipment_interval_days
+    WHERE kind = 'booking'
+    GROUP BY ALL
+),
+operating_available AS (
+    SELECT operating_profile, timezone, CAST(date_trunc('month', day) AS DATE) AS month,
+        sum(hours) AS hours
+    FROM mart__operating_segments
+    GROUP BY ALL
+)
+SELECT
+    CAST(d.equipment_id AS BIGINT) AS equipment_id,
+    d.month,
+    CAST(d.lab_id AS BIGINT) AS lab_id,
+    CAST(d.timezone AS VARCHAR) AS timezone,
+    CAST(d.booked_hours AS DOUBLE) AS booked_hours,
+    CAST(d.booked_hours_sum AS DOUBLE) AS booked_hours_sum,
+    CAST(m.hours AS DOUBLE) AS available_hours,
+    CAST(d.booked_hours / nullif(m.hours, 0) AS DOUBLE) AS utilisation,
+    CAST(d.maintenance_hours AS DOUBLE) AS maintenance_hours,
+    CAST(d.tentative_hours AS DOUBLE) AS tentative_hours,
+    CAST(coalesce(c.booking_count, 0) AS BIGINT) AS booking_count,
+    CAST(CASE WHEN i.operating_profile IS NOT NULL THEN coalesce(oa.hours, 0) END AS DOUBLE)
+        AS operating_hours_available,
+    CAST(d.operating_hours_booked AS DOUBLE) AS operating_hours_booked,
+    CAST(d.operating_hours_booked / nullif(oa.hours, 0) AS DOUBLE) AS operating_utilisation,
+    CAST(NULL AS DOUBLE) AS actual_use_hours
+FROM daily AS d
+JOIN mart__instruments AS i ON i.equipment_id = d.equipment_id
+JOIN mart__local_months AS m ON m.timezone = d.timezone AND m.month = d.month
+LEFT JOIN counts AS c ON c.equipment_id = d.equipment_id AND c.month = d.month
+LEFT JOIN operating_available AS oa
+    ON oa.operating_profile = i.operating_profile
+    AND oa.timezone = d.timezone
+    AND oa.month = d.month;

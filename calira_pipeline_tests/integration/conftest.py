@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def pipeline_env(base_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess run against a loopback sandbox with its default client."""
+    from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+    env.update(
+        CALIRA_BASE_URL=f"{base_url}/v1",
+        CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
+        CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
+        CALIRA_DATA_DIR=str(data_dir),
+        DAGSTER_HOME=str(data_dir.parent / "dagster_home"),
+        **extra,
+    )
+    Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
+    return env
+
+
+def materialize_all_command() -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions",
+            "--select", "*"]
+
+
+def run(cmd: list[str], env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, env=dict(env), capture_output=True, text=True,
+                          timeout=timeout)

@@ -1,0 +1,171 @@
+"""Retries, Retry-After, retry budget, pacing and the in-flight bound."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from calira_pipeline.api import ApiError, CaliraClient, ClientSettings
+from calira_pipeline.api.http import parse_retry_after
+from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
+from calira_pipeline.api.testing import FakeCalira, FakeClock
+
+
+def fake_with(n: int = 5) -> FakeCalira:
+    return FakeCalira(bookings=[{"id": i, "cost": "1", "currency": "GBP", "provider_lab": None,
+                                 "requester_lab": None, "requester": None}
+                                for i in range(n, 0, -1)])
+
+
+def client_for(fake: FakeCalira, clock: FakeClock, **overrides: Any) -> CaliraClient:
+    values: dict[str, Any] = {"base_url": fake.base_url, "token_url": fake.token_url,
+                              "client_id": fake.client_id, "client_secret": fake.client_secret}
+    values.update(overrides)
+    return CaliraClient(ClientSettings(**values), transport=fake.transport, sleep=clock.sleep,
+                        clock=clock, rng=random.Random(0))
+
+
+def fail_first(n: int, make: Any) -> Any:
+    calls = {"n": 0}
+
+    def inject(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/v1/bookings":
+            return None
+        calls["n"] += 1
+        return make(request) if calls["n"] <= n else None
+
+    return inject
+
+
+@pytest.mark.parametrize(
+    ("make", "cause"),
+    [
+        (lambda r: httpx.Response(503, text="busy", request=r), "5xx"),
+        (lambda r: httpx.Response(429, request=r), "429"),
+        (lambda r: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)), "connect"),
+        (lambda r: (_ for _ in ()).throw(httpx.ReadTimeout("slow", request=r)), "timeout"),
+        (lambda r: (_ for _ in ()).throw(httpx.RemoteProtocolError("reset", request=r)),
+         "connect"),
+    ],
+)
+def test_transient_failures_are_retried_with_backoff(make: Any, cause: str) -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(2, make)
+    result = client_for(fake, clock).fetch("bookings")
+    assert len(result.rows["bookings"]) == 5
+    assert result.stats.retries_by_cause[cause] == 2
+    assert len(clock.slept) == 2 and 0.25 <= clock.slept[0] <= 0.5 < clock.slept[1] <= 1.0
+
+
+def test_retry_after_seconds_is_honoured() -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(1, lambda r: httpx.Response(429, headers={"Retry-After": "7"},
+                                                         request=r))
+    result = client_for(fake, clock).fetch("bookings")
+    assert 7 in clock.slept and result.stats.rate_limited == 1
+
+
+def test_retry_after_http_date_uses_server_date() -> None:
+    response = httpx.Response(429, headers={
+        "Retry-After": email.utils.formatdate(1_000_012, usegmt=True),
+        "Date": email.utils.formatdate(1_000_000, usegmt=True),
+    })
+    assert parse_retry_after(response, lambda: 0.0) == 12
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "-3", ""])
+def test_retry_after_zero_or_garbage_means_backoff(value: str) -> None:
+    response = httpx.Response(429, headers={"Retry-After": value})
+    assert parse_retry_after(response, lambda: 0.0) is None
+
+
+def test_retry_budget_exhausted_raises_api_error_with_context() -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(10**6, lambda r: httpx.Response(502, text="<h1>Bad gateway</h1>",
+                                                             request=r))
+    with pytest.raises(ApiError) as info:
+        client_for(fake, clock, max_retry_wait_s=20).fetch("bookings")
+    message = str(info.value)
+    assert "GET /v1/bookings?page=1&per_page=100" in message and "HTTP 502" in message
+    assert "Bad gateway" in message and "max_retry_wait_s=20" in message
+    assert sum(clock.slept) <= 20
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_4xx_are_never_retried(status: int) -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(1, lambda r: httpx.Response(status, json={"error": "x"}, request=r))
+    with pytest.raises(ApiError, match=f"HTTP {status}"):
+        client_for(fake, clock).fetch("bookings")
+    assert fake.count("/v1/bookings") == 1 and clock.slept == []
+
+
+def test_in_flight_requests_bounded_by_concurrency() -> None:
+    fake, clock = fake_with(400), FakeClock()
+    state = {"now": 0, "peak": 0}
+    inner = fake.handle
+
+    async def tracking(request: httpx.Request) -> httpx.Response:
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        state["now"] -= 1
+        return await inner(request)
+
+    settings = ClientSettings(base_url=fake.base_url, token_url=fake.token_url,
+                              client_id=fake.client_id, client_secret=fake.client_secret,
+                              per_page=10, concurrency=3)
+    client = CaliraClient(settings, transport=httpx.MockTransport(tracking), sleep=clock.sleep,
+                          clock=clock)
+    assert len(client.fetch("bookings").rows["bookings"]) == 400
+    assert state["peak"] == 3
+
+
+def test_token_bucket_paces_requests() -> None:
+    fake, clock = fake_with(200), FakeClock()
+    start = clock.now
+    result = client_for(fake, clock, per_page=10, max_rps=5).fetch("bookings")
+    assert result.stats.requests == 22  # token + 20 pages + probe past the exact end
+    assert clock.now - start == pytest.approx(21 / 5, abs=0.3)
+
+
+def test_adaptive_limiter_slows_after_429_and_recovers_slowly() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(max_rps=10, clock=clock, sleep=clock.sleep)
+
+    async def run() -> None:
+        for _ in range(20):
+            await limiter.acquire()
+        limiter.on_rate_limited(None)
+        assert limiter.rate is not None and limiter.rate < 8
+        slowed = limiter.rate
+        limiter.on_rate_limited(None)  # same burst: no second cut
+        assert limiter.rate == slowed
+        for _ in range(10):
+            limiter.on_success()
+        assert slowed < limiter.rate < 10
+
+    asyncio.run(run())
+
+
+def test_unlimited_client_adapts_when_429s_appear() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(max_rps=None, clock=clock, sleep=clock.sleep)
+
+    async def run() -> None:
+        for _ in range(30):
+            await limiter.acquire()
+            clock.now += 0.01  # 100 req/s
+        limiter.on_rate_limited(2.0)
+        assert limiter.rate == pytest.approx(75, rel=0.1)
+        before = clock.now
+        await limiter.acquire()  # waits out the server's Retry-After for everyone
+        assert clock.now - before == pytest.approx(2.0, abs=0.05)
+
+    asyncio.run(run())
