@@ -25,14 +25,30 @@ from calira_pipeline.marts import MartSettings, build_mart, register_parquet_vie
 from calira_pipeline.marts.build import build_order
 from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 
-ZONES = ("Europe/London", "America/New_York", "Australia/Sydney", "Asia/Kolkata",
-         "Europe/Berlin", "America/Los_Angeles")
+ZONES = (
+    "Europe/London",
+    "America/New_York",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "Europe/Berlin",
+    "America/Los_Angeles",
+)
 CURRENCIES = ("GBP", "USD", "AUD", "INR", "EUR", "USD")
-STATUSES = np.array(["Completed", "completed", "Booked", "Confirmed", "Approved", "Cancelled",
-                     "Requested", "Declined"])
+STATUSES = np.array(
+    [
+        "Completed",
+        "completed",
+        "Booked",
+        "Confirmed",
+        "Approved",
+        "Cancelled",
+        "Requested",
+        "Declined",
+    ]
+)
 STATUS_WEIGHTS = np.array([0.35, 0.1, 0.2, 0.08, 0.05, 0.12, 0.07, 0.03])
 BASE = np.datetime64("2023-01-01T00:00:00", "us")
-PANDAS_SUBSET = 100_000
+PANDAS_SUBSET = 1_000_000
 
 
 def _table(spec: TableSpec, columns: dict[str, pa.Array]) -> pa.Table:
@@ -45,22 +61,28 @@ def generate(n_bookings: int, out: Path, seed: int = 7) -> dict[str, Path]:
     rng = np.random.default_rng(seed)
     n_labs, n_equipment = 100, 5_000
     lab_ids = np.arange(1, n_labs + 1)
-    accounts = _table(ACCOUNTS, {
-        "id": pa.array(lab_ids),
-        "account_type": pa.array(["lab"] * n_labs),
-        "timezone": pa.array([ZONES[i % len(ZONES)] for i in range(n_labs)]),
-        "organisation_id": pa.array([1000 + i % 7 if i % 10 else None for i in range(n_labs)]),
-        "department_id": pa.array([2000 + i % 20 if i % 3 else None for i in range(n_labs)]),
-    })
+    accounts = _table(
+        ACCOUNTS,
+        {
+            "id": pa.array(lab_ids),
+            "account_type": pa.array(["lab"] * n_labs),
+            "timezone": pa.array([ZONES[i % len(ZONES)] for i in range(n_labs)]),
+            "organisation_id": pa.array([1000 + i % 7 if i % 10 else None for i in range(n_labs)]),
+            "department_id": pa.array([2000 + i % 20 if i % 3 else None for i in range(n_labs)]),
+        },
+    )
     equipment_ids = np.arange(1, n_equipment + 1)
     equipment_lab = lab_ids[(equipment_ids - 1) % n_labs]
     # Every 10th instrument is a child of the one before it in the same lab.
     parent = np.where(equipment_ids % 10 == 0, equipment_ids - n_labs, 0)
-    equipment = _table(EQUIPMENT, {
-        "id": pa.array(equipment_ids),
-        "lab_id": pa.array(equipment_lab),
-        "parent_id": pa.array(parent, mask=parent <= 0),
-    })
+    equipment = _table(
+        EQUIPMENT,
+        {
+            "id": pa.array(equipment_ids),
+            "lab_id": pa.array(equipment_lab),
+            "parent_id": pa.array(parent, mask=parent <= 0),
+        },
+    )
     # Busy and idle instruments: weights from a gamma, a few instruments never booked.
     popularity = rng.gamma(1.5, 1.0, n_equipment) * (rng.random(n_equipment) > 0.02)
     eq = rng.choice(equipment_ids, n_bookings, p=popularity / popularity.sum())
@@ -73,26 +95,31 @@ def generate(n_bookings: int, out: Path, seed: int = 7) -> dict[str, Path]:
     duration_min = (np.round(hours * 4) * 15).astype(np.int64)
     start = BASE + start_min.astype("timedelta64[m]")
     end = start + duration_min.astype("timedelta64[m]")
-    booking_type = rng.choice(np.array(["internal", "external", "maintenance"]), n_bookings,
-                              p=[0.75, 0.12, 0.13])
+    booking_type = rng.choice(
+        np.array(["internal", "external", "maintenance"]), n_bookings, p=[0.75, 0.12, 0.13]
+    )
     rate = np.where(booking_type == "external", 120.0, 40.0) * (booking_type != "maintenance")
     cents = np.round(rate * duration_min / 60 * 100).astype(np.int64)
     cost = pa.array(cents / 100).cast(pa.decimal128(18, 2))
-    bookings = _table(BOOKINGS, {
-        "id": pa.array(np.arange(1, n_bookings + 1)),
-        "equipment_id": pa.array(eq),
-        "start_time": pa.array(start),
-        "end_time": pa.array(end),
-        "status": pa.array(rng.choice(STATUSES, n_bookings, p=STATUS_WEIGHTS)),
-        "booking_type": pa.array(booking_type),
-        "cost": cost,
-        "currency": pa.array(np.array(CURRENCIES)[(lab - 1) % len(CURRENCIES)]),
-        "duration_minutes": pa.array(duration_min),
-        "provider_lab_id": pa.array(lab),
-        "requester_lab_id": pa.array(rng.choice(lab_ids, n_bookings)),
-        "requester_group_name": pa.array(np.char.add("group-", rng.integers(0, 300, n_bookings)
-                                                     .astype(str))),
-    })
+    bookings = _table(
+        BOOKINGS,
+        {
+            "id": pa.array(np.arange(1, n_bookings + 1)),
+            "equipment_id": pa.array(eq),
+            "start_time": pa.array(start),
+            "end_time": pa.array(end),
+            "status": pa.array(rng.choice(STATUSES, n_bookings, p=STATUS_WEIGHTS)),
+            "booking_type": pa.array(booking_type),
+            "cost": cost,
+            "currency": pa.array(np.array(CURRENCIES)[(lab - 1) % len(CURRENCIES)]),
+            "duration_minutes": pa.array(duration_min),
+            "provider_lab_id": pa.array(lab),
+            "requester_lab_id": pa.array(rng.choice(lab_ids, n_bookings)),
+            "requester_group_name": pa.array(
+                np.char.add("group-", rng.integers(0, 300, n_bookings).astype(str))
+            ),
+        },
+    )
     paths = {}
     for name, table in (("accounts", accounts), ("equipment", equipment), ("bookings", bookings)):
         paths[name] = out / f"{name}.parquet"
@@ -107,10 +134,13 @@ def pandas_daily(paths: dict[str, Path], limit: int) -> tuple[pd.DataFrame, floa
     eq = pd.read_parquet(paths["equipment"], columns=["id", "lab_id"])
     acc = pd.read_parquet(paths["accounts"], columns=["id", "timezone"])
     zones = eq.merge(acc, left_on="lab_id", right_on="id", suffixes=("", "_lab"))
-    b = b[(b.booking_type.str.lower() != "maintenance")
-          & b.status.str.strip().str.lower().isin(["booked", "confirmed", "approved", "ordered",
-                                                   "completed"])
-          & (b.end_time > b.start_time)]
+    b = b[
+        (b.booking_type.str.lower() != "maintenance")
+        & b.status.str.strip()
+        .str.lower()
+        .isin(["booked", "confirmed", "approved", "ordered", "completed"])
+        & (b.end_time > b.start_time)
+    ]
     b = b.merge(zones[["id", "timezone"]], left_on="equipment_id", right_on="id")
     pieces = []
     for zone, group in b.groupby("timezone"):
@@ -118,14 +148,23 @@ def pandas_daily(paths: dict[str, Path], limit: int) -> tuple[pd.DataFrame, floa
         end = group.end_time.dt.tz_convert(zone)
         first = start.dt.normalize()
         last = (end - pd.Timedelta(microseconds=1)).dt.normalize()
-        g = pd.DataFrame({"equipment_id": group.equipment_id.to_numpy(), "start": start,
-                          "end": end, "first": first, "n": (last - first).dt.days + 1})
+        g = pd.DataFrame(
+            {
+                "equipment_id": group.equipment_id.to_numpy(),
+                "start": start,
+                "end": end,
+                "first": first,
+                "n": (last - first).dt.days + 1,
+            }
+        )
         g = g.loc[g.index.repeat(g.n)].copy()
         g["k"] = g.groupby(level=0).cumcount()
         day_start = (g["first"].dt.tz_localize(None) + pd.to_timedelta(g.k, "D")).dt.tz_localize(
-            zone, ambiguous=False, nonexistent="shift_forward")
+            zone, ambiguous=False, nonexistent="shift_forward"
+        )
         day_end = (day_start.dt.tz_localize(None) + pd.Timedelta(days=1)).dt.tz_localize(
-            zone, ambiguous=False, nonexistent="shift_forward")
+            zone, ambiguous=False, nonexistent="shift_forward"
+        )
         g["day"] = day_start.dt.date
         g["piece_start"] = np.maximum(g.start, day_start)
         g["piece_end"] = np.minimum(g.end, day_end)
@@ -140,11 +179,35 @@ def pandas_daily(paths: dict[str, Path], limit: int) -> tuple[pd.DataFrame, floa
     prev = ends.groupby([p.equipment_id, p.day]).shift()
     p["island"] = (prev.isna() | (p.piece_start > prev)).cumsum()
     islands = p.groupby(["equipment_id", "day", "island"]).agg(
-        s=("piece_start", "min"), e=("piece_end", "max"))
+        s=("piece_start", "min"), e=("piece_end", "max")
+    )
     islands["hours"] = (islands.e - islands.s).dt.total_seconds() / 3600
-    daily = p.groupby(["equipment_id", "day"]).agg(
-        booked_hours_sum=("hours", "sum"), booking_count=("hours", "size"))
-    daily["booked_hours"] = islands.groupby(["equipment_id", "day"]).hours.sum()
+    booked = p.groupby(["equipment_id", "day"]).agg(
+        booked_hours_sum=("hours", "sum"), booking_count=("hours", "size")
+    )
+    booked["booked_hours"] = islands.groupby(["equipment_id", "day"]).hours.sum()
+    # Every instrument x local day of the window, with the day's real length.
+    first, last = b.start_time.min(), b.end_time.max()
+    grids = []
+    for zone, group in zones.groupby("timezone"):
+        days = pd.date_range(
+            first.tz_convert(zone).normalize().tz_localize(None),
+            last.tz_convert(zone).normalize().tz_localize(None),
+            freq="D",
+        )
+        starts = days.tz_localize(zone, nonexistent="shift_forward", ambiguous=False)
+        ends = (days + pd.Timedelta(days=1)).tz_localize(
+            zone, nonexistent="shift_forward", ambiguous=False
+        )
+        calendar = pd.DataFrame(
+            {"day": days.date, "available_hours": (ends - starts).total_seconds() / 3600}
+        )
+        grids.append(
+            group[["id"]].rename(columns={"id": "equipment_id"}).merge(calendar, how="cross")
+        )
+    daily = pd.concat(grids).merge(booked.reset_index(), on=["equipment_id", "day"], how="left")
+    daily = daily.fillna({"booked_hours": 0.0, "booked_hours_sum": 0.0, "booking_count": 0})
+    daily["utilisation"] = daily.booked_hours / daily.available_hours
     return daily, time.perf_counter() - started
 
 
@@ -155,6 +218,7 @@ def sql_daily_seconds(paths: dict[str, Path], limit: int, scratch: Path) -> floa
     register_parquet_views(con, {**paths, "bookings": subset})
     started = time.perf_counter()
     settings = MartSettings()
+    con.register("booking_facts", build_mart(con, "booking_facts", settings))
     interval_days = build_mart(con, "equipment_interval_days", settings)
     con.register("equipment_interval_days", interval_days)
     build_mart(con, "equipment_utilisation_daily", settings)
@@ -179,14 +243,18 @@ def main() -> None:
         limit = min(args.bookings, PANDAS_SUBSET)
         sql_seconds = sql_daily_seconds(paths, limit, scratch)
         _, pandas_seconds = pandas_daily(paths, limit)
-        print(f"daily table on {limit:,} bookings: DuckDB {sql_seconds:.2f} s (all columns), "
-              f"pandas {pandas_seconds:.2f} s (hour columns only)")
+        print(
+            f"daily table on {limit:,} bookings: DuckDB {sql_seconds:.2f} s (all columns), "
+            f"pandas {pandas_seconds:.2f} s (hours, counts, available, utilisation)"
+        )
         print(f"ratio pandas / DuckDB at {limit:,}: {pandas_seconds / sql_seconds:.1f}x")
         if limit < args.bookings:
             extrapolated = pandas_seconds * args.bookings / limit
-            print(f"pandas extrapolated linearly to {args.bookings:,}: {extrapolated:.1f} s "
-                  f"(not run at full size); DuckDB daily at full size {full_daily:.2f} s; "
-                  f"ratio {extrapolated / full_daily:.1f}x")
+            print(
+                f"pandas extrapolated linearly to {args.bookings:,}: {extrapolated:.1f} s "
+                f"(not run at full size); DuckDB daily at full size {full_daily:.2f} s; "
+                f"ratio {extrapolated / full_daily:.1f}x"
+            )
 
 
 def build_timed(paths: dict[str, Path], out_dir: Path) -> dict[str, float]:

@@ -41,6 +41,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
     data_dir: str = DEFAULT_DATA_DIR
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
+    pii: str = Field(default="hash", description="Personal data: keep, hash or drop (CALIRA_PII).")
     sandbox_scale: str = "small"
     sandbox_seed: int = 0
 

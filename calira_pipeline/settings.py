@@ -21,6 +21,7 @@ API_VARIABLES: dict[str, str] = {
     "data_dir": "CALIRA_DATA_DIR",
     "max_rps": "CALIRA_MAX_RPS",
     "sandbox_scale": "CALIRA_SANDBOX_SCALE",
+    "pii": "CALIRA_PII",
 }
 INT_VARIABLES: dict[str, str] = {
     "concurrency": "CALIRA_CONCURRENCY",

@@ -94,14 +94,31 @@ ACCOUNT_ROWS: list[Row] = [
     {"id": 100, "name": "Uni", "account_type": "organisation", "timezone": "Europe/London"},
     {"id": 200, "name": "Chem", "account_type": "department", "organisation_id": 100},
     {"id": 201, "name": "Bio", "account_type": "department", "organisation_id": 100},
-    {"id": 1, "name": "London lab", "account_type": "lab", "timezone": "Europe/London",
-     "department_id": 200, "organisation_id": 100},
-    {"id": 2, "name": "NY lab", "account_type": "lab", "timezone": "America/New_York",
-     "department_id": 201, "organisation_id": 100},
-    {"id": 3, "name": "Sydney independent", "account_type": "lab",
-     "timezone": "Australia/Sydney"},
-    {"id": 4, "name": "Idle lab", "account_type": "lab", "timezone": "europe/london",
-     "department_id": 200, "organisation_id": 100},
+    {
+        "id": 1,
+        "name": "London lab",
+        "account_type": "lab",
+        "timezone": "Europe/London",
+        "department_id": 200,
+        "organisation_id": 100,
+    },
+    {
+        "id": 2,
+        "name": "NY lab",
+        "account_type": "lab",
+        "timezone": "America/New_York",
+        "department_id": 201,
+        "organisation_id": 100,
+    },
+    {"id": 3, "name": "Sydney independent", "account_type": "lab", "timezone": "Australia/Sydney"},
+    {
+        "id": 4,
+        "name": "Idle lab",
+        "account_type": "lab",
+        "timezone": "europe/london",
+        "department_id": 200,
+        "organisation_id": 100,
+    },
 ]
 LAB_OF = {11: 2, 13: 2, 14: 3, 40: 4}
 EQUIPMENT_ROWS: list[Row] = [
@@ -129,8 +146,15 @@ BOOKING_ROWS: list[Row] = [
     booking(12, 32, "2024-06-10 12:00", "2024-06-13 12:00"),
     # Maintenance overlapping use.
     booking(13, 33, "2024-07-01 09:00", "2024-07-01 12:00"),
-    booking(14, 33, "2024-07-01 10:00", "2024-07-01 15:00", booking_type="Maintenance",
-            status="Booked", cost="0.00"),
+    booking(
+        14,
+        33,
+        "2024-07-01 10:00",
+        "2024-07-01 15:00",
+        booking_type="Maintenance",
+        status="Booked",
+        cost="0.00",
+    ),
     # Cancelled and requested.
     booking(15, 34, "2024-07-02 09:00", "2024-07-02 10:00", status="Cancelled"),
     booking(16, 34, "2024-07-02 10:00", "2024-07-02 12:00", status="Requested"),
@@ -157,12 +181,17 @@ def daily(marts: dict[str, pd.DataFrame], equipment_id: int) -> pd.DataFrame:
     return rows[rows.booked_hours_sum + rows.maintenance_hours + rows.tentative_hours > 0]
 
 
-def hours_by_day(marts: dict[str, pd.DataFrame], equipment_id: int, column: str) -> dict[date, float]:
+def hours_by_day(
+    marts: dict[str, pd.DataFrame], equipment_id: int, column: str
+) -> dict[date, float]:
     return {day: float(v) for day, v in daily(marts, equipment_id)[column].items()}
 
 
 def test_booking_over_local_midnight_splits_by_lab_zone(marts: dict[str, pd.DataFrame]) -> None:
-    assert hours_by_day(marts, 11, "booked_hours") == {date(2024, 1, 10): 2.0, date(2024, 1, 11): 2.0}
+    assert hours_by_day(marts, 11, "booked_hours") == {
+        date(2024, 1, 10): 2.0,
+        date(2024, 1, 11): 2.0,
+    }
     assert list(daily(marts, 11).booking_count) == [1, 1]
     assert set(daily(marts, 11).timezone) == {"America/New_York"}
 
@@ -170,15 +199,36 @@ def test_booking_over_local_midnight_splits_by_lab_zone(marts: dict[str, pd.Data
 @pytest.mark.parametrize(
     ("equipment_id", "expected_hours", "expected_available"),
     [
-        (12, {date(2024, 3, 30): 1.0, date(2024, 3, 31): 3.0,
-              date(2024, 10, 26): 1.0, date(2024, 10, 27): 4.0},
-         {date(2024, 3, 31): 23.0, date(2024, 10, 27): 25.0}),
-        (13, {date(2024, 3, 9): 1.0, date(2024, 3, 10): 4.0,
-              date(2024, 11, 2): 1.0, date(2024, 11, 3): 4.0},
-         {date(2024, 3, 10): 23.0, date(2024, 11, 3): 25.0}),
-        (14, {date(2024, 4, 6): 1.0, date(2024, 4, 7): 5.0,
-              date(2024, 10, 5): 1.0, date(2024, 10, 6): 4.0},
-         {date(2024, 4, 7): 25.0, date(2024, 10, 6): 23.0}),
+        (
+            12,
+            {
+                date(2024, 3, 30): 1.0,
+                date(2024, 3, 31): 3.0,
+                date(2024, 10, 26): 1.0,
+                date(2024, 10, 27): 4.0,
+            },
+            {date(2024, 3, 31): 23.0, date(2024, 10, 27): 25.0},
+        ),
+        (
+            13,
+            {
+                date(2024, 3, 9): 1.0,
+                date(2024, 3, 10): 4.0,
+                date(2024, 11, 2): 1.0,
+                date(2024, 11, 3): 4.0,
+            },
+            {date(2024, 3, 10): 23.0, date(2024, 11, 3): 25.0},
+        ),
+        (
+            14,
+            {
+                date(2024, 4, 6): 1.0,
+                date(2024, 4, 7): 5.0,
+                date(2024, 10, 5): 1.0,
+                date(2024, 10, 6): 4.0,
+            },
+            {date(2024, 4, 7): 25.0, date(2024, 10, 6): 23.0},
+        ),
     ],
 )
 def test_dst_nights(
@@ -200,13 +250,17 @@ def test_window_covers_first_to_last_local_day_for_every_instrument(
 ) -> None:
     frame = marts["equipment_utilisation_daily"]
     london = frame[frame.equipment_id == 40]  # lab with no bookings at all
+    # First instant 03:00Z 11 Jan, last 08:00Z 3 Nov.
     assert (london.day.min(), london.day.max(), len(london)) == (
-        date(2024, 1, 10), date(2024, 11, 3), 299
+        date(2024, 1, 11),
+        date(2024, 11, 3),
+        298,
     )
     assert london.booked_hours.sum() == 0 and london.utilisation.max() == 0
     sydney = frame[frame.equipment_id == 14]
     assert (sydney.day.min(), sydney.day.max()) == (date(2024, 1, 11), date(2024, 11, 3))
-    assert frame.groupby("equipment_id").size().to_dict()[40] == 299
+    new_york = frame[frame.equipment_id == 11]
+    assert (new_york.day.min(), new_york.day.max()) == (date(2024, 1, 10), date(2024, 11, 3))
 
 
 def test_overlapping_and_nested_bookings_count_once(marts: dict[str, pd.DataFrame]) -> None:
@@ -221,8 +275,10 @@ def test_overlapping_and_nested_bookings_count_once(marts: dict[str, pd.DataFram
 
 def test_three_day_booking_touches_every_local_day(marts: dict[str, pd.DataFrame]) -> None:
     assert hours_by_day(marts, 32, "booked_hours") == {
-        date(2024, 6, 10): 11.0, date(2024, 6, 11): 24.0,
-        date(2024, 6, 12): 24.0, date(2024, 6, 13): 13.0,
+        date(2024, 6, 10): 11.0,
+        date(2024, 6, 11): 24.0,
+        date(2024, 6, 12): 24.0,
+        date(2024, 6, 13): 13.0,
     }
     assert list(daily(marts, 32).booking_count) == [1, 1, 1, 1]
     monthly = marts["equipment_utilisation_monthly"].set_index(["equipment_id", "month"])
@@ -243,8 +299,10 @@ def test_cancelled_excluded_and_requested_tentative(marts: dict[str, pd.DataFram
     cost = marts["booking_cost_monthly"]
     statuses = cost[(cost.month == date(2024, 7, 1)) & (cost.provider_lab_id == 1)]
     assert set(zip(statuses.status, statuses.status_category, strict=True)) == {
-        ("completed", "counted"), ("booked", "counted"),
-        ("cancelled", "excluded"), ("requested", "tentative"),
+        ("completed", "counted"),
+        ("booked", "counted"),
+        ("cancelled", "excluded"),
+        ("requested", "tentative"),
     }
 
 
@@ -277,7 +335,7 @@ def test_monthly_available_hours_are_whole_dst_months(marts: dict[str, pd.DataFr
         (13, date(2024, 3, 1)): 743.0,
         (13, date(2024, 11, 1)): 721.0,  # last month of data, whole month
         (14, date(2024, 4, 1)): 721.0,
-        (14, date(2024, 10, 1)): 719.0,
+        (14, date(2024, 10, 1)): 743.0,  # Sydney springs forward in October
     }
     for key, hours in expected.items():
         assert monthly.loc[key, "available_hours"] == hours, key
@@ -301,7 +359,7 @@ def test_hour_of_week_cells_follow_local_wall_clock(marts: dict[str, pd.DataFram
     assert len(frame) == 168 * frame.equipment_id.nunique()
     ny = frame[frame.equipment_id == 13].set_index(["weekday", "hour"])
     # Booking 5 is 23:00 EDT Sat 2 Nov to 03:00 EST Sun 3 Nov; hour 1 happened twice.
-    assert ny.loc[(6, 23), "booked_hours"] == 1.0
+    assert ny.loc[(6, 23), "booked_hours"] == 2.0  # 23:00 on 9 Mar and 2 Nov
     assert ny.loc[(7, 1), "booked_hours"] == 2.0 + 1.0  # + booking 4's 01:00 on 10 Mar
     sundays = 43  # 14 Jan .. 3 Nov 2024 in New York
     assert ny.loc[(7, 1), "available_hours"] == sundays + 1
@@ -314,6 +372,7 @@ def test_timestamps_and_types(tmp_path: Path) -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Tokyo'")  # results must not depend on the session zone
     register_parquet_views(con, raw)
+    con.register("booking_facts", build_mart(con, "booking_facts", MartSettings()))
     intervals = build_mart(con, "equipment_interval_days", MartSettings())
     assert intervals.schema.field("start_time").type == pa.timestamp("us", tz="UTC")
     con.register("equipment_interval_days", intervals)
@@ -322,8 +381,9 @@ def test_timestamps_and_types(tmp_path: Path) -> None:
     assert table.schema.field("booking_count").type == pa.int64()
     frame = table.to_pandas().set_index(["equipment_id", "day"])
     assert frame.loc[(11, date(2024, 1, 10)), "booked_hours"] == 2.0
-    assert set(table.column_names) >= set(MART_SPECS["equipment_utilisation_daily"]
-                                           .column_descriptions)
+    assert set(table.column_names) >= set(
+        MART_SPECS["equipment_utilisation_daily"].column_descriptions
+    )
 
 
 def test_operating_hours(tmp_path: Path) -> None:
@@ -344,7 +404,7 @@ def test_operating_hours(tmp_path: Path) -> None:
     saturday_ny = days.loc[(11, date(2024, 5, 11))]  # 10:00-12:00 EDT, open 08:00-24:00
     assert (saturday_ny.operating_hours_available, saturday_ny.operating_hours_booked) == (16, 2)
     month = frames["equipment_utilisation_monthly"].set_index(["equipment_id", "month"])
-    assert month.loc[(10, date(2024, 5, 1)), "operating_hours_available"] == 22 * 8
+    assert month.loc[(10, date(2024, 5, 1)), "operating_hours_available"] == 23 * 8
     plain = build_frames(tmp_path / "plain", rows, EQUIPMENT_ROWS, ACCOUNT_ROWS)
     assert plain["equipment_utilisation_daily"].operating_utilisation.isna().all()
 
@@ -352,10 +412,17 @@ def test_operating_hours(tmp_path: Path) -> None:
 def test_default_timezone_fallback_is_reported(tmp_path: Path) -> None:
     accounts = [{"id": 1, "account_type": "lab", "timezone": "Eastern Time (US & Canada)"}]
     rows = [booking(1, 10, "2024-01-11 03:00", "2024-01-11 07:00")]
-    frames = build_frames(tmp_path, rows, [{"id": 10, "lab_id": 1}], accounts,
-                          MartSettings(default_timezone="America/New_York"))
-    assert hours_by_day(frames, 10, "booked_hours") == {date(2024, 1, 10): 2.0,
-                                                        date(2024, 1, 11): 2.0}
+    frames = build_frames(
+        tmp_path,
+        rows,
+        [{"id": 10, "lab_id": 1}],
+        accounts,
+        MartSettings(default_timezone="America/New_York"),
+    )
+    assert hours_by_day(frames, 10, "booked_hours") == {
+        date(2024, 1, 10): 2.0,
+        date(2024, 1, 11): 2.0,
+    }
     issues = frames["booking_quality_issues"]
     assert list(issues.issue) == ["unknown_provider_timezone"]
 
@@ -372,7 +439,6 @@ def test_quality_issues(tmp_path: Path) -> None:
     issues = frames["booking_quality_issues"]
     assert list(zip(issues.booking_id, issues.issue, strict=True)) == [
         (1, "non_positive_duration"),
-        (2, "duration_mismatch"),
         (2, "non_positive_duration"),
         (3, "duration_mismatch"),
         (4, "unknown_status"),
@@ -420,7 +486,8 @@ def test_utilisation_range_check_fails(built_con: duckdb.DuckDBPyConnection) -> 
         "SELECT * REPLACE (CASE WHEN booked_hours > 0 THEN 1.5 ELSE utilisation END AS "
         "utilisation) FROM equipment_utilisation_daily",
     )
-    passed, failing = _checks(built_con, "equipment_utilisation_daily")["utilisation_between_0_and_1"]
+    checks = _checks(built_con, "equipment_utilisation_daily")
+    passed, failing = checks["utilisation_between_0_and_1"]
     assert not passed and failing > 0
 
 
@@ -432,7 +499,8 @@ def test_hours_reconciliation_check_fails(built_con: duckdb.DuckDBPyConnection) 
         "AS booked_hours_sum) FROM equipment_utilisation_daily",
     )
     assert _checks(built_con, "equipment_utilisation_daily")[
-        "booked_hours_sum_reconciles_with_raw"] == (False, 1)
+        "booked_hours_sum_reconciles_with_raw"
+    ] == (False, 1)
 
 
 def test_cost_reconciliation_and_grain_checks_fail(built_con: duckdb.DuckDBPyConnection) -> None:
@@ -456,8 +524,9 @@ def test_currency_and_unknown_status_checks_fail(tmp_path: Path) -> None:
     built = build_all(raw, tmp_path / "marts", MartSettings())
     con = duckdb.connect()
     register_parquet_views(con, {**raw, **built})
-    results = {c.check_name: c for c in mart_check_failures(con, "booking_cost_monthly",
-                                                            MartSettings())}
+    results = {
+        c.check_name: c for c in mart_check_failures(con, "booking_cost_monthly", MartSettings())
+    }
     assert not results["single_known_currency_per_row"].passed
     unknown = results["no_unknown_statuses"]
     assert (unknown.passed, unknown.failing_rows, unknown.severity) == (False, 1, "warning")

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from calira_pipeline.api import CollectionResult
 from calira_pipeline.assets.metadata import column_schema, table_metadata
+from calira_pipeline.pii import PiiPolicy, mask_tables
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES, TableSpec
 from calira_pipeline.storage import rows_to_arrow
@@ -85,7 +86,10 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         result = calira.client(logger=context.log, on_progress=_progress_logger(context)).fetch(
             collection
         )
-        arrow = {t: rows_to_arrow(RAW_TABLES[t], result.rows.get(t, [])) for t in tables}
+        store = warehouse.warehouse()
+        policy = PiiPolicy.for_data_dir(calira.pii, store.data_dir)
+        rows = mask_tables(policy, {t: result.rows.get(t, []) for t in tables})
+        arrow = {t: rows_to_arrow(RAW_TABLES[t], rows[t]) for t in tables}
         count_check = _count_check(result, primary, arrow[primary].num_rows)
         if not count_check.passed and collection not in _EMPTY_BY_CONTRACT:
             raise dg.Failure(
@@ -96,7 +100,7 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
                 ),
                 metadata=_fetch_metadata(result, calira.source),
             )
-        warehouse.warehouse().commit(arrow)
+        store.commit(arrow)
         fetch_meta = _fetch_metadata(result, calira.source)
         for table in tables:
             yield dg.MaterializeResult(

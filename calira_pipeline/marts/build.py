@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -49,13 +49,22 @@ def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> N
             "hours_tolerance": settings.hours_tolerance,
         },
     )
-    _temp_table(con, "mart__status_map", "status VARCHAR, category VARCHAR",
-                settings.status_categories())
-    _temp_table(con, "mart__maintenance_types", "booking_type VARCHAR",
-                [(t.strip().lower(),) for t in settings.maintenance_booking_types])
+    _temp_table(
+        con, "mart__status_map", "status VARCHAR, category VARCHAR", settings.status_categories()
+    )
+    _temp_table(
+        con,
+        "mart__maintenance_types",
+        "booking_type VARCHAR",
+        [(t.strip().lower(),) for t in settings.maintenance_booking_types],
+    )
     profiles = settings.operating_profiles()
-    _temp_table(con, "mart__operating_profiles", "profile VARCHAR, lab_id BIGINT",
-                [(key, lab_id) for key, (lab_id, _) in profiles.items()])
+    _temp_table(
+        con,
+        "mart__operating_profiles",
+        "profile VARCHAR, lab_id BIGINT",
+        [(key, lab_id) for key, (lab_id, _) in profiles.items()],
+    )
     _temp_table(
         con,
         "mart__operating_windows",
@@ -69,7 +78,7 @@ def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> N
 
 
 def _temp_table(
-    con: duckdb.DuckDBPyConnection, name: str, columns: str, rows: list[tuple[object, ...]]
+    con: duckdb.DuckDBPyConnection, name: str, columns: str, rows: Sequence[tuple[object, ...]]
 ) -> None:
     # `name` and `columns` are constants of this module; only the rows carry settings values.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
@@ -89,12 +98,15 @@ def prepare_session(
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)",
-        [_SCRATCH_PREFIX],
-    ).fetchall()
-    for (table_name,) in rows:
-        con.execute(f'DROP TABLE IF EXISTS temp."{table_name}"')
+    """Drop this module's temp views and tables so a shared connection stays clean."""
+    for kind, catalog in (("VIEW", "duckdb_views()"), ("TABLE", "duckdb_tables()")):
+        rows = con.execute(
+            f"SELECT {kind.lower()}_name FROM {catalog} "
+            "WHERE temporary AND starts_with(" + kind.lower() + "_name, ?)",
+            [_SCRATCH_PREFIX],
+        ).fetchall()
+        for (name,) in rows:
+            con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
 
 
 def _utc_timestamps(table: pa.Table) -> pa.Table:
@@ -109,9 +121,7 @@ def _utc_timestamps(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def build_mart(
-    con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
-) -> pa.Table:
+def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings) -> pa.Table:
     """Run mart `name` over the raw (and upstream mart) views registered on `con`."""
     spec = MART_SPECS[name]
     try:

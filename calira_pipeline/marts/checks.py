@@ -9,7 +9,7 @@ import duckdb
 
 from calira_pipeline.marts.build import drop_scratch, load_sql, prepare_session
 from calira_pipeline.marts.settings import MartSettings
-from calira_pipeline.marts.specs import MART_SPECS, MartSpec
+from calira_pipeline.marts.specs import CHECK_PRELUDES, MART_SPECS, MartSpec
 
 Severity = Literal["error", "warning"]
 
@@ -119,17 +119,14 @@ def mart_check_failures(
     """Run every check of mart `name`; `con` has the raw views and the built mart as a view."""
     spec = MART_SPECS[name]
     try:
-        prepare_session(con, settings, ("bookings",))
+        prepare_session(con, settings, CHECK_PRELUDES)
         con.execute(f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {_quoted(name)}")
         results = _generic_checks(con, spec, settings)
         for check in _SQL_CHECKS.get(name, ()):
             failing = _count(con, load_sql(check.sql_file))
             results.append(
-                CheckResult(
-                    check.name, failing == 0, failing, check.description, check.severity
-                )
+                CheckResult(check.name, failing == 0, failing, check.description, check.severity)
             )
     finally:
-        con.execute("DROP VIEW IF EXISTS mart__target")
         drop_scratch(con)
     return results

@@ -1,4 +1,4 @@
-"""Every semantic choice of the marts, in one frozen object with the defaults facility managers expect."""
+"""Every semantic choice of the marts, in one frozen object; defaults follow domain-notes.md."""
 
 from __future__ import annotations
 

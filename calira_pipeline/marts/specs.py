@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Shared temp tables a mart's SQL reads (sql/_prelude_<name>.sql), in the order they must run.
-PRELUDE_ORDER = ("bookings", "calendar", "operating")
-_ALL_PRELUDES = PRELUDE_ORDER
+PRELUDE_ORDER = ("zones", "facts", "staged", "instruments", "calendar", "operating")
+_ALL_PRELUDES = ("zones", "staged", "instruments", "calendar", "operating")
+_CALENDAR = ("zones", "staged", "instruments", "calendar")
+CHECK_PRELUDES = ("zones", "facts")
 _RAW = ("bookings", "equipment", "accounts")
 
 
@@ -87,10 +89,35 @@ def _rollup(level: str, key: str, extra: dict[str, str], note: str) -> MartSpec:
 
 _SPECS = (
     MartSpec(
+        name="booking_facts",
+        sql_file="booking_facts.sql",
+        depends_on_raw=_RAW,
+        depends_on_marts=(),
+        grain="One row per raw booking.",
+        description="Staging: bookings normalised once (case-folded status and its category, "
+        "usage role, provider-lab zone with fallbacks, hours) for every other mart.",
+        column_descriptions={
+            "booking_id": "Booking id.",
+            "equipment_id": "Equipment id.",
+            "start_utc": "Start, UTC.",
+            "end_utc": "End, UTC.",
+            "status": "Case-folded, trimmed status.",
+            "status_raw": "Status as sent.",
+            "status_category": "counted, tentative, excluded or unknown.",
+            "is_maintenance": "booking_type is a maintenance type.",
+            "usage_role": "use, tentative, maintenance or null (feeds no occupancy).",
+            "booking_timezone": "Provider lab's zone, else the equipment lab's, else the default.",
+            "timezone_source": "provider_lab, equipment_lab or default.",
+            "hours": "end - start in hours; 0 when not positive or missing.",
+        },
+        grain_columns=("booking_id",),
+        preludes=("zones", "facts"),
+    ),
+    MartSpec(
         name="equipment_interval_days",
         sql_file="equipment_interval_days.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=(),
+        depends_on_marts=("booking_facts",),
         grain="One row per (kind, equipment, interval, local day the interval covers).",
         description="Intermediate: counted/tentative bookings and their unions (occupancy, "
         "maintenance, parent families) cut at the instrument's local midnights.",
@@ -106,13 +133,13 @@ _SPECS = (
             "hours": "Piece length. " + _HOURS,
         },
         grain_columns=("kind", "equipment_id", "interval_id", "day"),
-        preludes=("bookings", "calendar"),
+        preludes=_CALENDAR,
     ),
     MartSpec(
         name="equipment_utilisation_daily",
         sql_file="equipment_utilisation_daily.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("equipment_interval_days",),
+        depends_on_marts=("booking_facts", "equipment_interval_days"),
         grain="One row per instrument per local day, first to last day of booking data.",
         description="Occupancy per instrument and local day in the provider lab's zone; idle "
         "days and never-booked instruments included with 0.",
@@ -129,7 +156,11 @@ _SPECS = (
         name="equipment_utilisation_monthly",
         sql_file="equipment_utilisation_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("equipment_interval_days", "equipment_utilisation_daily"),
+        depends_on_marts=(
+            "booking_facts",
+            "equipment_interval_days",
+            "equipment_utilisation_daily",
+        ),
         grain="One row per instrument per local month of the data window.",
         description="Daily hours summed per local month; available_hours is the whole month's "
         "local length (DST-aware), also for the first and last month of data.",
@@ -147,7 +178,7 @@ _SPECS = (
         name="parent_equipment_utilisation_daily",
         sql_file="parent_equipment_utilisation_daily.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("equipment_interval_days",),
+        depends_on_marts=("booking_facts", "equipment_interval_days"),
         grain="One row per parent instrument per local day of the data window.",
         description="A parent's occupancy as the union of its own and all descendants' counted "
         "bookings (children are parts or modes of one instrument); child rows stay in "
@@ -160,31 +191,45 @@ _SPECS = (
             **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
         },
         grain_columns=("equipment_id", "day"),
-        preludes=("bookings", "calendar"),
+        preludes=_CALENDAR,
         ratio_columns=("utilisation",),
     ),
-    _rollup("lab", "lab_id", {"lab_name": "Lab name.", "department_id": "Department.",
-                              "organisation_id": "Organisation."}, ""),
+    _rollup(
+        "lab",
+        "lab_id",
+        {
+            "lab_name": "Lab name.",
+            "department_id": "Department.",
+            "organisation_id": "Organisation.",
+        },
+        "",
+    ),
     _rollup(
         "department",
         "department_id",
-        {"department_name": "Department name.", "organisation_id": "Organisation.",
-         "lab_count": "Labs in the row."},
+        {
+            "department_name": "Department name.",
+            "organisation_id": "Organisation.",
+            "lab_count": "Labs in the row.",
+        },
         "Labs without a department (independent or directly under an organisation) are left "
         "out; they appear in the lab and organisation marts.",
     ),
     _rollup(
         "organisation",
         "organisation_id",
-        {"organisation_name": "Organisation name.", "lab_count": "Labs in the row.",
-         "is_independent_lab": "True when the row is an independent lab rolled up to itself."},
+        {
+            "organisation_name": "Organisation name.",
+            "lab_count": "Labs in the row.",
+            "is_independent_lab": "True when the row is an independent lab rolled up to itself.",
+        },
         "An independent lab rolls up to itself (organisation_id = lab id), as the API does.",
     ),
     MartSpec(
         name="equipment_hour_of_week",
         sql_file="equipment_hour_of_week.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("equipment_interval_days",),
+        depends_on_marts=("booking_facts", "equipment_interval_days"),
         grain="One row per instrument per ISO weekday per local hour (7 x 24).",
         description="Hour-of-week heatmap in local wall-clock time over the data window.",
         column_descriptions={
@@ -197,14 +242,14 @@ _SPECS = (
             "occupancy": "booked_hours / available_hours; null when the cell never occurred.",
         },
         grain_columns=("equipment_id", "weekday", "hour"),
-        preludes=("bookings", "calendar"),
+        preludes=_CALENDAR,
         ratio_columns=("occupancy",),
     ),
     MartSpec(
         name="booking_cost_monthly",
         sql_file="booking_cost_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=(),
+        depends_on_marts=("booking_facts",),
         grain="One row per (month, provider lab, requester lab, currency, booking type, status).",
         description="Booking cost per provider-local month; every status kept as a dimension, "
         "never summed across currencies." + _NO_PROJECT_NOTE,
@@ -214,17 +259,21 @@ _SPECS = (
             "status_raw_values": "The status spellings merged into `status`.",
         },
         grain_columns=(
-            "month", "provider_lab_id", "requester_lab_id", "currency", "booking_type", "status"
+            "month",
+            "provider_lab_id",
+            "requester_lab_id",
+            "currency",
+            "booking_type",
+            "status",
         ),
-        preludes=("bookings", "calendar"),
+        preludes=_CALENDAR,
     ),
     MartSpec(
         name="booking_cost_by_requester_group_monthly",
         sql_file="booking_cost_by_requester_group_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=(),
-        grain="One row per (month, provider lab, requester group, currency, booking type, "
-        "status).",
+        depends_on_marts=("booking_facts",),
+        grain="One row per (month, provider lab, requester group, currency, booking type, status).",
         description="Booking cost per requester group (by name: the API sends no group id)."
         + _NO_PROJECT_NOTE,
         column_descriptions={
@@ -233,16 +282,20 @@ _SPECS = (
             "requester_lab_count": "Distinct requesting labs in the row.",
         },
         grain_columns=(
-            "month", "provider_lab_id", "requester_group_name", "currency", "booking_type",
+            "month",
+            "provider_lab_id",
+            "requester_group_name",
+            "currency",
+            "booking_type",
             "status",
         ),
-        preludes=("bookings", "calendar"),
+        preludes=_CALENDAR,
     ),
     MartSpec(
         name="booking_quality_issues",
         sql_file="booking_quality_issues.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=(),
+        depends_on_marts=("booking_facts",),
         grain="One row per booking per data-quality issue.",
         description="Issues: overlap (counted use bookings on one instrument), missing_time, "
         "non_positive_duration, longer_than_limit, duration_mismatch, unknown_status, "
@@ -259,7 +312,7 @@ _SPECS = (
             "end_time": "End, UTC.",
         },
         grain_columns=("booking_id", "issue"),
-        preludes=("bookings",),
+        preludes=("zones", "staged"),
     ),
 )
 

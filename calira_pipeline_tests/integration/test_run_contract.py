@@ -68,6 +68,7 @@ def test_sigkill_mid_run_leaves_previous_tables_intact_and_next_run_repairs(tmp_
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         _wait_for_temp_file(data_dir, proc, time.monotonic() + 120)
+        assert proc.poll() is None, "the run ended before it could be killed mid-write"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 

@@ -1,0 +1,125 @@
+"""Personal data policy (CALIRA_PII): keep, hash (default) or drop names and emails.
+
+Booking payloads carry requester names and emails. Hashing uses HMAC-SHA256 with a salt kept in
+the data directory, so the same person always gets the same token (counts per person still work)
+while the token cannot be reversed or matched against another installation's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+PiiMode = Literal["keep", "hash", "drop"]
+PII_MODES: tuple[PiiMode, ...] = ("keep", "hash", "drop")
+SALT_FILE = ".calira-pii-salt"
+
+# Flattened columns holding personal data, per raw table.
+PII_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bookings": ("requester_name", "requester_email", "creator_name"),
+    "equipment": ("contact_person_name",),
+    "projects": ("supervisor",),
+    "project_users": ("user_name", "user_email"),
+    "current_user": ("first_name", "last_name", "email"),
+}
+# The same data inside each record's raw JSON: top-level keys and nested objects' keys.
+_RAW_TOP_LEVEL = ("first_name", "last_name", "email", "supervisor")
+_RAW_NESTED = {"requester": ("name", "email"), "creator": ("name",), "contact_person": ("name",)}
+_RAW_LISTS = {"selected_users": ("name", "email")}
+
+
+class PiiConfigError(ValueError):
+    """CALIRA_PII has a value other than keep, hash or drop."""
+
+
+@dataclass(frozen=True)
+class PiiPolicy:
+    mode: PiiMode
+    key: bytes = b""
+
+    @classmethod
+    def for_data_dir(cls, mode: str, data_dir: str | os.PathLike[str]) -> PiiPolicy:
+        if mode not in PII_MODES:
+            raise PiiConfigError(
+                f"CALIRA_PII={mode!r} is not one of keep, hash, drop; unset it for the default (hash)"
+            )
+        if mode != "hash":
+            return cls(mode)  # type: ignore[arg-type]
+        return cls("hash", _load_or_create_salt(Path(data_dir) / SALT_FILE))
+
+    def mask(self, value: Any) -> Any:
+        if value is None or self.mode == "keep":
+            return value
+        if self.mode == "drop":
+            return None
+        digest = hmac.new(self.key, str(value).strip().lower().encode(), hashlib.sha256)
+        return "pii:" + digest.hexdigest()[:20]
+
+    def apply(self, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with personal columns and the matching raw JSON fields masked."""
+        if self.mode == "keep":
+            return rows
+        columns = PII_COLUMNS.get(table, ())
+        masked = []
+        for row in rows:
+            new = dict(row)
+            for column in columns:
+                if column in new:
+                    new[column] = self.mask(new[column])
+            if new.get("raw_json"):
+                new["raw_json"] = mask_raw_json(new["raw_json"], self.mask)
+            masked.append(new)
+        return masked
+
+
+def mask_raw_json(raw: str, mask: Callable[[Any], Any]) -> str:
+    record = json.loads(raw)
+    if isinstance(record, dict):
+        _mask_record(record, mask)
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _mask_record(record: dict[str, Any], mask: Callable[[Any], Any]) -> None:
+    for key in _RAW_TOP_LEVEL:
+        if key in record:
+            record[key] = mask(record[key])
+    for key, fields in _RAW_NESTED.items():
+        nested = record.get(key)
+        if isinstance(nested, dict):
+            for name in fields:
+                if name in nested:
+                    nested[name] = mask(nested[name])
+    for key, fields in _RAW_LISTS.items():
+        for item in record.get(key) or []:
+            if isinstance(item, dict):
+                for name in fields:
+                    if name in item:
+                        item[name] = mask(item[name])
+
+
+def _load_or_create_salt(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".salt-{secrets.token_hex(8)}.partial")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        # link() never replaces: when two runs race, exactly one salt wins and both read it.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def mask_tables(policy: PiiPolicy, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    return {table: policy.apply(table, table_rows) for table, table_rows in rows.items()}

@@ -1,0 +1,72 @@
+-- Parent chains and one resolved zone (and operating-hours profile) per instrument.
+
+-- Parent chains (children of children too); the depth cap stops a cyclic parent_id.
+CREATE OR REPLACE TEMP TABLE mart__ancestors AS
+WITH RECURSIVE chain(equipment_id, ancestor_id, depth) AS (
+    SELECT id, parent_id, 1
+    FROM equipment
+    WHERE parent_id IS NOT NULL AND parent_id <> id
+    UNION ALL
+    SELECT c.equipment_id, e.parent_id, c.depth + 1
+    FROM chain AS c
+    JOIN equipment AS e ON e.id = c.ancestor_id
+    WHERE e.parent_id IS NOT NULL AND c.depth < 16
+)
+SELECT DISTINCT equipment_id, ancestor_id
+FROM chain
+WHERE ancestor_id <> equipment_id;
+
+-- One zone per instrument so its days are consistent: the provider lab seen most often on its
+-- bookings (with a known zone), else its own lab's zone, else the configured default.
+CREATE OR REPLACE TEMP TABLE mart__instruments AS
+WITH ids AS (
+    SELECT id AS equipment_id FROM equipment
+    UNION
+    SELECT equipment_id FROM mart__bookings WHERE equipment_id IS NOT NULL
+    UNION
+    SELECT ancestor_id FROM mart__ancestors
+),
+provider_counts AS (
+    SELECT equipment_id, provider_lab_id, provider_timezone, count(*) AS n
+    FROM mart__bookings
+    WHERE equipment_id IS NOT NULL AND provider_lab_id IS NOT NULL
+    GROUP BY ALL
+),
+usual_provider AS (
+    SELECT equipment_id, provider_lab_id
+    FROM provider_counts
+    QUALIFY row_number() OVER (PARTITION BY equipment_id ORDER BY n DESC, provider_lab_id) = 1
+),
+usual_provider_zone AS (
+    SELECT equipment_id, provider_timezone
+    FROM provider_counts
+    WHERE provider_timezone IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY equipment_id ORDER BY n DESC, provider_lab_id) = 1
+),
+resolved AS (
+    SELECT
+        ids.equipment_id,
+        coalesce(e.lab_id, up.provider_lab_id) AS lab_id,
+        coalesce(upz.provider_timezone, ez.timezone, s.default_timezone) AS timezone,
+        CASE
+            WHEN upz.provider_timezone IS NOT NULL THEN 'provider_lab'
+            WHEN ez.timezone IS NOT NULL THEN 'equipment_lab'
+            ELSE 'default'
+        END AS timezone_source
+    FROM ids
+    CROSS JOIN mart__settings AS s
+    LEFT JOIN equipment AS e ON e.id = ids.equipment_id
+    LEFT JOIN usual_provider AS up ON up.equipment_id = ids.equipment_id
+    LEFT JOIN usual_provider_zone AS upz ON upz.equipment_id = ids.equipment_id
+    LEFT JOIN mart__lab_zones AS ez ON ez.lab_id = e.lab_id
+)
+SELECT
+    r.*,
+    CASE
+        WHEN lab_profile.profile IS NOT NULL THEN lab_profile.profile
+        WHEN default_profile.profile IS NOT NULL THEN default_profile.profile
+    END AS operating_profile
+FROM resolved AS r
+LEFT JOIN mart__operating_profiles AS lab_profile ON lab_profile.lab_id = r.lab_id
+LEFT JOIN mart__operating_profiles AS default_profile
+    ON default_profile.lab_id IS NULL AND default_profile.profile = 'default';
