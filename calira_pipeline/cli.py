@@ -94,6 +94,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+    from calira_pipeline.marts_config import MartConfigResource
     from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 
     data_dir = str(Path(args.data_dir).resolve())
@@ -105,6 +106,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         resources={
             "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=args.scale, sandbox_seed=args.seed),
             "warehouse": WarehouseResource(data_dir=data_dir),
+            "mart_config": MartConfigResource(operating_hours=os.environ.get("CALIRA_OPERATING_HOURS")),
         },
         raise_on_error=False,
     )

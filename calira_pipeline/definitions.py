@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
+from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
+from calira_pipeline.marts_config import MartConfigResource
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES, env_bound_fields
+from calira_pipeline.settings import (
+    API_VARIABLES,
+    INT_VARIABLES,
+    MART_VARIABLES,
+    env_bound_fields,
+)
 
-ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS]
+ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS, *MART_ASSETS]
 ALL_CHECKS: list[dg.AssetChecksDefinition] = [*RAW_CHECKS]
 
 defs = dg.Definitions(
@@ -21,5 +28,6 @@ defs = dg.Definitions(
     resources={
         "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
         "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+        "mart_config": MartConfigResource(**env_bound_fields(MART_VARIABLES)),
     },
 )

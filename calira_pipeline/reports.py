@@ -83,7 +83,7 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection) -> bytes:
             "where lab_id = ? group by all",
             [lab_id],
         ).fetchall():
-            grid[int(weekday)][int(hour)] = float(occupancy or 0)
+            grid[int(weekday) - 1][int(hour)] = float(occupancy or 0)
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1)
         ax.set_yticks(range(7), WEEKDAYS)
         ax.set_xticks(range(0, 24, 3))

@@ -23,6 +23,10 @@ API_VARIABLES: dict[str, str] = {
     "sandbox_scale": "CALIRA_SANDBOX_SCALE",
     "pii": "CALIRA_PII",
 }
+MART_VARIABLES: dict[str, str] = {
+    "operating_hours": "CALIRA_OPERATING_HOURS",
+    "default_timezone": "CALIRA_DEFAULT_TIMEZONE",
+}
 INT_VARIABLES: dict[str, str] = {
     "concurrency": "CALIRA_CONCURRENCY",
     "sandbox_seed": "CALIRA_SANDBOX_SEED",

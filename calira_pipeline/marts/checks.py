@@ -130,3 +130,12 @@ def mart_check_failures(
     finally:
         drop_scratch(con)
     return results
+
+
+def check_names(name: str) -> list[str]:
+    """The checks `mart_check_failures` reports for mart `name`, known before it runs."""
+    spec = MART_SPECS[name]
+    names = ["grain_is_unique"] if spec.grain_columns else []
+    if spec.ratio_columns:
+        names.append("utilisation_between_0_and_1")
+    return names + [check.name for check in _SQL_CHECKS.get(name, ())]

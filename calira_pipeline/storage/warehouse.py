@@ -99,6 +99,22 @@ class Warehouse:
             _fsync_dir(self.data_dir)
             return [PublishedTable(n, t.num_rows, generation) for n, t in tables.items()]
 
+    def write_report(self, name: str, html: str, images: Mapping[str, bytes]) -> list[Path]:
+        """Write reports/<name> and one PNG per image, each atomically; return their paths."""
+        folder = self.data_dir / "reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {name: html.encode()}
+        for title, png in images.items():
+            slug = "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_")
+            files[f"{slug}.png"] = png
+        written = []
+        for file_name, content in files.items():
+            tmp = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{file_name}"
+            tmp.write_bytes(content)
+            os.replace(tmp, folder / file_name)
+            written.append(folder / file_name)
+        return written
+
     def repair(self) -> list[str]:
         """Reload into DuckDB every Parquet file the DuckDB file does not match; return their names."""
         with self._writer_lock():
