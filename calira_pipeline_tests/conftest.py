@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
 
 import pytest
 
@@ -14,3 +17,27 @@ def _no_ambient_calira_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     for key in _CALIRA_VARS:
         monkeypatch.delenv(key, raising=False)
     yield
+
+
+def materialize_everything(data_dir: Path, scale: str = "tiny") -> dg.ExecuteInProcessResult:
+    """Every asset and check, in process, against the in-process sandbox."""
+    import dagster as dg
+
+    from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+    from calira_pipeline.marts_config import MartConfigResource
+    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        resources={
+            "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale=scale),
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+            "mart_config": MartConfigResource(operating_hours="Mon-Fri 09:00-17:00"),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
+    data_dir = tmp_path_factory.mktemp("full_run")
+    return data_dir, materialize_everything(data_dir)

@@ -61,13 +61,29 @@ def fake_api(**kwargs: Any) -> FakeCalira:
         ],
         bookings=[booking(i) for i in range(250, 0, -1)],
         equipment={
-            1: [{"id": 11, "name": "SEM", "model_number": "X1", "serial_number": "s",
-                 "manufacturing_year": "2020", "parent_id": None}],
+            1: [
+                {
+                    "id": 11,
+                    "name": "SEM",
+                    "model_number": "X1",
+                    "serial_number": "s",
+                    "manufacturing_year": "2020",
+                    "parent_id": None,
+                }
+            ],
             2: [{"id": 21, "name": "TEM", "lab": {"id": 2, "name": "Lab B"}}],
         },
         groups={1: [{"id": 5, "name": "G", "equipment": [{"id": 11, "name": "SEM"}]}]},
-        projects={3: [{"id": 7, "name": "P", "funding_codes": [{"code": "FC1", "amount": "10"}],
-                       "selected_users": [{"id": 9, "name": "Ada"}]}]},
+        projects={
+            3: [
+                {
+                    "id": 7,
+                    "name": "P",
+                    "funding_codes": [{"code": "FC1", "amount": "10"}],
+                    "selected_users": [{"id": 9, "name": "Ada"}],
+                }
+            ]
+        },
         **kwargs,
     )
     return fake
@@ -84,7 +100,10 @@ def make_client(fake: FakeCalira, clock: FakeClock | None = None, **overrides: A
     }
     values.update(overrides)
     return CaliraClient(
-        ClientSettings(**values), transport=fake.transport, sleep=clock.sleep, clock=clock,
+        ClientSettings(**values),
+        transport=fake.transport,
+        sleep=clock.sleep,
+        clock=clock,
         rng=random.Random(0),
     )
 
@@ -177,8 +196,12 @@ def test_projects_detail_without_id_takes_list_id() -> None:
 
     def detail(request: httpx.Request) -> httpx.Response | None:
         if request.url.path == "/v1/accounts/3/projects/7":
-            body = {"name": "P", "supervisor": "N", "funding_codes": [{"code": "A"}, "B"],
-                    "selected_users": []}
+            body = {
+                "name": "P",
+                "supervisor": "N",
+                "funding_codes": [{"code": "A"}, "B"],
+                "selected_users": [],
+            }
             return httpx.Response(200, json=body, request=request)
         return None
 
@@ -202,8 +225,10 @@ def test_missing_scope_names_scope_endpoint_and_assets() -> None:
         if request.url.path == "/v1/bookings":
             return httpx.Response(
                 403,
-                json={"error": "insufficient_scope",
-                      "error_description": "Missing scope read_bookings"},
+                json={
+                    "error": "insufficient_scope",
+                    "error_description": "Missing scope read_bookings",
+                },
                 request=request,
             )
         return None
@@ -220,7 +245,8 @@ def test_missing_scope_names_scope_endpoint_and_assets() -> None:
 def test_forbidden_without_scope_hint_is_api_error() -> None:
     fake = fake_api()
     fake.inject = lambda r: (
-        httpx.Response(403, json={"error": "forbidden"}, request=r) if "/bookings" in r.url.path
+        httpx.Response(403, json={"error": "forbidden"}, request=r)
+        if "/bookings" in r.url.path
         else None
     )
     with pytest.raises(ApiError, match="not approved"):
@@ -230,9 +256,14 @@ def test_forbidden_without_scope_hint_is_api_error() -> None:
 def test_html_error_page_is_api_error_naming_request() -> None:
     fake = fake_api()
     fake.inject = lambda r: (
-        httpx.Response(200, text="<html>Bad gateway</html>", headers={"X-Total-Records": "1",
-                       "X-Per-Page": "100"}, request=r)
-        if r.url.path == "/v1/bookings" else None
+        httpx.Response(
+            200,
+            text="<html>Bad gateway</html>",
+            headers={"X-Total-Records": "1", "X-Per-Page": "100"},
+            request=r,
+        )
+        if r.url.path == "/v1/bookings"
+        else None
     )
     with pytest.raises(ApiError, match=r"GET /v1/bookings\?page=1.*not valid JSON.*<html>"):
         make_client(fake).fetch("bookings")
@@ -241,9 +272,14 @@ def test_html_error_page_is_api_error_naming_request() -> None:
 def test_non_utf8_body_is_api_error() -> None:
     fake = fake_api()
     fake.inject = lambda r: (
-        httpx.Response(200, content=b"\xff\xfe[", headers={"X-Total-Records": "1",
-                       "X-Per-Page": "100"}, request=r)
-        if r.url.path == "/v1/bookings" else None
+        httpx.Response(
+            200,
+            content=b"\xff\xfe[",
+            headers={"X-Total-Records": "1", "X-Per-Page": "100"},
+            request=r,
+        )
+        if r.url.path == "/v1/bookings"
+        else None
     )
     with pytest.raises(ApiError, match="not UTF-8"):
         make_client(fake).fetch("bookings")
@@ -281,8 +317,9 @@ def test_no_secrets_in_logs_errors_or_reprs(caplog: pytest.LogCaptureFixture) ->
     def flaky(request: httpx.Request) -> httpx.Response | None:
         calls["n"] += 1
         if calls["n"] in (2, 3):
-            return httpx.Response(503, text=f"echo {request.headers.get('Authorization')}",
-                                  request=request)
+            return httpx.Response(
+                503, text=f"echo {request.headers.get('Authorization')}", request=request
+            )
         return None
 
     fake.inject = flaky
@@ -294,7 +331,8 @@ def test_no_secrets_in_logs_errors_or_reprs(caplog: pytest.LogCaptureFixture) ->
         assert secret not in text
     fake.inject = lambda r: (
         httpx.Response(400, text=f"bad {r.headers.get('Authorization')}", request=r)
-        if r.url.path.startswith("/v1/bookings") else None
+        if r.url.path.startswith("/v1/bookings")
+        else None
     )
     with pytest.raises(ApiError) as info:
         client.fetch("bookings")

@@ -16,18 +16,38 @@ from calira_pipeline.api.testing import FakeCalira, FakeClock, page_response
 
 
 def bookings(ids: range | list[int]) -> list[dict[str, Any]]:
-    return [{"id": i, "status": "Booked", "cost": "1.00", "currency": "GBP",
-             "provider_lab": None, "requester_lab": None, "requester": None} for i in ids]
+    return [
+        {
+            "id": i,
+            "status": "Booked",
+            "cost": "1.00",
+            "currency": "GBP",
+            "provider_lab": None,
+            "requester_lab": None,
+            "requester": None,
+        }
+        for i in ids
+    ]
 
 
 def client_for(fake: FakeCalira, **overrides: Any) -> CaliraClient:
     clock = FakeClock()
-    values: dict[str, Any] = {"base_url": fake.base_url, "token_url": fake.token_url,
-                              "client_id": fake.client_id, "client_secret": fake.client_secret,
-                              "concurrency": 4, "per_page": 10}
+    values: dict[str, Any] = {
+        "base_url": fake.base_url,
+        "token_url": fake.token_url,
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "concurrency": 4,
+        "per_page": 10,
+    }
     values.update(overrides)
-    return CaliraClient(ClientSettings(**values), transport=fake.transport, sleep=clock.sleep,
-                        clock=clock, rng=random.Random(1))
+    return CaliraClient(
+        ClientSettings(**values),
+        transport=fake.transport,
+        sleep=clock.sleep,
+        clock=clock,
+        rng=random.Random(1),
+    )
 
 
 def ids_of(fake: FakeCalira, **overrides: Any) -> list[int]:
@@ -59,7 +79,8 @@ def test_missing_or_malformed_headers_raise_naming_endpoint(
     fake = FakeCalira(bookings=bookings(range(30, 0, -1)))
     fake.inject = lambda r: (
         httpx.Response(200, json=bookings(range(10)), headers=headers, request=r)
-        if r.url.path == "/v1/bookings" else None
+        if r.url.path == "/v1/bookings"
+        else None
     )
     with pytest.raises(PaginationError, match=message) as info:
         ids_of(fake)
@@ -77,7 +98,8 @@ def test_wrong_current_page_is_detected() -> None:
     # an old API version ignoring `page` would serve page 1 forever
     fake.inject = lambda r: (
         page_response(r, bookings(range(30, 20, -1)), 30, 10, 1)
-        if r.url.path == "/v1/bookings" else None
+        if r.url.path == "/v1/bookings"
+        else None
     )
     with pytest.raises(PaginationError, match="X-Current-Page 1, not 2"):
         ids_of(fake)

@@ -1,0 +1,87 @@
+"""The token file: atomic private writes and cross-process locking."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from calira_pipeline.api import ConfigError, Secret
+from calira_pipeline.api.tokens import TokenFileStore, TokenSet
+
+
+def tokens(n: int) -> TokenSet:
+    return TokenSet(Secret(f"access-{n}"), Secret(f"refresh-{n}"), 2_000_000_000.0, "read_x")
+
+
+def test_round_trip_and_permissions(tmp_path: Path) -> None:
+    store = TokenFileStore(tmp_path / "dir" / "tokens.json")
+    assert store.load() is None
+    store.save(tokens(1))
+    assert store.load() == tokens(1)
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    store.save(tokens(2))
+    assert store.load() == tokens(2)
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["tokens.json"]  # no temp left
+
+
+def test_failed_write_keeps_previous_file(tmp_path: Path) -> None:
+    store = TokenFileStore(tmp_path / "tokens.json")
+    store.save(tokens(1))
+    bad = TokenSet(Secret("a"), None, None, scope=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.save(bad)
+    assert store.load() == tokens(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json"]
+
+
+def test_corrupt_file_is_config_error(tmp_path: Path) -> None:
+    (tmp_path / "tokens.json").write_text("{nope")
+    with pytest.raises(ConfigError, match="log in again"):
+        TokenFileStore(tmp_path / "tokens.json").load()
+
+
+def test_token_response_parsing_and_expiry() -> None:
+    parsed = TokenSet.from_response(
+        {"access_token": "at-secret", "refresh_token": "r", "expires_in": 7200, "scope": "read_x"},
+        100.0,
+    )
+    assert parsed.expires_at == 7300.0 and parsed.refresh_token == Secret("r")
+    assert not parsed.expires_within(60, now_wall=7000.0)
+    assert parsed.expires_within(60, now_wall=7250.0)
+    assert "'***'" in repr(parsed) and "at-secret" not in repr(parsed)
+    assert json.loads(json.dumps(parsed.to_json()))["access_token"] == "at-secret"
+
+
+def _hold_lock(
+    path: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event
+) -> None:
+    store = TokenFileStore(path)
+    with store.locked():
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_excludes_another_process(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    path = str(tmp_path / "tokens.json")
+    child = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    child.start()
+    try:
+        assert ready.wait(10)
+        fd = os.open(path + ".lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        release.set()
+        child.join(10)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the other process is done
+        os.close(fd)
+    finally:
+        release.set()
+        child.join(10)
