@@ -8,6 +8,7 @@ from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
 from calira_pipeline.marts_config import MartConfigResource
+from calira_pipeline.schedules import JOBS, SCHEDULES
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.settings import (
     API_VARIABLES,
@@ -22,6 +23,8 @@ ALL_CHECKS: list[dg.AssetChecksDefinition] = [*RAW_CHECKS]
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
     # One process per run: steps are I/O-bound API walks with their own internal concurrency, and a
     # process per step (the multiprocess default) costs seconds of imports for each of ~30 steps.
     executor=dg.in_process_executor,

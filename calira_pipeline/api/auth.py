@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -166,9 +167,7 @@ class TokenProvider:
                 error = exc
                 continue
             if tokens.refresh_token is None:  # a non-rotating server keeps the old one valid
-                tokens = TokenSet(
-                    tokens.access_token, Secret(refresh), tokens.expires_at, tokens.scope
-                )
+                tokens = dataclasses.replace(tokens, refresh_token=Secret(refresh))
             return tokens
         assert error is not None
         raise error
@@ -180,7 +179,7 @@ class TokenProvider:
             data=form,
             headers={"Accept": "application/json"},
         )
-        response = await self.sender.send(request)
+        response = await self.sender.send(request, bounded=False)
         payload = _json_object(response)
         if response.status_code != 200 or payload is None:
             raise self._token_error(request, response, form["grant_type"], payload)

@@ -56,8 +56,10 @@ class CaliraClient:
     def fetch(self, collection: str, account_ids: Sequence[int] | None = None) -> CollectionResult:
         """Synchronous ``afetch``; runs in a worker thread if an event loop is already running."""
         try:
-            asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
+            running = None
+        if running is None:  # outside the except block so errors are not chained to it
             return asyncio.run(self.afetch(collection, account_ids))
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, self.afetch(collection, account_ids)).result()

@@ -99,10 +99,8 @@ class CollectionFetcher:
             await self._current_user(rows)
             return rows, None
         specs = await self._list_specs(collection, account_ids)
-        listed, api_total = await self._walk_all(collection, specs)
-        if collection in DETAIL_NEEDS:
-            listed = await self._complete(collection, listed, specs)
-        for item in listed:
+        pending, api_total = await self._walk_all(collection, specs, rows)
+        for item in await self._complete(collection, pending, specs):
             self._parse_into(collection, item, rows)
         return rows, api_total
 
@@ -141,10 +139,31 @@ class CollectionFetcher:
                 ids.append(int(account["id"]))
         return ids
 
-    async def _walk_all(self, collection: str, specs: list[ListSpec]) -> tuple[list[Listed], int]:
-        async def walk(index: int, spec: ListSpec) -> tuple[list[Listed], int]:
+    async def _walk_all(
+        self, collection: str, specs: list[ListSpec], rows: dict[str, list[dict[str, Any]]]
+    ) -> tuple[list[Listed], int]:
+        """Walk every list; complete records are parsed as pages arrive (overlapping CPU with
+        network waits), the rest are returned for detail fetching."""
+        pending: list[Listed] = []
+        seen: set[int] = set()
+
+        async def walk(index: int, spec: ListSpec) -> int:
+            where = f"GET {self._api_path}{spec.path}"
+
             def progress(done: int, total: int, records: int) -> None:
                 self._report(collection, index, (done, total, records))
+
+            def arrived(page: int, record: dict[str, Any]) -> None:
+                record_id = int(record["id"])
+                if record_id in seen:  # the same record under two lists (e.g. two labs)
+                    self.stats.duplicates_dropped += 1
+                    return
+                seen.add(record_id)
+                item = Listed(record, f"{where} page {page}", spec.scope_id)
+                if needs_detail(collection, record):
+                    pending.append(item)
+                else:
+                    self._parse_into(collection, item, rows)
 
             walker = ListWalker(
                 self.session,
@@ -154,25 +173,12 @@ class CollectionFetcher:
                 self.max_pages,
                 self.stats,
                 on_page=progress,
+                on_new=arrived,
             )
-            result = await walker.walk()
-            where = f"GET {self._api_path}{spec.path}"
-            return [
-                Listed(rec, f"{where} page {page}", spec.scope_id) for page, rec in result.items
-            ], result.api_total
+            return (await walker.walk()).api_total
 
-        walks = await run_all(walk(i, spec) for i, spec in enumerate(specs))
-        listed: list[Listed] = []
-        seen: set[int] = set()
-        for items, _ in walks:
-            for item in items:
-                record_id = int(item.record["id"])
-                if record_id in seen:  # the same record under two lists (e.g. two labs)
-                    self.stats.duplicates_dropped += 1
-                    continue
-                seen.add(record_id)
-                listed.append(item)
-        return listed, sum(total for _, total in walks)
+        totals = await run_all(walk(i, spec) for i, spec in enumerate(specs))
+        return pending, sum(totals)
 
     def _report(self, collection: str, index: int, progress: tuple[int, int, int]) -> None:
         self._progress[index] = progress
@@ -187,8 +193,6 @@ class CollectionFetcher:
         detail_prefixes = {spec.scope_id: spec.detail_prefix for spec in specs}
 
         async def complete(item: Listed) -> Listed | None:
-            if not needs_detail(collection, item.record):
-                return item
             record_id = int(item.record["id"])
             path = f"{detail_prefixes[item.scope_id]}/{record_id}"
             response = await self.session.get(path, allow=(404,))

@@ -17,6 +17,7 @@ from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import FetchStats
 
 T = TypeVar("T")
+RequestFactory = Callable[[], Awaitable[httpx.Request]]
 
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_CAP_S = 60.0
@@ -93,31 +94,45 @@ class RetryingSender:
         ceiling = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2.0**attempt)
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response | str:
-        """The response, or the retry cause of a transport failure."""
-        async with self.semaphore:
+    async def _send_once(
+        self, request: httpx.Request | RequestFactory, bounded: bool
+    ) -> tuple[httpx.Request, httpx.Response | str, float]:
+        """The request as sent plus its response, or the retry cause of a transport failure."""
+        async with self.semaphore if bounded else contextlib.nullcontext():
             await self.limiter.acquire()
+            # Built only now: a request queued behind the semaphore must not carry a token
+            # that expired while it waited.
+            if not isinstance(request, httpx.Request):
+                request = await request()
             self.stats.requests += 1
+            sent_at = self._clock()
             try:
                 response = await self.client.send(request)
             except httpx.TimeoutException:
-                return "timeout"
+                return request, "timeout", sent_at
             except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError):
-                return "connect"
+                return request, "connect", sent_at
             except httpx.HTTPError as exc:
                 raise ApiError(
                     f"{describe(request)} could not be sent ({type(exc).__name__}); check "
                     "CALIRA_BASE_URL / CALIRA_TOKEN_URL."
                 ) from None
         self.stats.bytes_received += len(response.content)
-        return response
+        return request, response, sent_at
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """Return the first response that is neither 429 nor 5xx (any other status included)."""
+    async def send(
+        self, request: httpx.Request | RequestFactory, *, bounded: bool = True
+    ) -> httpx.Response:
+        """Return the first response that is neither 429 nor 5xx (any other status included).
+
+        A factory is called per attempt, so a retry after a long wait carries a fresh token.
+        ``bounded=False`` skips the concurrency bound: token requests must not wait for slots
+        held by the very requests that are waiting for the token.
+        """
         waited = 0.0
         attempt = 0
         while True:
-            outcome = await self._send_once(request)
+            current, outcome, sent_at = await self._send_once(request, bounded)
             delay: float | None = None
             if isinstance(outcome, str):
                 cause, detail = outcome, f"{outcome} error"
@@ -125,7 +140,7 @@ class RetryingSender:
                 cause, detail = "429", "HTTP 429"
                 self.stats.rate_limited += 1
                 delay = parse_retry_after(outcome, self._wall_clock)
-                self.limiter.on_rate_limited(delay)
+                self.limiter.on_rate_limited(sent_at)
             elif outcome.status_code >= 500:
                 cause, detail = "5xx", f"HTTP {outcome.status_code}"
             else:
@@ -133,11 +148,11 @@ class RetryingSender:
                 return outcome
             delay = delay if delay is not None else self._backoff(attempt)
             if waited + delay > self.max_retry_wait_s:
-                raise self._exhausted(request, outcome, detail, waited)
+                raise self._exhausted(current, outcome, detail, waited)
             self.stats.retries_by_cause[cause] += 1
             self._logger.info(
                 "calira: %s got %s; retry %d in %.2fs",
-                describe(request),
+                describe(current),
                 detail,
                 attempt + 1,
                 delay,

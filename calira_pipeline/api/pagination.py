@@ -136,6 +136,7 @@ class ListWalker:
     max_pages: int
     stats: FetchStats
     on_page: PageCallback | None = None
+    on_new: Callable[[int, dict[str, Any]], None] | None = None  # first sight of each record
     reads: list[PageRead] = field(default_factory=list)
     seen: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
@@ -193,6 +194,8 @@ class ListWalker:
                 self.stats.duplicates_dropped += 1
         else:
             self.seen[record_id] = (page, record)
+            if self.on_new is not None:
+                self.on_new(page, record)
         return record_id
 
     async def walk(self) -> WalkResult:

@@ -70,20 +70,25 @@ class ApiSession:
         self, path: str, params: dict[str, Any] | None = None, *, allow: tuple[int, ...] = ()
     ) -> httpx.Response:
         """GET with one token refresh on 401; statuses in ``allow`` are returned, not raised."""
-        token = await self.provider.access_token()
-        request = self._request(path, params, token)
-        response = await self.sender.send(request)
+        used: list[str] = []
+
+        async def build() -> httpx.Request:
+            used.append(await self.provider.access_token())
+            return self._request(path, params, used[-1])
+
+        response = await self.sender.send(build)
         if response.status_code == 401:
             self.stats.retries_by_cause["401-refresh"] += 1
-            token = await self.provider.renew_after_401(token)
-            request = self._request(path, params, token)
-            response = await self.sender.send(request)
+            await self.provider.renew_after_401(used[-1])
+            response = await self.sender.send(build)
             if response.status_code == 401:
                 raise AuthError(
-                    f"{describe(request)} was refused with HTTP 401 even with a freshly renewed "
-                    "token. The app's authorisation was probably revoked or the lab removed; "
-                    "re-authorise the app (authorization-code login) and check the credentials."
+                    f"{describe(response.request)} was refused with HTTP 401 even with a freshly "
+                    "renewed token. The app's authorisation was probably revoked or the lab "
+                    "removed; re-authorise the app (authorization-code login) and check the "
+                    "credentials."
                 )
+        request = response.request
         if response.status_code in allow or response.status_code < 400:
             return response
         if response.status_code == 403:

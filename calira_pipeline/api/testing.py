@@ -89,11 +89,19 @@ class FakeCalira:
     def count(self, path_pattern: str) -> int:
         return sum(1 for r in self.requests if re.fullmatch(path_pattern, r.url.path))
 
+    @property
+    def sync_transport(self) -> httpx.MockTransport:
+        """For sync clients (the login's code exchange); no request reordering."""
+        return httpx.MockTransport(self.handle_now)
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
         if self.shuffle is not None:
             for _ in range(self.shuffle.randint(0, 6)):
                 await asyncio.sleep(0)
+        return self.handle_now(request)
+
+    def handle_now(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
         if self.inject is not None:
             injected = self.inject(request)
             if injected is not None:

@@ -28,6 +28,7 @@ class TokenSet:
     refresh_token: Secret | None
     expires_at: float | None  # wall-clock epoch seconds; None = no expiry given
     scope: str | None = None
+    issued_at: float | None = None
 
     @classmethod
     def from_response(cls, payload: Mapping[str, Any], now_wall: float) -> TokenSet:
@@ -47,6 +48,7 @@ class TokenSet:
             refresh_token=Secret(refresh) if isinstance(refresh, str) and refresh else None,
             expires_at=expires_at,
             scope=scope if isinstance(scope, str) else None,
+            issued_at=now_wall,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ class TokenSet:
             "refresh_token": self.refresh_token.reveal() if self.refresh_token else None,
             "expires_at": self.expires_at,
             "scope": self.scope,
+            "issued_at": self.issued_at,
         }
 
     @classmethod
@@ -62,11 +65,13 @@ class TokenSet:
         access = data.get("access_token") or ""
         refresh = data.get("refresh_token")
         expires_at = data.get("expires_at")
+        issued_at = data.get("issued_at")
         return cls(
             access_token=Secret(str(access)),
             refresh_token=Secret(str(refresh)) if refresh else None,
             expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
             scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
+            issued_at=float(issued_at) if isinstance(issued_at, int | float) else None,
         )
 
     def expires_within(self, margin_s: float, now_wall: float | None = None) -> bool:
@@ -75,6 +80,9 @@ class TokenSet:
         if self.expires_at is None:
             return False
         now = time.time() if now_wall is None else now_wall
+        if self.issued_at is not None:
+            # A margin longer than the token's life would renew before every request.
+            margin_s = min(margin_s, (self.expires_at - self.issued_at) / 2)
         return self.expires_at - margin_s <= now
 
 

@@ -5,10 +5,12 @@ No `from __future__ import annotations` here: Dagster inspects the `context` ann
 
 
 from collections.abc import Iterator
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 
 from calira_pipeline.api import CollectionResult
 from calira_pipeline.assets.metadata import column_schema, table_metadata
@@ -21,6 +23,28 @@ RAW_GROUP = "raw"
 OWNERS = ["team:facility-data"]
 COUNT_CHECK = "loaded_count_matches_api_total"
 _EMPTY_BY_CONTRACT = {"current_user"}  # client-credentials tokens have no user: 0 rows is right
+
+
+# Bookings refresh hourly (incremental) and everything nightly; warn before the next run is due.
+FRESHNESS = {
+    "bookings": dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
+    ),
+}
+DEFAULT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
+)
+
+
+class FetchConfig(dg.Config):  # type: ignore[misc]
+    mode: Literal["full", "incremental"] = Field(
+        default="full",
+        description="full re-reads the collection; incremental (bookings only) reads new and "
+        "changed records from the newest pages and merges them into the stored table.",
+    )
+    overlap_pages: int = Field(
+        default=1, description="Extra pages read after the first page with nothing new."
+    )
 
 
 def _descriptions(spec: TableSpec) -> dict[str, str]:
@@ -38,6 +62,7 @@ def _asset_spec(table: str, collection: str) -> dg.AssetSpec:
         owners=OWNERS,
         tags={"layer": "raw", "source": "calira_api"},
         metadata={"dagster/column_schema": column_schema(empty_schema, _descriptions(spec))},
+        freshness_policy=FRESHNESS.get(table, DEFAULT_FRESHNESS),
     )
 
 

@@ -59,9 +59,13 @@ class Sandbox:
 
     def insert_head_bookings(self, lab_ids: Sequence[int] | None) -> None:
         """The head-insert fault: new bookings created while a client is paging."""
-        count = self.config.faults.head_inserts_per_page
+        self.add_bookings(self.config.faults.head_inserts_per_page, lab_ids)
+
+    def add_bookings(self, count: int, lab_ids: Sequence[int] | None = None) -> list[int]:
+        """Create `count` new bookings (newest first in every list); returns their ids."""
+        added_before = len(self.inserted_booking_ids)
         if count <= 0 or not self.dataset.equipment:
-            return
+            return []
         candidates = [i for i, e in enumerate(self.dataset.equipment)
                       if lab_ids is None or e["lab"]["id"] in lab_ids]
         candidates = candidates or list(range(len(self.dataset.equipment)))
@@ -74,6 +78,7 @@ class Sandbox:
             new_id = self.dataset.bookings.insert_newest(equipment, reference * 1000 + n * 1000,
                                                          start)
             self.inserted_booking_ids.append(new_id)
+        return self.inserted_booking_ids[added_before:]
 
     @contextmanager
     def serve_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:

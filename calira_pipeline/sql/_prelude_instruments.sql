@@ -62,11 +62,13 @@ resolved AS (
 )
 SELECT
     r.*,
+    z.zone_id,
     CASE
         WHEN lab_profile.profile IS NOT NULL THEN lab_profile.profile
         WHEN default_profile.profile IS NOT NULL THEN default_profile.profile
     END AS operating_profile
 FROM resolved AS r
+JOIN mart__zones AS z ON z.timezone = r.timezone
 LEFT JOIN mart__operating_profiles AS lab_profile ON lab_profile.lab_id = r.lab_id
 LEFT JOIN mart__operating_profiles AS default_profile
     ON default_profile.lab_id IS NULL AND default_profile.profile = 'default';

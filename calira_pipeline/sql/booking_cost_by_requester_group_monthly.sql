@@ -1,11 +1,13 @@
 -- One row per (provider-local month, provider lab, requester group, currency, booking type,
 -- status). The API names requester groups only (no id), so the name is the key.
 WITH located AS (
-    SELECT b.*, CAST(date_trunc('month', q.local_q) AS DATE) AS month
+    SELECT b.*, CAST(date_trunc('month', b.start_utc + p.utc_offset) AS DATE) AS month
     FROM mart__bookings AS b
-    LEFT JOIN mart__quarter_hours AS q
-        ON q.timezone = b.booking_timezone
-        AND q.utc_q = time_bucket(INTERVAL 15 MINUTE, b.start_utc)
+    LEFT JOIN mart__calendar_zones AS z ON z.timezone = b.booking_timezone
+    LEFT JOIN mart__zone_periods AS p
+        ON p.zone_id = z.zone_id
+        AND b.start_utc >= p.period_start
+        AND b.start_utc < p.period_end
 )
 SELECT
     month,

@@ -77,26 +77,35 @@ intervals AS (
     GROUP BY union_kind, unit_id, island
 ),
 located AS (
-    SELECT i.*, inst.timezone
+    SELECT i.*, inst.zone_id, inst.timezone
     FROM intervals AS i
     JOIN mart__instruments AS inst ON inst.equipment_id = i.unit_id
 ),
--- Local dates of both ends via the quarter hour containing them (a hash join; every UTC offset
--- is a multiple of 15 minutes, so a quarter hour has one local date) instead of a per-row ICU call.
+-- Local dates of both ends: local = UTC + the offset of the zone period containing the instant
+-- (a few periods per zone, so the range join is cheap and needs no per-row ICU call).
 spans AS (
-    SELECT l.*, CAST(qs.local_q AS DATE) AS first_day, CAST(qe.local_q AS DATE) AS last_day
+    SELECT
+        l.*,
+        CAST(l.start_utc + ps.utc_offset AS DATE) AS first_day,
+        CAST(l.end_utc - INTERVAL 1 MICROSECOND + pe.utc_offset AS DATE) AS last_day
     FROM located AS l
-    JOIN mart__quarter_hours AS qs
-        ON qs.timezone = l.timezone AND qs.utc_q = time_bucket(INTERVAL 15 MINUTE, l.start_utc)
-    JOIN mart__quarter_hours AS qe
-        ON qe.timezone = l.timezone
-        AND qe.utc_q = time_bucket(INTERVAL 15 MINUTE, l.end_utc - INTERVAL 1 MICROSECOND)
+    JOIN mart__zone_periods AS ps
+        ON ps.zone_id = l.zone_id
+        AND l.start_utc >= ps.period_start
+        AND l.start_utc < ps.period_end
+    JOIN mart__zone_periods AS pe
+        ON pe.zone_id = l.zone_id
+        AND l.end_utc - INTERVAL 1 MICROSECOND >= pe.period_start
+        AND l.end_utc - INTERVAL 1 MICROSECOND < pe.period_end
 ),
-expanded AS (
-    SELECT *, unnest(generate_series(0, greatest(last_day - first_day, 0))) AS day_offset
-    FROM spans
-),
+-- Most intervals lie inside one local day and need no cutting; the rest are cut at the local
+-- midnights of every day they touch (an equality join on the zone-day table).
 pieces AS (
+    SELECT kind, unit_id, interval_id, timezone, first_day AS day,
+        start_utc AS piece_start, end_utc AS piece_end
+    FROM spans
+    WHERE first_day = last_day
+    UNION ALL
     SELECT
         x.kind,
         x.unit_id,
@@ -105,9 +114,12 @@ pieces AS (
         d.day,
         greatest(x.start_utc, d.day_start) AS piece_start,
         least(x.end_utc, d.day_end) AS piece_end
-    FROM expanded AS x
-    JOIN mart__local_days AS d
-        ON d.timezone = x.timezone AND d.day = x.first_day + CAST(x.day_offset AS INTEGER)
+    FROM (
+        SELECT *, CAST(unnest(generate_series(first_day, last_day, INTERVAL 1 DAY)) AS DATE) AS day
+        FROM spans
+        WHERE first_day < last_day
+    ) AS x
+    JOIN mart__local_days AS d ON d.zone_id = x.zone_id AND d.day = x.day
 )
 SELECT
     CAST(kind AS VARCHAR) AS kind,

@@ -23,7 +23,7 @@ totals AS (
     GROUP BY ALL
 ),
 operating_available AS (
-    SELECT operating_profile, timezone, day, sum(hours) AS hours
+    SELECT operating_profile, zone_id, day, sum(hours) AS hours
     FROM mart__operating_segments
     GROUP BY ALL
 ),
@@ -42,7 +42,7 @@ operating_booked AS (
     JOIN mart__instruments AS i ON i.equipment_id = p.equipment_id
     JOIN mart__operating_segments AS s
         ON s.operating_profile = i.operating_profile
-        AND s.timezone = i.timezone
+        AND s.zone_id = i.zone_id
         AND s.day = p.day
     WHERE p.kind = 'occupancy'
         AND p.piece_start < s.segment_end
@@ -50,11 +50,9 @@ operating_booked AS (
     GROUP BY ALL
 ),
 instrument_days AS (
-    SELECT i.equipment_id, i.lab_id, i.timezone, i.operating_profile, d.day, d.hours
+    SELECT i.equipment_id, i.lab_id, i.timezone, i.zone_id, i.operating_profile, d.day, d.hours
     FROM mart__instruments AS i
-    JOIN mart__instrument_windows AS w ON w.equipment_id = i.equipment_id
-    JOIN mart__local_days AS d
-        ON d.timezone = i.timezone AND d.day BETWEEN w.first_day AND w.last_day
+    JOIN mart__window_days AS d ON d.zone_id = i.zone_id
 )
 SELECT
     CAST(x.equipment_id AS BIGINT) AS equipment_id,
@@ -78,6 +76,6 @@ FROM instrument_days AS x
 LEFT JOIN totals AS t ON t.equipment_id = x.equipment_id AND t.day = x.day
 LEFT JOIN operating_available AS oa
     ON oa.operating_profile = x.operating_profile
-    AND oa.timezone = x.timezone
+    AND oa.zone_id = x.zone_id
     AND oa.day = x.day
 LEFT JOIN operating_booked AS ob ON ob.equipment_id = x.equipment_id AND ob.day = x.day;

@@ -23,7 +23,7 @@ counts AS (
     GROUP BY ALL
 ),
 operating_available AS (
-    SELECT operating_profile, timezone, CAST(date_trunc('month', day) AS DATE) AS month,
+    SELECT operating_profile, zone_id, CAST(date_trunc('month', day) AS DATE) AS month,
         sum(hours) AS hours
     FROM mart__operating_segments
     GROUP BY ALL
@@ -47,9 +47,9 @@ SELECT
     CAST(NULL AS DOUBLE) AS actual_use_hours
 FROM daily AS d
 JOIN mart__instruments AS i ON i.equipment_id = d.equipment_id
-JOIN mart__local_months AS m ON m.timezone = d.timezone AND m.month = d.month
+JOIN mart__local_months AS m ON m.zone_id = i.zone_id AND m.month = d.month
 LEFT JOIN counts AS c ON c.equipment_id = d.equipment_id AND c.month = d.month
 LEFT JOIN operating_available AS oa
     ON oa.operating_profile = i.operating_profile
-    AND oa.timezone = d.timezone
+    AND oa.zone_id = i.zone_id
     AND oa.month = d.month;

@@ -35,7 +35,5 @@ SELECT
 FROM parents AS p
 JOIN mart__instruments AS i ON i.equipment_id = p.equipment_id
 JOIN children AS c ON c.equipment_id = p.equipment_id
-JOIN mart__instrument_windows AS w ON w.equipment_id = i.equipment_id
-JOIN mart__local_days AS d
-    ON d.timezone = i.timezone AND d.day BETWEEN w.first_day AND w.last_day
+JOIN mart__window_days AS d ON d.zone_id = i.zone_id
 LEFT JOIN totals AS t ON t.equipment_id = i.equipment_id AND t.day = d.day;
