@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and everyday commands using nothing but Python 3.11+ and pip.
 
-    python3 tasks.py demo    # create .venv, install, run the pipeline against the built-in sandbox
-    python3 tasks.py test    # create .venv, install with dev tools, run lint, types and the tests
-    python3 tasks.py dev     # the Dagster UI on http://localhost:3000
+python3 tasks.py demo    # create .venv, install, run the pipeline against the built-in sandbox
+python3 tasks.py test    # create .venv, install with dev tools, run lint, types and the tests
+python3 tasks.py dev     # the Dagster UI on http://localhost:3000
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
 
 
 def ensure_venv(extras: str = "") -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before any install
         sys.exit(f"calira_pipeline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -48,7 +48,9 @@ def demo(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     ensure_venv("[dev]")
-    _run(BIN / "ruff", "check", "calira_pipeline", "calira_pipeline_tests", "benchmarks", "tasks.py")
+    _run(
+        BIN / "ruff", "check", "calira_pipeline", "calira_pipeline_tests", "benchmarks", "tasks.py"
+    )
     _run(BIN / "mypy")
     # pytest exits non-zero when it collects no tests, so an empty suite can never pass.
     _run(BIN / "python", "-m", "pytest", "-n", "2", *args)

@@ -22,8 +22,11 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     demo.add_argument("--data-dir", default=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
-    demo.add_argument("--scale", default=os.environ.get("CALIRA_SANDBOX_SCALE") or "small",
-                      help="sandbox size: tiny, small, medium or large (default small)")
+    demo.add_argument(
+        "--scale",
+        default=os.environ.get("CALIRA_SANDBOX_SCALE") or "small",
+        help="sandbox size: tiny, small, medium or large (default small)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="sandbox data seed")
     demo.set_defaults(handler=_run_demo)
 
@@ -99,14 +102,22 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     data_dir = str(Path(args.data_dir).resolve())
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         instance=instance,
         resources={
-            "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=args.scale, sandbox_seed=args.seed),
+            "calira": CaliraApiResource(
+                data_dir=data_dir, sandbox_scale=args.scale, sandbox_seed=args.seed
+            ),
             "warehouse": WarehouseResource(data_dir=data_dir),
-            "mart_config": MartConfigResource(operating_hours=os.environ.get("CALIRA_OPERATING_HOURS")),
+            "mart_config": MartConfigResource(
+                operating_hours=os.environ.get("CALIRA_OPERATING_HOURS")
+            ),
         },
         raise_on_error=False,
     )
@@ -119,9 +130,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _print_summary(data_dir: str, run_id: str) -> None:
     with connect(data_dir) as con:
-        tables = con.execute(
-            "select name, row_count from _calira_tables order by name"
-        ).fetchall()
+        tables = con.execute("select name, row_count from _calira_tables order by name").fetchall()
         print(f"\nRun {run_id} succeeded. Tables in {Path(data_dir) / 'calira.duckdb'}:")
         for name, rows in tables:
             print(f"  {name:<45} {rows:>10,} rows")
@@ -130,13 +139,14 @@ def _print_summary(data_dir: str, run_id: str) -> None:
             print("\nBusiest instruments in the last month of data (calendar utilisation):")
             for name, month, util in con.execute(
                 "select coalesce(e.name, u.equipment_id::varchar), u.month, u.utilisation "
-                "from equipment_utilisation_monthly u left join equipment e on e.id = u.equipment_id "
+                "from equipment_utilisation_monthly u "
+                "left join equipment e on e.id = u.equipment_id "
                 "where u.month = (select max(month) from equipment_utilisation_monthly) "
                 "order by u.utilisation desc limit 5"
             ).fetchall():
                 print(f"  {name:<40} {month}  {util:6.1%}")
     print(
-        "\nExplore: python -c \"import calira_pipeline as c; "
+        '\nExplore: python -c "import calira_pipeline as c; '
         "print(c.connect().sql('select * from bookings limit 5'))\""
     )
 

@@ -8,8 +8,8 @@ from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
 from calira_pipeline.marts_config import MartConfigResource
-from calira_pipeline.schedules import JOBS, SCHEDULES
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.schedules import JOBS, SCHEDULES
 from calira_pipeline.settings import (
     API_VARIABLES,
     INT_VARIABLES,

@@ -23,13 +23,13 @@ def parse_weekly_hours(text: str) -> OperatingHours:
     """`Mon-Fri 09:00-17:00` (also `Sat 10:00-14:00`) -> OperatingHours."""
     match = _SPEC.match(text.strip().lower())
     if not match or match["first"] not in _DAYS or (match["last"] or "mon") not in _DAYS:
-        raise OperatingHoursError(
-            f"operating hours {text!r} must look like 'Mon-Fri 09:00-17:00'"
-        )
+        raise OperatingHoursError(f"operating hours {text!r} must look like 'Mon-Fri 09:00-17:00'")
     first = _DAYS[match["first"]]
     last = _DAYS[match["last"]] if match["last"] else first
     if last < first:
-        raise OperatingHoursError(f"operating hours {text!r}: {match['last']} is before {match['first']}")
+        raise OperatingHoursError(
+            f"operating hours {text!r}: {match['last']} is before {match['first']}"
+        )
     try:
         start, end = time.fromisoformat(match["start"]), time.fromisoformat(match["end"])
         return OperatingHours.weekly(start, end, tuple(range(first, last + 1)))
@@ -37,7 +37,9 @@ def parse_weekly_hours(text: str) -> OperatingHours:
         raise OperatingHoursError(f"operating hours {text!r}: {exc}") from exc
 
 
-def parse_operating_hours(text: str | None) -> tuple[OperatingHours | None, dict[int, OperatingHours]]:
+def parse_operating_hours(
+    text: str | None,
+) -> tuple[OperatingHours | None, dict[int, OperatingHours]]:
     """`Mon-Fri 09:00-17:00; lab:42=Mon-Sat 08:00-20:00` -> (default, per-lab overrides)."""
     default: OperatingHours | None = None
     by_lab: dict[int, OperatingHours] = {}
@@ -54,7 +56,7 @@ def parse_operating_hours(text: str | None) -> tuple[OperatingHours | None, dict
     return default, by_lab
 
 
-class MartConfigResource(dg.ConfigurableResource):  # type: ignore[misc]
+class MartConfigResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """How marts count time: operating hours (CALIRA_OPERATING_HOURS), fallback zone."""
 
     operating_hours: str | None = None

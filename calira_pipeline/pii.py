@@ -48,10 +48,11 @@ class PiiPolicy:
     def for_data_dir(cls, mode: str, data_dir: str | os.PathLike[str]) -> PiiPolicy:
         if mode not in PII_MODES:
             raise PiiConfigError(
-                f"CALIRA_PII={mode!r} is not one of keep, hash, drop; unset it for the default (hash)"
+                f"CALIRA_PII={mode!r} is not one of keep, hash, drop; "
+                "unset it for the default (hash)"
             )
         if mode != "hash":
-            return cls(mode)  # type: ignore[arg-type]
+            return cls("keep" if mode == "keep" else "drop")
         return cls("hash", _load_or_create_salt(Path(data_dir) / SALT_FILE))
 
     def mask(self, value: Any) -> Any:
@@ -121,5 +122,7 @@ def _load_or_create_salt(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
-def mask_tables(policy: PiiPolicy, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+def mask_tables(
+    policy: PiiPolicy, rows: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
     return {table: policy.apply(table, table_rows) for table, table_rows in rows.items()}

@@ -101,8 +101,9 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection) -> bytes:
             "order by 1"
         ).fetchall()
     ]
-    fig, axes = plt.subplots(len(currencies) or 1, 1, figsize=(9, 3 * max(1, len(currencies))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(currencies) or 1, 1, figsize=(9, 3 * max(1, len(currencies))), squeeze=False
+    )
     for ax, currency in zip(axes[:, 0], currencies, strict=False):
         rows = con.execute(
             """
@@ -135,8 +136,8 @@ def markdown_image(png: bytes, alt: str) -> str:
 def html_report(charts: Mapping[str, bytes], title: str = "Calira facility report") -> str:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = "\n".join(
-        f"<h2>{html.escape(name)}</h2>\n"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<h2>{html.escape(name)}</h2>\n<img alt=\"{html.escape(name)}\" "
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         for name, png in charts.items()
     )
     return (

@@ -28,16 +28,22 @@ def _sandbox(scale: str, seed: int) -> Sandbox:
     return Sandbox(SandboxConfig(seed=seed, scale=scale))
 
 
-class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
+class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Calira API when `base_url` is set (CALIRA_BASE_URL), else the built-in sandbox."""
 
-    base_url: str | None = Field(default=None, description="API base, e.g. https://api.clustermarket.com/v1")
-    token_url: str | None = Field(default=None, description="OAuth token URL (defaults from base_url).")
+    base_url: str | None = Field(
+        default=None, description="API base, e.g. https://api.clustermarket.com/v1"
+    )
+    token_url: str | None = Field(
+        default=None, description="OAuth token URL (defaults from base_url)."
+    )
     client_id: str | None = None
     client_secret: str | None = None
     refresh_token: str | None = None
     access_token: str | None = None
-    token_file: str | None = Field(default=None, description="Where rotated refresh tokens are kept.")
+    token_file: str | None = Field(
+        default=None, description="Where rotated refresh tokens are kept."
+    )
     data_dir: str = DEFAULT_DATA_DIR
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
@@ -51,16 +57,14 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
         return urlsplit(self.base_url).netloc if self.base_url else SANDBOX_SOURCE
 
     def settings(self) -> ClientSettings:
-        common = {
-            "concurrency": self.concurrency,
-            "max_rps": float(self.max_rps) if self.max_rps else None,
-        }
+        max_rps = float(self.max_rps) if self.max_rps else None
         if not self.base_url:
             return ClientSettings(
                 base_url=SANDBOX_BASE_URL,
                 client_id=SANDBOX_CLIENT_ID,
                 client_secret=SANDBOX_CLIENT_SECRET,
-                **common,
+                concurrency=self.concurrency,
+                max_rps=max_rps,
             )
         token_file = self.token_file or str(Path(self.data_dir) / ".calira-token.json")
         return ClientSettings(
@@ -71,13 +75,16 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
             refresh_token=self.refresh_token,
             access_token=self.access_token,
             token_file=token_file if self.refresh_token else self.token_file,
-            **common,
+            concurrency=self.concurrency,
+            max_rps=max_rps,
         )
 
     def client(
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
     ) -> CaliraClient:
-        transport = None if self.base_url else _sandbox(self.sandbox_scale, self.sandbox_seed).transport()
+        transport = (
+            None if self.base_url else _sandbox(self.sandbox_scale, self.sandbox_seed).transport()
+        )
         return CaliraClient(
             self.settings(),
             transport=transport,
@@ -86,7 +93,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[misc]
         )
 
 
-class WarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The data directory (CALIRA_DATA_DIR): Parquet files and the DuckDB file."""
 
     data_dir: str = DEFAULT_DATA_DIR

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-
 import pytest
 
 _CALIRA_VARS = [k for k in os.environ if k.startswith("CALIRA_")]

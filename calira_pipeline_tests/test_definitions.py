@@ -23,8 +23,18 @@ def test_code_location_loads_as_dagster_dev_would(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
     env["DAGSTER_HOME"] = str(tmp_path)
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -22,18 +22,28 @@ def test_every_mart_is_published_with_its_contract_columns(full_run: Any) -> Non
                 ).fetchall()
             }
             assert set(spec.column_descriptions) <= columns, name
-        daily = dict(con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_name = 'equipment_utilisation_daily'").fetchall())
+        daily = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = 'equipment_utilisation_daily'"
+            ).fetchall()
+        )
         assert daily["day"] == "DATE"
-        cost = dict(con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_name = 'booking_cost_monthly'").fetchall())
+        cost = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = 'booking_cost_monthly'"
+            ).fetchall()
+        )
         assert cost["total_cost"] == "DECIMAL(18,2)"
         # Operating hours were configured, so the second utilisation is filled in.
-        assert con.execute(
-            "select count(*) from equipment_utilisation_daily where operating_hours_available > 0"
-        ).fetchone()[0] > 0
+        assert (
+            con.execute(
+                "select count(*) from equipment_utilisation_daily "
+                "where operating_hours_available > 0"
+            ).fetchone()[0]
+            > 0
+        )
 
 
 def test_mart_checks_pass_and_charts_are_attached(full_run: Any) -> None:

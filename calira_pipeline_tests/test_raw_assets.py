@@ -69,6 +69,7 @@ def test_row_counts_match_the_sandbox_truth(first_run: Any) -> None:
     data_dir, _ = first_run
     truth = _sandbox(SCALE, 0).dataset
     with connect(data_dir) as con:
+
         def ids(table: str) -> set[int]:
             return {r[0] for r in con.execute(f"select id from {table}").fetchall()}
 
@@ -76,7 +77,9 @@ def test_row_counts_match_the_sandbox_truth(first_run: Any) -> None:
         assert ids("equipment") == {e["id"] for e in truth.equipment}
         assert ids("bookings") == {b["id"] for b in truth.bookings}
         assert ids("groups") == {g["id"] for g in truth.groups}
-        assert con.execute("select count(*) from bookings where raw_json is null").fetchone() == (0,)
+        assert con.execute("select count(*) from bookings where raw_json is null").fetchone() == (
+            0,
+        )
 
 
 def test_materialisations_carry_table_and_fetch_metadata(first_run: Any) -> None:
@@ -110,6 +113,7 @@ def test_every_check_ran_and_error_checks_pass(first_run: Any) -> None:
 
 def test_second_run_is_identical_in_content(first_run: Any) -> None:
     data_dir, _ = first_run
+
     def read_all() -> dict[str, Any]:
         return {
             t: pq.read_table(data_dir / "parquet" / f"{t}.parquet").replace_schema_metadata(None)

@@ -44,8 +44,12 @@ def test_rows_to_arrow_names_table_and_column_on_bad_value() -> None:
 def test_commit_publishes_typed_tables_readable_through_connect(tmp_path: Path) -> None:
     Warehouse(tmp_path).commit({"bookings": _bookings(1, 2)})
     with connect(tmp_path) as con:
-        types = dict(con.execute("select column_name, data_type from information_schema.columns "
-                                 "where table_name = 'bookings'").fetchall())
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = 'bookings'"
+            ).fetchall()
+        )
         assert types["id"] == "BIGINT"
         assert types["cost"] == "DECIMAL(18,2)"
         assert types["start_time"] == "TIMESTAMP WITH TIME ZONE"

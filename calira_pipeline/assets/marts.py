@@ -3,7 +3,6 @@
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
-from typing import Any
 
 import dagster as dg
 
@@ -20,7 +19,10 @@ OWNERS = ["team:facility-data"]
 
 # Charts attached to a mart's materialisation: mart name -> (title, renderer).
 CHARTS = {
-    "equipment_utilisation_monthly": ("Instruments ranked by utilisation", reports.utilisation_ranking),
+    "equipment_utilisation_monthly": (
+        "Instruments ranked by utilisation",
+        reports.utilisation_ranking,
+    ),
     "equipment_hour_of_week": ("Hour-of-week occupancy by lab", reports.hour_of_week_heatmaps),
     "booking_cost_monthly": ("Monthly cost by requester lab", reports.cost_by_requester),
 }

@@ -1,6 +1,5 @@
 """Asset checks on the raw tables: each is a SQL query counting the rows that break a rule."""
 
-
 from dataclasses import dataclass
 
 import dagster as dg
@@ -113,7 +112,10 @@ def build_raw_check(check: RawCheck) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=failing == 0,
             severity=check.severity,
-            metadata={"failing_rows": failing, "sample": dg.MetadataValue.json([list(map(str, r)) for r in sample])},
+            metadata={
+                "failing_rows": failing,
+                "sample": dg.MetadataValue.json([list(map(str, r)) for r in sample]),
+            },
         )
 
     return _check

@@ -1,4 +1,4 @@
-"""Rows (as parsed by `calira_pipeline.api.records`) to typed Arrow tables, written by column name."""
+"""Rows parsed by `calira_pipeline.api.records` to typed Arrow tables, by column name."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class Warehouse:
         return written
 
     def repair(self) -> list[str]:
-        """Reload into DuckDB every Parquet file the DuckDB file does not match; return their names."""
+        """Reload every Parquet file the DuckDB file does not match; return their names."""
         with self._writer_lock():
             stale = self._stale_tables()
             if stale or not self.duckdb_path.exists():
@@ -189,7 +189,7 @@ class Warehouse:
         return {str(n): str(g) for n, g in rows}
 
     def _build_database(self, staged: Mapping[str, Path]) -> Path:
-        """Copy the current DuckDB file, replace `staged` tables and any stale ones, return the copy."""
+        """Copy the DuckDB file, replace `staged` and any stale tables, return the copy."""
         db_tmp = self.data_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}.duckdb"
         if self.duckdb_path.exists():
             shutil.copyfile(self.duckdb_path, db_tmp)

@@ -28,10 +28,20 @@ def pipeline_env(base_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def materialize_all_command() -> list[str]:
-    return [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions",
-            "--select", "*"]
+    return [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "calira_pipeline.definitions",
+        "--select",
+        "*",
+    ]
 
 
-def run(cmd: list[str], env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=ROOT, env=dict(env), capture_output=True, text=True,
-                          timeout=timeout)
+def run(
+    cmd: list[str], env: Mapping[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )

@@ -64,9 +64,14 @@ def test_sigkill_mid_run_leaves_previous_tables_intact_and_next_run_repairs(tmp_
 
     with new.serve_in_thread() as base_url:
         env = pipeline_env(base_url, data_dir)
-        proc = subprocess.Popen(materialize_all_command(), cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            materialize_all_command(),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _wait_for_temp_file(data_dir, proc, time.monotonic() + 120)
         assert proc.poll() is None, "the run ended before it could be killed mid-write"
         os.killpg(proc.pid, signal.SIGKILL)
@@ -75,8 +80,11 @@ def test_sigkill_mid_run_leaves_previous_tables_intact_and_next_run_repairs(tmp_
         # Every Parquet file and the DuckDB file are readable and each table is whole: either
         # the previous run's rows or the new run's, never a mix.
         after_kill = _counts(data_dir / "calira.duckdb")
-        new_truth = {"accounts": len(new.dataset.accounts), "bookings": len(new.dataset.bookings),
-                     "equipment": len(new.dataset.equipment)}
+        new_truth = {
+            "accounts": len(new.dataset.accounts),
+            "bookings": len(new.dataset.bookings),
+            "equipment": len(new.dataset.equipment),
+        }
         for table, rows in new_truth.items():
             assert after_kill[table] in (before[table], rows), table
             parquet_rows = pq.read_table(data_dir / "parquet" / f"{table}.parquet").num_rows

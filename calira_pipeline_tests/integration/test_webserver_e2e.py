@@ -78,12 +78,23 @@ def webserver(tmp_path: Path) -> Iterator[tuple[httpx.Client, Sandbox, Path]]:
         (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(DAGSTER_YAML)
         port = _free_port()
         proc = subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
                 def ready() -> bool:
                     try:
                         return client.get("/server_info").status_code == 200
@@ -101,23 +112,39 @@ def test_materialize_all_through_the_webserver(webserver: Any) -> None:
     client, sandbox, data_dir = webserver
     data = _wait_until(
         lambda: (d := _graphql(client, ASSETS))["workspaceOrError"]["locationEntries"] and d,
-        120, "the code location to load",
+        120,
+        "the code location to load",
     )
     location = data["workspaceOrError"]["locationEntries"][0]["name"]
     keys = [node["assetKey"] for node in data["assetNodes"]]
     assert {"path": ["bookings"]} in keys
-    launched = _graphql(client, LAUNCH, {"params": {
-        "selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
-                     "jobName": "__ASSET_JOB", "assetSelection": keys},
-        "runConfigData": {},
-    }})["launchRun"]
+    launched = _graphql(
+        client,
+        LAUNCH,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": location,
+                    "repositoryName": "__repository__",
+                    "jobName": "__ASSET_JOB",
+                    "assetSelection": keys,
+                },
+                "runConfigData": {},
+            }
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     status = _wait_until(
-        lambda: (s := _graphql(client, STATUS, {"id": run_id})["runOrError"]["status"]) in FINISHED
-        and s,
-        600, "the run to finish",
+        lambda: (
+            (s := _graphql(client, STATUS, {"id": run_id})["runOrError"]["status"]) in FINISHED
+            and s
+        ),
+        600,
+        "the run to finish",
     )
     assert status == "SUCCESS"
     with duckdb.connect(str(data_dir / "calira.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from bookings").fetchone() == (len(sandbox.dataset.bookings),)
+        assert con.execute("select count(*) from bookings").fetchone() == (
+            len(sandbox.dataset.bookings),
+        )

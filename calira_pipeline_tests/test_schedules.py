@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import dagster as dg
+
+from calira_pipeline.definitions import defs
+from calira_pipeline.marts import MART_SPECS
+from calira_pipeline.schedules import (
+    DAILY_REFRESH_HOUR,
+    daily_full_refresh,
+    hourly_bookings_incremental,
+    incremental_bookings_job,
+)
+from calira_pipeline.schema import RAW_TABLES
+
+
+def test_schedules_exist_and_default_to_stopped() -> None:
+    for schedule in (daily_full_refresh, hourly_bookings_incremental):
+        assert defs.get_schedule_def(schedule.name) is not None
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert daily_full_refresh.cron_schedule == f"0 {DAILY_REFRESH_HOUR} * * *"
+    assert hourly_bookings_incremental.cron_schedule.endswith("* * * *")
+
+
+def test_hourly_schedule_asks_for_an_incremental_bookings_run() -> None:
+    job = defs.resolve_job_def(hourly_bookings_incremental.job_name)
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"bookings"}
+    assert incremental_bookings_job.config == {
+        "ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}
+    }
+    assert hourly_bookings_incremental.job_name == "incremental_bookings"
+    ticks = hourly_bookings_incremental.evaluate_tick(dg.build_schedule_context())
+    assert len(ticks.run_requests or []) == 1
+
+
+def test_marts_follow_their_inputs_through_declarative_automation() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0  # nothing upstream exists yet
+    # The raw tables get materialised, as a scheduled run would do.
+    for table in RAW_TABLES:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table))
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    # Every mart (and the report) follows, in one run in dependency order; raw assets are only
+    # ever refreshed by the schedules.
+    for mart in [*MART_SPECS, "facility_report"]:
+        assert second.get_num_requested(dg.AssetKey(mart)) == 1, mart
+    assert second.get_num_requested(dg.AssetKey("bookings")) == 0
