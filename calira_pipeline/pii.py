@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from calira_pipeline.storage import StorageError
+
 PiiMode = Literal["keep", "hash", "drop"]
 PII_MODES: tuple[PiiMode, ...] = ("keep", "hash", "drop")
 SALT_FILE = ".calira-pii-salt"
@@ -106,6 +108,16 @@ def _mask_record(record: dict[str, Any], mask: Callable[[Any], Any]) -> None:
 
 
 def _load_or_create_salt(path: Path) -> bytes:
+    try:
+        return _read_or_create_salt(path)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot keep the personal-data salt in {path.parent}: {exc.strerror}; "
+            "set CALIRA_DATA_DIR to a writable directory"
+        ) from exc
+
+
+def _read_or_create_salt(path: Path) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".salt-{secrets.token_hex(8)}.partial")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from calira_pipeline.api import ApiError, CaliraClient, ClientSettings
+from calira_pipeline.api import ApiError, CaliraClient, CaliraError, ClientSettings, PaginationError
 from calira_pipeline.api.http import parse_retry_after
 from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
 from calira_pipeline.api.testing import FakeCalira, FakeClock
@@ -203,3 +203,191 @@ def test_unlimited_client_adapts_to_what_the_server_lets_through() -> None:
         assert clock.now - before == pytest.approx(10 / 90, abs=0.03)
 
     asyncio.run(run())
+
+
+# --- damaged 2xx responses: truncated/invalid bodies and missing pagination headers ----------
+
+PAGE_HEADERS = {"X-Total-Records": "5", "X-Per-Page": "100", "X-Current-Page": "1"}
+
+
+def damaged(body: bytes, headers: dict[str, str] | None = None) -> Any:
+    return lambda r: httpx.Response(200, content=body, headers=headers or {}, request=r)
+
+
+BODY_FAULTS = [
+    pytest.param(
+        damaged(b'[{"id": 5, "cost": "1', PAGE_HEADERS),
+        "bad_body",
+        "not valid JSON",
+        id="truncated",
+    ),
+    pytest.param(
+        damaged(b"<html>Bad gateway</html>", PAGE_HEADERS), "bad_body", "not valid JSON", id="html"
+    ),
+    pytest.param(
+        damaged(b'[{"id": 5, "name": "caf\xc3', PAGE_HEADERS),
+        "bad_body",
+        "not UTF-8",
+        id="cut-in-utf8-char",
+    ),
+    pytest.param(
+        damaged(b'[{"id": 5, "name": "\xff"}]', PAGE_HEADERS),
+        "bad_body",
+        "not UTF-8",
+        id="latin1-byte",
+    ),
+    pytest.param(
+        damaged(b"[]", {"X-Per-Page": "100"}),
+        "bad_headers",
+        "no X-Total-Records header",
+        id="no-total",
+    ),
+    pytest.param(
+        damaged(b"[]", {"X-Total-Records": "5"}),
+        "bad_headers",
+        "no X-Per-Page header",
+        id="no-per-page",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "cause", "message"), BODY_FAULTS)
+@pytest.mark.parametrize("failures", [1, 2])
+def test_transient_body_faults_are_retried(
+    make: Any, cause: str, message: str, failures: int
+) -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(failures, make)
+    result = client_for(fake, clock).fetch("bookings")
+    assert [r["id"] for r in result.rows["bookings"]] == [5, 4, 3, 2, 1]
+    assert result.stats.retries_by_cause[cause] == failures
+    assert result.stats.as_metadata()[f"retries_{cause}"] == failures
+    assert fake.count("/v1/bookings") == failures + 1
+    assert len([s for s in clock.slept if s >= 0.25]) == failures  # backed off each time
+
+
+@pytest.mark.parametrize(("make", "cause", "message"), BODY_FAULTS)
+def test_persistent_body_faults_raise_after_bounded_retries(
+    make: Any, cause: str, message: str
+) -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(10**6, make)
+    with pytest.raises(CaliraError, match=message) as info:
+        client_for(fake, clock).fetch("bookings")
+    text = str(info.value)
+    assert "GET /v1/bookings?page=1&per_page=100" in text
+    assert "3 attempts, none usable" in text and "retry later" in text.lower()
+    assert fake.count("/v1/bookings") == 3
+    expected = PaginationError if cause == "bad_headers" else ApiError
+    assert isinstance(info.value, expected)
+
+
+def test_bad_body_on_a_later_page_is_retried_not_dropped() -> None:
+    fake, clock = fake_with(25), FakeClock()
+    calls = {"n": 0}
+
+    def cut_page_two(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/v1/bookings" and request.url.params["page"] == "2":
+            calls["n"] += 1
+            if calls["n"] == 1:
+                headers = {"X-Total-Records": "25", "X-Per-Page": "10", "X-Current-Page": "2"}
+                return httpx.Response(200, content=b'[{"id": 1', headers=headers, request=request)
+        return None
+
+    fake.inject = cut_page_two
+    result = client_for(fake, clock, per_page=10).fetch("bookings")
+    assert sorted(r["id"] for r in result.rows["bookings"]) == list(range(1, 26))
+    assert result.stats.retries_by_cause["bad_body"] == 1
+
+
+def test_persistent_bad_detail_body_raises_naming_the_detail() -> None:
+    fake, clock = fake_with(), FakeClock()
+    for record in fake.bookings:
+        del record["cost"]  # needs details
+    fake.inject = lambda r: (
+        httpx.Response(200, content=b'{"id": 3, "co', request=r)
+        if r.url.path == "/v1/bookings/3"
+        else None
+    )
+    with pytest.raises(
+        ApiError, match=r"GET /v1/bookings/3 .*not valid JSON.*3 attempts, none usable"
+    ):
+        client_for(fake, clock).fetch("bookings")
+    assert fake.count("/v1/bookings/3") == 3
+
+
+def test_transient_bad_detail_body_is_retried() -> None:
+    fake, clock = fake_with(), FakeClock()
+    for record in fake.bookings:
+        del record["cost"]
+    fake.inject = fail_first_path("/v1/bookings/3", 1, damaged(b'{"id": 3, "co'))
+    result = client_for(fake, clock).fetch("bookings")
+    assert len(result.rows["bookings"]) == 5
+    assert result.stats.retries_by_cause["bad_body"] == 1
+    assert fake.count("/v1/bookings/3") == 2
+
+
+def fail_first_path(path: str, n: int, make: Any) -> Any:
+    calls = {"n": 0}
+
+    def inject(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != path:
+            return None
+        calls["n"] += 1
+        return make(request) if calls["n"] <= n else None
+
+    return inject
+
+
+def test_utf8_body_with_non_ascii_text_is_fine() -> None:
+    fake, clock = fake_with(1), FakeClock()
+    fake.bookings[0]["add_ons"] = "Kühlung – ✓"
+    result = client_for(fake, clock).fetch("bookings")
+    assert result.rows["bookings"][0]["add_ons"] == "Kühlung – ✓"
+    assert result.stats.retries == 0
+
+
+def test_wrong_current_page_is_not_retried() -> None:
+    fake, clock = fake_with(), FakeClock()
+    fake.inject = fail_first(10**6, damaged(b"[]", {**PAGE_HEADERS, "X-Current-Page": "7"}))
+    with pytest.raises(PaginationError, match="X-Current-Page 7"):
+        client_for(fake, clock).fetch("bookings")
+    assert fake.count("/v1/bookings") == 1
+
+
+def test_sandbox_body_faults_still_give_the_clean_result() -> None:
+    from calira_pipeline.sandbox import (
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        FaultConfig,
+        Sandbox,
+        SandboxConfig,
+    )
+
+    def fetch(faults: FaultConfig) -> Any:
+        sandbox = Sandbox(SandboxConfig(scale="tiny", faults=faults))
+        settings = ClientSettings(
+            base_url="https://sandbox.calira.invalid/v1",
+            client_id=SANDBOX_CLIENT_ID,
+            client_secret=SANDBOX_CLIENT_SECRET,
+            per_page=20,
+        )
+        clock = FakeClock()
+        client = CaliraClient(
+            settings,
+            transport=sandbox.transport(),
+            sleep=clock.sleep,
+            clock=clock,
+            rng=random.Random(0),
+        )
+        return client.fetch("bookings")
+
+    clean = fetch(FaultConfig())
+    faulty = fetch(FaultConfig(truncated_json_rate=0.1, missing_headers_rate=0.1, seed=1))
+
+    def by_id(result: Any) -> list[Any]:
+        return sorted(result.rows["bookings"], key=lambda row: row["id"])
+
+    assert by_id(faulty) == by_id(clean) and faulty.api_total == clean.api_total
+    assert faulty.stats.retries_by_cause["bad_body"] > 0
+    assert faulty.stats.retries_by_cause["bad_headers"] > 0

@@ -7,7 +7,8 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import httpx
 
@@ -16,6 +17,7 @@ from .auth import TokenProvider, TokenState
 from .errors import ConfigError
 from .fetching import CollectionFetcher, ProgressCallback
 from .http import RetryingSender
+from .incremental import IncrementalBookings, Rows
 from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import CollectionResult, FetchStats
 from .session import ApiSession
@@ -55,14 +57,7 @@ class CaliraClient:
 
     def fetch(self, collection: str, account_ids: Sequence[int] | None = None) -> CollectionResult:
         """Synchronous ``afetch``; runs in a worker thread if an event loop is already running."""
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is None:  # outside the except block so errors are not chained to it
-            return asyncio.run(self.afetch(collection, account_ids))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self.afetch(collection, account_ids)).result()
+        return _run_sync(lambda: self.afetch(collection, account_ids))
 
     async def afetch(
         self, collection: str, account_ids: Sequence[int] | None = None
@@ -71,6 +66,40 @@ class CaliraClient:
             raise ConfigError(
                 f"Unknown collection {collection!r}; choose one of {sorted(COLLECTION_TABLES)}."
             )
+        return await self._run(collection, lambda fetcher: fetcher.fetch(collection, account_ids))
+
+    def fetch_bookings_incremental(
+        self, is_unchanged: Callable[[dict[str, Any]], bool], overlap_pages: int = 1
+    ) -> CollectionResult:
+        """Synchronous ``afetch_bookings_incremental``."""
+        return _run_sync(lambda: self.afetch_bookings_incremental(is_unchanged, overlap_pages))
+
+    async def afetch_bookings_incremental(
+        self, is_unchanged: Callable[[dict[str, Any]], bool], overlap_pages: int = 1
+    ) -> CollectionResult:
+        """Only the bookings that are new or changed, read newest-first from page 1.
+
+        ``is_unchanged(row)`` gets each list item as a schema row (a slim list item leaves the
+        columns it lacks None) and answers True when the stored booking already has those
+        values. The walk stops after the first page with nothing new plus ``overlap_pages``
+        more, or at the end of the list. Returned rows are complete (slim items are merged with
+        their details); ``notes`` and ``stats.stop_reason`` say why the walk stopped.
+        """
+        walks: list[IncrementalBookings] = []
+
+        async def walk(fetcher: CollectionFetcher) -> tuple[Rows, int | None]:
+            walks.append(IncrementalBookings(fetcher, is_unchanged, overlap_pages))
+            return await walks[0].fetch()
+
+        result = await self._run("bookings", walk)
+        result.notes = walks[0].notes
+        return result
+
+    async def _run(
+        self,
+        collection: str,
+        body: Callable[[CollectionFetcher], Awaitable[tuple[Rows, int | None]]],
+    ) -> CollectionResult:
         stats = FetchStats()
         started = self._clock()
         limits = httpx.Limits(
@@ -81,7 +110,7 @@ class CaliraClient:
             transport=self._transport, timeout=self.settings.timeout_s, limits=limits
         ) as http:
             fetcher = self._fetcher(http, stats, collection)
-            rows, api_total = await fetcher.fetch(collection, account_ids)
+            rows, api_total = await body(fetcher)
         stats.wall_time_s = self._clock() - started
         stats.records = len(rows[COLLECTION_TABLES[collection][0]])
         return CollectionResult(
@@ -122,3 +151,15 @@ class CaliraClient:
             logger=self._logger,
             on_progress=self._on_progress,
         )
+
+
+def _run_sync(start: Callable[[], Coroutine[Any, Any, CollectionResult]]) -> CollectionResult:
+    """Run a coroutine to completion; in a worker thread if an event loop is already running."""
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is None:  # outside the except block so errors are not chained to it
+        return asyncio.run(start())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, start()).result()

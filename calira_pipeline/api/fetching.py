@@ -100,8 +100,8 @@ class CollectionFetcher:
             return rows, None
         specs = await self._list_specs(collection, account_ids)
         pending, api_total = await self._walk_all(collection, specs, rows)
-        for item in await self._complete(collection, pending, specs):
-            self._parse_into(collection, item, rows)
+        for item in await self.complete(collection, pending, specs):
+            self.parse_into(collection, item, rows)
         return rows, api_total
 
     async def _list_specs(
@@ -163,7 +163,7 @@ class CollectionFetcher:
                 if needs_detail(collection, record):
                     pending.append(item)
                 else:
-                    self._parse_into(collection, item, rows)
+                    self.parse_into(collection, item, rows)
 
             walker = ListWalker(
                 self.session,
@@ -186,7 +186,7 @@ class CollectionFetcher:
             done, total, records = (sum(p[i] for p in self._progress.values()) for i in range(3))
             self.on_progress(collection, done, total, records)
 
-    async def _complete(
+    async def complete(
         self, collection: str, listed: list[Listed], specs: list[ListSpec]
     ) -> list[Listed]:
         """Merge details into list items that lack needed fields; drop records deleted since."""
@@ -195,21 +195,17 @@ class CollectionFetcher:
         async def complete(item: Listed) -> Listed | None:
             record_id = int(item.record["id"])
             path = f"{detail_prefixes[item.scope_id]}/{record_id}"
-            response = await self.session.get(path, allow=(404,))
+            response, detail = await self.session.get_checked(
+                path, None, self._detail_body, allow=(404,)
+            )
             self.stats.detail_requests += 1
-            if response.status_code == 404:
+            if detail is None:
                 self.stats.deleted_during_fetch += 1
                 self.warnings.append(
                     f"{KIND[collection]} {record_id} was listed by {item.where} but "
                     f"{describe(response.request)} is 404: deleted during the fetch, dropped."
                 )
                 return None
-            detail = self.session.json_body(describe(response.request), response)
-            if not isinstance(detail, dict):
-                raise ApiError(
-                    f"{describe(response.request)} returned a JSON "
-                    f"{type(detail).__name__}, not an object."
-                )
             # Project details carry no id; the list item's id (and any field only the list has,
             # e.g. sub_category on equipment) survives the merge.
             merged = {**item.record, **detail, "id": item.record["id"]}
@@ -218,7 +214,20 @@ class CollectionFetcher:
         completed = await run_all(complete(item) for item in listed)
         return [item for item in completed if item is not None]
 
-    def _parse_into(
+    def _detail_body(self, response: httpx.Response) -> dict[str, Any] | None:
+        """The detail object, or None for a 404 (deleted since it was listed)."""
+        return None if response.status_code == 404 else self._json_object(response)
+
+    def _json_object(self, response: httpx.Response) -> dict[str, Any]:
+        body = self.session.decode_json(describe(response.request), response)
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{describe(response.request)} returned a JSON {type(body).__name__}, "
+                "not an object."
+            )
+        return body
+
+    def parse_into(
         self, collection: str, item: Listed, rows: dict[str, list[dict[str, Any]]]
     ) -> None:
         where = Where(item.where, KIND[collection], item.record.get("id"))
@@ -241,17 +250,13 @@ class CollectionFetcher:
             rows["project_users"].extend(users)
 
     async def _current_user(self, rows: dict[str, list[dict[str, Any]]]) -> None:
-        response = await self.session.get("/me", allow=(404,))
-        if response.status_code == 404:  # client-credentials tokens have no resource owner
+        response, body = await self.session.get_checked(
+            "/me", None, self._detail_body, allow=(404,)
+        )
+        if body is None:  # client-credentials tokens have no resource owner
             self.warnings.append(
                 "GET /me is 404 (no user behind a client-credentials token); current_user is empty."
             )
             return
-        body = self.session.json_body(describe(response.request), response)
-        if not isinstance(body, dict):
-            raise ApiError(
-                f"{describe(response.request)} returned a JSON "
-                f"{type(body).__name__}, not an object."
-            )
         where = Where(describe(response.request), "user", body.get("id"))
         rows["current_user"].append(parse_current_user(body, where, self.unknown))

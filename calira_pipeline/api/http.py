@@ -161,6 +161,13 @@ class RetryingSender:
             waited += delay
             attempt += 1
 
+    async def back_off(self, attempt: int, cause: str, where: str, detail: str) -> None:
+        """Count and wait out a retry decided above the sender (a damaged 2xx body)."""
+        delay = self._backoff(attempt)
+        self.stats.retries_by_cause[cause] = self.stats.retries_by_cause.get(cause, 0) + 1
+        self._logger.info("calira: %s got %s; retry %d in %.2fs", where, detail, attempt + 1, delay)
+        await self._sleep(delay)
+
     def _exhausted(
         self, request: httpx.Request, outcome: httpx.Response | str, detail: str, waited: float
     ) -> ApiError:

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from .errors import PaginationError, RecordError
-from .fields import coerce_id
-from .http import describe, run_all
+from .errors import PaginationError
+from .http import run_all
+from .pages import item_id, read_page
 from .results import FetchStats
 from .session import ApiSession
 
@@ -42,22 +40,6 @@ class WalkResult:
     api_total: int
     per_page: int
     pages_read: int
-
-
-def _header_int(response: httpx.Response, name: str, minimum: int) -> int | None:
-    raw = response.headers.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise PaginationError(
-            f"{describe(response.request)} sent a malformed {name} header ({raw[:40]!r}); cannot "
-            "tell how many pages exist, so the list is not read partially."
-        )
-    return value
 
 
 def covered_intervals(
@@ -141,7 +123,7 @@ class ListWalker:
     seen: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
     _expected_pages: int = 1
-    _first_response: httpx.Response | None = None
+    _first_per_page: int | None = None
 
     async def _read(self, page: int, *, repair: bool = False) -> PageRead:
         if page > self.max_pages:
@@ -149,27 +131,12 @@ class ListWalker:
                 f"GET {self.path} needs page {page}, above max_pages={self.max_pages}; the list "
                 "looks endless (a server bug?). Raise max_pages if it really is this long."
             )
-        params = {**self.params, "page": page, "per_page": self.per_page}
-        response = await self.session.get(self.path, params)
-        where = describe(response.request)
-        total = _header_int(response, "X-Total-Records", 0)
-        if total is None:
-            raise PaginationError(
-                f"{where} has no X-Total-Records header, so the number of pages is unknown; an "
-                "API version without pagination or a proxy stripping headers? Not reading a "
-                "silent single page."
-            )
-        current = _header_int(response, "X-Current-Page", 1)
-        if current is not None and current != page:
-            raise PaginationError(f"{where} answered with X-Current-Page {current}, not {page}.")
-        body = self.session.json_body(where, response)
-        if not isinstance(body, list):
-            raise PaginationError(f"{where} returned a JSON {type(body).__name__}, not a list.")
-        read = PageRead(page, total, len(body), [])
-        for index, record in enumerate(body):
-            read.ids.append(self._absorb(where, page, index, record, repair))
+        listed = await read_page(self.session, self.path, self.params, page, self.per_page)
+        read = PageRead(page, listed.total, len(listed.items), [])
+        for index, record in enumerate(listed.items):
+            read.ids.append(self._absorb(listed.where, page, index, record, repair))
         if page == 1 and not self.reads:
-            self._first_response = response
+            self._first_per_page = listed.per_page
         self.reads.append(read)
         self.stats.pages += 1
         if self.on_page is not None:
@@ -178,16 +145,7 @@ class ListWalker:
         return read
 
     def _absorb(self, where: str, page: int, index: int, record: Any, repair: bool) -> int:
-        if not isinstance(record, dict):
-            raise RecordError(
-                f"{where}: item #{index} is a {type(record).__name__}, not an object."
-            )
-        record_id = coerce_id(record.get("id"))
-        if record_id is None:
-            raise RecordError(
-                f"{where}: item #{index} has no usable integer id ({record.get('id')!r}); it "
-                "cannot be deduplicated or fetched in detail. Report this API response."
-            )
+        record_id = item_id(where, index, record)
         if record_id in self.seen:
             if not repair:
                 self.duplicates += 1
@@ -200,13 +158,8 @@ class ListWalker:
 
     async def walk(self) -> WalkResult:
         first = await self._read(1)
-        assert self._first_response is not None
-        per_page = _header_int(self._first_response, "X-Per-Page", 1)
-        if per_page is None:
-            raise PaginationError(
-                f"{describe(self._first_response.request)} has no X-Per-Page header; page size "
-                "unknown (the API may clamp per_page), so pages cannot be walked safely."
-            )
+        per_page = self._first_per_page
+        assert per_page is not None  # read_page insists on X-Per-Page for page 1
         start_total = first.total
         self._expected_pages = max(1, math.ceil(start_total / per_page))
         if self._expected_pages > self.max_pages:

@@ -6,7 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-RETRY_CAUSES = ("429", "5xx", "timeout", "connect", "401-refresh")
+# bad_body / bad_headers: a 2xx whose JSON is cut short or whose pagination headers are gone,
+# typically a proxy truncating the response, so worth another attempt.
+RETRY_CAUSES = ("429", "5xx", "timeout", "connect", "401-refresh", "bad_body", "bad_headers")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class FetchStats:
     rate_limited: int = 0
     bytes_received: int = 0
     wall_time_s: float = 0.0
+    stop_reason: str = ""  # incremental walks only; text, so not part of as_metadata
 
     @property
     def retries(self) -> int:
@@ -54,6 +57,7 @@ class CollectionResult:
     stats: FetchStats
     unknown_fields: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. an incremental walk's stop reason
 
 
 class UnknownFields:

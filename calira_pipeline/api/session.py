@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from .auth import TokenProvider
-from .errors import ApiError, AuthError, MissingScopeError
+from .errors import ApiError, AuthError, CaliraError, MissingScopeError
 from .http import RetryingSender, body_excerpt, describe
 from .results import FetchStats
 
@@ -22,6 +23,37 @@ SCOPE_COLLECTIONS: dict[str, tuple[str, ...]] = {
     "read_user": ("current_user",),
 }
 _SCOPE_RE = re.compile(r"\bread_[a-z_]+\b")
+T = TypeVar("T")
+
+# A damaged 2xx (a proxy cutting the body or stripping headers) is usually gone on the next try;
+# one that persists through this many extra attempts is reported, never read as partial data.
+BODY_FAULT_RETRIES = 2
+
+
+class BodyFault(Exception):
+    """A 2xx response whose body or pagination headers are unusable; may be transient."""
+
+    def __init__(
+        self,
+        cause: str,
+        problem: str,
+        advice: str,
+        error_type: type[CaliraError] = ApiError,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(problem)
+        self.cause = cause  # key in FetchStats.retries_by_cause
+        self.problem = problem
+        self.advice = advice
+        self.error_type = error_type
+        self.status = status
+
+    def error(self, attempts: int) -> CaliraError:
+        tried = f" ({attempts} attempts, none usable)" if attempts > 1 else ""
+        message = f"{self.problem}{tried}. {self.advice}"
+        if issubclass(self.error_type, ApiError):
+            return self.error_type(message, status=self.status)
+        return self.error_type(message)
 
 
 def scope_for_path(path: str) -> str:
@@ -115,24 +147,56 @@ class ApiSession:
         blocked = set(SCOPE_COLLECTIONS.get(scope, ())) | {self.collection}
         return MissingScopeError(scope, describe(request), sorted(blocked))
 
-    def json_body(self, request_desc: str, response: httpx.Response) -> Any:
-        """Decode strictly: an HTML error page or a truncated body is an error, not data."""
+    def decode_json(self, request_desc: str, response: httpx.Response) -> Any:
+        """Decode strictly, raising ``BodyFault``: RFC 8259 JSON is UTF-8, so undecodable bytes
+        (often a multi-byte character cut in half) count as a damaged body like truncation."""
         try:
             return json.loads(response.content.decode("utf-8"))
         except UnicodeDecodeError:
             problem = "is not UTF-8"
         except ValueError:
             problem = "is not valid JSON (truncated or an HTML error page?)"
-        raise ApiError(
+        raise BodyFault(
+            "bad_body",
             f"{request_desc} answered HTTP {response.status_code} but the body {problem}: "
-            f"{body_excerpt(response, self.secrets)}. A proxy or gateway may be interfering; "
-            "retry later and check CALIRA_BASE_URL.",
+            f"{body_excerpt(response, self.secrets)}",
+            "A proxy or gateway may be interfering; retry later and check CALIRA_BASE_URL.",
             status=response.status_code,
         )
 
+    def json_body(self, request_desc: str, response: httpx.Response) -> Any:
+        """Decode strictly: an HTML error page or a truncated body is an error, not data."""
+        try:
+            return self.decode_json(request_desc, response)
+        except BodyFault as fault:
+            raise fault.error(1) from None
+
+    async def get_checked(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        check: Callable[[httpx.Response], T],
+        *,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[httpx.Response, T]:
+        """``get`` then ``check``; a ``BodyFault`` from ``check`` is retried with backoff a few
+        times before its error is raised."""
+        for attempt in range(BODY_FAULT_RETRIES + 1):
+            response = await self.get(path, params, allow=allow)
+            try:
+                return response, check(response)
+            except BodyFault as fault:
+                if attempt == BODY_FAULT_RETRIES:
+                    raise fault.error(attempt + 1) from None
+                where = describe(response.request)
+                await self.sender.back_off(attempt, fault.cause, where, fault.cause)
+        raise AssertionError("unreachable")
+
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = await self.get(path, params)
-        return self.json_body(describe(response.request), response)
+        _, body = await self.get_checked(
+            path, params, lambda response: self.decode_json(describe(response.request), response)
+        )
+        return body
 
 
 def _advice(status: int) -> str:

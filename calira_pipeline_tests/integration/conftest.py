@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def pipeline_env(base_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def pipeline_env(
+    base_url: str, data_dir: Path, dagster_home: Path | None = None, **extra: str
+) -> dict[str, str]:
     """Environment for a subprocess run against a loopback sandbox with its default client."""
     from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
@@ -20,10 +22,10 @@ def pipeline_env(base_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
         CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
         CALIRA_DATA_DIR=str(data_dir),
-        DAGSTER_HOME=str(data_dir.parent / "dagster_home"),
+        DAGSTER_HOME=str(dagster_home or data_dir.parent / "dagster_home"),
         **extra,
     )
-    Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 
 
