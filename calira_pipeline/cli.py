@@ -151,6 +151,29 @@ def _print_summary(data_dir: str, run_id: str) -> None:
     )
 
 
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="check CALIRA_* settings against the API and say exactly what to fix",
+        description=(
+            "Checks the variables and the data directory, obtains a token, lists the labs "
+            "the app may read and probes each scope (read_accounts, read_bookings, "
+            "read_equipment, read_projects, read_user). Exits 1 if anything needs fixing."
+        ),
+    )
+    doctor.set_defaults(handler=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from calira_pipeline.doctor import run_doctor
+
+    healthy, findings = run_doctor()
+    for finding in findings:
+        print(finding.line())
+    print("\nAll good." if healthy else "\nFix the [FIX] lines above, then run doctor again.")
+    return 0 if healthy else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="calira-pipeline",
@@ -160,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_sandbox(sub)
     _add_auth(sub)
+    _add_doctor(sub)
     return parser
 
 

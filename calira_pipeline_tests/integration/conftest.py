@@ -23,8 +23,8 @@ def pipeline_env(
         CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
         CALIRA_DATA_DIR=str(data_dir),
         DAGSTER_HOME=str(dagster_home or data_dir.parent / "dagster_home"),
-        **extra,
     )
+    env.update(extra)
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 

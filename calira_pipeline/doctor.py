@@ -1,0 +1,146 @@
+"""`calira-pipeline doctor`: check the configuration against the real API and say what to fix."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
+from calira_pipeline.resources import CaliraApiResource
+from calira_pipeline.settings import API_VARIABLES
+from calira_pipeline.storage import DEFAULT_DATA_DIR
+
+SECRET_VARIABLES = {
+    "CALIRA_CLIENT_SECRET",
+    "CALIRA_REFRESH_TOKEN",
+    "CALIRA_ACCESS_TOKEN",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    check: str
+    detail: str
+
+    def line(self) -> str:
+        return f"[{'ok' if self.ok else 'FIX'}] {self.check}: {self.detail}"
+
+
+def resource_from_env(environ: Mapping[str, str]) -> CaliraApiResource:
+    fields: dict[str, Any] = {
+        field: environ[var] for field, var in API_VARIABLES.items() if environ.get(var)
+    }
+    if environ.get("CALIRA_CONCURRENCY"):
+        fields["concurrency"] = int(environ["CALIRA_CONCURRENCY"])
+    return CaliraApiResource(**fields)
+
+
+def _variables(environ: Mapping[str, str]) -> Finding:
+    shown = []
+    for var in sorted({*API_VARIABLES.values(), "CALIRA_CONCURRENCY", "CALIRA_PII"}):
+        if environ.get(var):
+            shown.append(f"{var}={'(set)' if var in SECRET_VARIABLES else environ[var]}")
+    return Finding(True, "variables", ", ".join(shown) or "none set (the sandbox will be used)")
+
+
+def _data_dir(environ: Mapping[str, str]) -> Finding:
+    path = Path(environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    probe = path / ".doctor-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return Finding(
+            False,
+            "data directory",
+            f"{path} is not writable ({exc.strerror}); set CALIRA_DATA_DIR to a writable directory",
+        )
+    return Finding(True, "data directory", f"{path} is writable")
+
+
+def _probe(name: str, scope: str, call: Callable[[], str]) -> Finding:
+    try:
+        return Finding(True, f"scope {scope}", call())
+    except MissingScopeError as exc:
+        return Finding(False, f"scope {scope}", str(exc))
+    except CaliraError as exc:
+        return Finding(False, f"{name} ({scope})", str(exc))
+
+
+def _api_findings(client: CaliraClient) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        accounts = client.fetch("accounts").rows["accounts"]
+    except MissingScopeError as exc:
+        return [Finding(False, "scope read_accounts", str(exc))]
+    except CaliraError as exc:
+        return [Finding(False, "token and API hosts", str(exc))]
+    labs = [a for a in accounts if (a.get("account_type") or "").lower() == "lab"]
+    findings.append(Finding(True, "token and API hosts", "reached; a token was issued"))
+    findings.append(
+        Finding(
+            bool(labs),
+            "labs visible",
+            ", ".join(
+                f"{a['name']} ({a['id']}, {a.get('timezone') or 'no time zone!'})"
+                for a in labs[:20]
+            )
+            + (" …" if len(labs) > 20 else "")
+            if labs
+            else "none: authorise the app for your labs in Calira (labs added later need "
+            "re-authorisation)",
+        )
+    )
+    findings.append(Finding(True, "scope read_accounts", f"{len(accounts)} accounts"))
+    first = [labs[0]["id"]] if labs else []
+
+    def bookings() -> str:
+        total = client.fetch_bookings_incremental(lambda _: True, 0).api_total
+        return f"bookings readable, {total} in all"
+
+    def count(collection: str, what: str, ids: list[int] | None = None) -> Callable[[], str]:
+        return lambda: f"{len(client.fetch(collection, ids).rows[collection])} {what}"
+
+    findings.append(_probe("bookings", "read_bookings", bookings))
+    findings.append(
+        _probe("equipment", "read_equipment", count("equipment", "instruments in one lab", first))
+    )
+    findings.append(
+        _probe("projects", "read_projects", count("projects", "projects in one lab", first))
+    )
+    findings.append(
+        _probe(
+            "current user", "read_user", count("current_user", "user (0 with client credentials)")
+        )
+    )
+    return findings
+
+
+def run_doctor(environ: Mapping[str, str] | None = None) -> tuple[bool, list[Finding]]:
+    environ = os.environ if environ is None else environ
+    findings = [_variables(environ), _data_dir(environ)]
+    resource = resource_from_env(environ)
+    if not resource.base_url:
+        findings.append(
+            Finding(
+                True,
+                "API",
+                "CALIRA_BASE_URL is unset, so runs use the built-in "
+                "sandbox; set it (and credentials) to read your real data",
+            )
+        )
+    try:
+        client = resource.client()
+    except CaliraError as exc:
+        findings.append(Finding(False, "credentials", str(exc)))
+        return False, findings
+    host = urlsplit(resource.settings().base_url).netloc
+    findings.append(Finding(True, "auth", f"{client.auth_mode} against {host}"))
+    findings.extend(_api_findings(client))
+    return all(f.ok for f in findings), findings
