@@ -9,6 +9,8 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
+from calira_pipeline import progress
+from calira_pipeline.progress import TextProgressBar
 from calira_pipeline.storage import DEFAULT_DATA_DIR, connect
 
 
@@ -107,6 +109,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
+    bar = TextProgressBar()
+    progress.add_listener(bar)
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         instance=instance,
@@ -120,7 +124,11 @@ def _run_demo(args: argparse.Namespace) -> int:
             ),
         },
         raise_on_error=False,
+        # The progress bars and the summary are the demo's output; warnings and errors still show.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
+    progress.remove_listener(bar)
+    bar.close()
     if not result.success:
         print("The run failed; see the log above.", file=sys.stderr)
         return 1
@@ -136,15 +144,23 @@ def _print_summary(data_dir: str, run_id: str) -> None:
             print(f"  {name:<45} {rows:>10,} rows")
         names = {n for n, _ in tables}
         if "equipment_utilisation_monthly" in names:
-            print("\nBusiest instruments in the last month of data (calendar utilisation):")
-            for name, month, util in con.execute(
-                "select coalesce(e.name, u.equipment_id::varchar), u.month, u.utilisation "
-                "from equipment_utilisation_monthly u "
-                "left join equipment e on e.id = u.equipment_id "
-                "where u.month = (select max(month) from equipment_utilisation_monthly) "
-                "order by u.utilisation desc limit 5"
+            print("\nBusiest instruments over the last three full months of data:")
+            for name, util, maintenance in con.execute(
+                """
+                with span as (
+                    select max(month) - interval 3 month as first, max(month) as last
+                    from equipment_utilisation_monthly
+                )
+                select coalesce(e.name, u.equipment_id::varchar),
+                       sum(u.booked_hours) / sum(u.available_hours),
+                       sum(u.maintenance_hours)
+                from equipment_utilisation_monthly u
+                join span w on u.month >= w.first and u.month < w.last
+                left join equipment e on e.id = u.equipment_id
+                group by all order by 2 desc limit 5
+                """
             ).fetchall():
-                print(f"  {name:<40} {month}  {util:6.1%}")
+                print(f"  {name:<40} {util:6.1%} booked, {maintenance:6.1f} h maintenance")
     print(
         '\nExplore: python -c "import calira_pipeline as c; '
         "print(c.connect().sql('select * from bookings limit 5'))\""

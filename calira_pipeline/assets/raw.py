@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
+from calira_pipeline import progress
 from calira_pipeline.api import CollectionResult
 from calira_pipeline.assets.metadata import column_schema, table_metadata
 from calira_pipeline.incremental import merge_by_id, unchanged_predicate
@@ -162,6 +163,7 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Any:
     last_logged: dict[str, int] = {}
 
     def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
+        progress.publish(collection, pages_done, pages_total, records)
         # About ten lines per collection however long it is, plus the last page.
         step = max(1, pages_total // 10)
         if pages_done != pages_total and pages_done - last_logged.get(collection, 0) < step:
