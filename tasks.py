@@ -59,11 +59,22 @@ def test(args: list[str]) -> None:
 def dev(args: list[str]) -> None:
     ensure_venv()
     env = dict(os.environ)
-    home = ROOT / ".dagster_home"
-    home.mkdir(exist_ok=True)
-    env.setdefault("DAGSTER_HOME", str(home))
+    home = Path(env.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
     _run(BIN / "dagster", "dev", "-w", "workspace.yaml", *args, env=env)
 
+
+# One API ingestion at a time across runs (the nightly schedule and a manual run may overlap);
+# the warehouse serialises its own writes with a file lock either way.
+DAGSTER_YAML = """\
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
 
 COMMANDS = {"demo": demo, "test": test, "dev": dev}
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,6 +9,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+def _tasks_dagster_yaml() -> str:
+    """The instance configuration `python3 tasks.py dev` writes (tasks.py is not a package)."""
+    spec = importlib.util.spec_from_file_location("calira_tasks", ROOT / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.DAGSTER_YAML)
+
+
+DAGSTER_YAML = _tasks_dagster_yaml()
 
 
 def pipeline_env(
