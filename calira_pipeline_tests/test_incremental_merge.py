@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from calira_pipeline.incremental import merge_by_id, unchanged_predicate
+from calira_pipeline.pii import PiiPolicy
+from calira_pipeline.schema import BOOKINGS
+from calira_pipeline.storage import rows_to_arrow
+
+START = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)
+
+
+def _row(booking_id: int, status: str, cost: str | None = "10.00") -> dict[str, object]:
+    return {
+        "id": booking_id,
+        "status": status,
+        "start_time": START,
+        "cost": Decimal(cost) if cost else None,
+        "requester_email": "ada@example.org",
+        "raw_json": "{}",
+    }
+
+
+def test_unchanged_compares_only_the_values_the_list_item_carries(tmp_path: Path) -> None:
+    policy = PiiPolicy.for_data_dir("hash", tmp_path)
+    stored = rows_to_arrow(
+        BOOKINGS, policy.apply("bookings", [_row(1, "Booked"), _row(2, "Booked")])
+    )
+    is_unchanged = unchanged_predicate(stored, "bookings", policy)
+    assert is_unchanged(_row(1, "Booked"))
+    assert is_unchanged(_row(1, "Booked", cost=None))  # slim item: no cost to compare
+    assert not is_unchanged(_row(1, "Cancelled"))
+    assert not is_unchanged(_row(3, "Booked"))  # new id
+    assert not is_unchanged({**_row(1, "Booked"), "requester_email": "grace@example.org"})
+
+
+def test_merge_replaces_by_id_adds_new_and_keeps_the_rest_sorted() -> None:
+    stored = rows_to_arrow(BOOKINGS, [_row(1, "Booked"), _row(2, "Booked"), _row(4, "Booked")])
+    fresh = rows_to_arrow(BOOKINGS, [_row(2, "Cancelled"), _row(3, "Requested")])
+    merged = merge_by_id(stored, fresh, BOOKINGS)
+    assert merged.column("id").to_pylist() == [1, 2, 3, 4]
+    assert merged.column("status").to_pylist() == ["Booked", "Cancelled", "Requested", "Booked"]
+    assert merged.schema == BOOKINGS.arrow_schema
+    assert merge_by_id(stored, rows_to_arrow(BOOKINGS, []), BOOKINGS).equals(stored)
