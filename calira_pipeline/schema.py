@@ -56,7 +56,9 @@ def _ref(prefix: str, what: str) -> tuple[Column, Column]:
     )
 
 
-RAW_JSON = Column("raw_json", TEXT, "The record exactly as the API sent it (JSON), so no field is lost.")
+RAW_JSON = Column(
+    "raw_json", TEXT, "The record exactly as the API sent it (JSON), so no field is lost."
+)
 
 ACCOUNTS = TableSpec(
     name="accounts",
@@ -90,7 +92,11 @@ EQUIPMENT = TableSpec(
         Column("currency", TEXT, "Currency its bookings are charged in."),
         Column("charging_type", TEXT, "e.g. Per Hour, Per Day."),
         Column("description", TEXT, "Free text."),
-        Column("availability_status", TEXT, "Availability (the list schema spells it availabity_status)."),
+        Column(
+            "availability_status",
+            TEXT,
+            "Availability (the list schema spells it availabity_status).",
+        ),
         Column("category_name", TEXT, "Category (the API gives a name only)."),
         *_ref("sub_category", "sub-category"),
         *_ref("contact_person", "contact person"),

@@ -25,8 +25,15 @@ from calira_pipeline.sandbox import (
 
 pytestmark = pytest.mark.integration
 
-FAULTS = FaultConfig(latency_ms=3, rate_limit_rps=400, rate_limit_burst=20, retry_after="mixed",
-                     error_rate=0.05, head_inserts_per_page=1, seed=1)
+FAULTS = FaultConfig(
+    latency_ms=3,
+    rate_limit_rps=400,
+    rate_limit_burst=20,
+    retry_after="mixed",
+    error_rate=0.05,
+    head_inserts_per_page=1,
+    seed=1,
+)
 
 
 def truth(sb: Sandbox) -> dict[str, set[int]]:
@@ -41,9 +48,13 @@ def truth(sb: Sandbox) -> dict[str, set[int]]:
 
 
 def settings_for(base_url: str, **overrides: Any) -> ClientSettings:
-    values: dict[str, Any] = {"base_url": base_url + "/v1", "client_id": SANDBOX_CLIENT_ID,
-                              "client_secret": SANDBOX_CLIENT_SECRET, "concurrency": 8,
-                              "max_retry_wait_s": 60}
+    values: dict[str, Any] = {
+        "base_url": base_url + "/v1",
+        "client_id": SANDBOX_CLIENT_ID,
+        "client_secret": SANDBOX_CLIENT_SECRET,
+        "concurrency": 8,
+        "max_retry_wait_s": 60,
+    }
     values.update(overrides)
     return ClientSettings(**values)
 
@@ -51,8 +62,16 @@ def settings_for(base_url: str, **overrides: Any) -> ClientSettings:
 @pytest.fixture
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[Sandbox, str]]:
     shape, aliases = request.param
-    sb = Sandbox(SandboxConfig(seed=0, scale="small", list_shape=shape, live_aliases=aliases,
-                               token_lifetime_s=2, faults=FAULTS))
+    sb = Sandbox(
+        SandboxConfig(
+            seed=0,
+            scale="small",
+            list_shape=shape,
+            live_aliases=aliases,
+            token_lifetime_s=2,
+            faults=FAULTS,
+        )
+    )
     with sb.serve_in_thread() as base_url:
         yield sb, base_url
 
@@ -69,8 +88,9 @@ def assert_exact_ids(sb: Sandbox, expected: dict[str, set[int]], client: CaliraC
             assert set(got) == ids, collection
 
 
-@pytest.mark.parametrize("served", [("full", False), ("slim", True)], indirect=True,
-                         ids=["full", "slim-live-aliases"])
+@pytest.mark.parametrize(
+    "served", [("full", False), ("slim", True)], indirect=True, ids=["full", "slim-live-aliases"]
+)
 def test_every_collection_loads_exactly_under_faults(
     served: tuple[Sandbox, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -79,9 +99,9 @@ def test_every_collection_loads_exactly_under_faults(
     client = CaliraClient(settings_for(base_url))
     with caplog.at_level(logging.DEBUG):
         assert_exact_ids(sb, expected, client)
-    assert sb.stats.count(status=503) + sb.stats.count(status=500) + sb.stats.count(
-        status=502
-    ) > 0, "the 5xx fault did not fire"
+    assert (
+        sb.stats.count(status=503) + sb.stats.count(status=500) + sb.stats.count(status=502) > 0
+    ), "the 5xx fault did not fire"
     assert sb.stats.peak_concurrency <= 8 + 1
     assert SANDBOX_CLIENT_SECRET not in caplog.text
     assert "Bearer" not in caplog.text
@@ -105,8 +125,12 @@ def test_refresh_token_mode_rotates_and_persists(
     assert saved is not None and saved.refresh_token is not None
     assert saved.refresh_token.reveal() != seed
     assert (token_file.stat().st_mode & 0o777) == 0o600
-    for secret in (seed, saved.refresh_token.reveal(), saved.access_token.reveal(),
-                   SANDBOX_CLIENT_SECRET):
+    for secret in (
+        seed,
+        saved.refresh_token.reveal(),
+        saved.access_token.reveal(),
+        SANDBOX_CLIENT_SECRET,
+    ):
         assert secret not in caplog.text
     # a fresh process picks the rotated token up from the file although its seed is dead
     again = CaliraClient(settings_for(base_url, refresh_token=seed, token_file=token_file))
