@@ -23,7 +23,7 @@ ProgressCallback = Callable[[str, int, int, int], None]
 
 
 @lru_cache(maxsize=4)
-def _sandbox(scale: str, seed: int) -> Sandbox:
+def sandbox_for(scale: str, seed: int) -> Sandbox:
     # Every step process builds the same deterministic data, so steps agree without sharing memory.
     return Sandbox(SandboxConfig(seed=seed, scale=scale))
 
@@ -83,7 +83,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
     ) -> CaliraClient:
         transport = (
-            None if self.base_url else _sandbox(self.sandbox_scale, self.sandbox_seed).transport()
+            None if self.base_url else sandbox_for(self.sandbox_scale, self.sandbox_seed).transport()
         )
         return CaliraClient(
             self.settings(),

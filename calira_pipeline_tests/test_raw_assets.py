@@ -11,7 +11,7 @@ import pytest
 from calira_pipeline import connect
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource, _sandbox
+from calira_pipeline.resources import CaliraApiResource, WarehouseResource, sandbox_for
 from calira_pipeline.schema import RAW_TABLES
 
 SCALE = "tiny"
@@ -67,7 +67,7 @@ def test_every_raw_table_lands_with_its_declared_types(first_run: Any) -> None:
 
 def test_row_counts_match_the_sandbox_truth(first_run: Any) -> None:
     data_dir, _ = first_run
-    truth = _sandbox(SCALE, 0).dataset
+    truth = sandbox_for(SCALE, 0).dataset
     with connect(data_dir) as con:
 
         def ids(table: str) -> set[int]:
@@ -87,11 +87,11 @@ def test_materialisations_carry_table_and_fetch_metadata(first_run: Any) -> None
     metadata = _materializations(result)
     assert set(RAW_TABLES) <= set(metadata)
     bookings = metadata["bookings"]
-    assert bookings["dagster/row_count"].value == len(_sandbox(SCALE, 0).dataset.bookings)
+    assert bookings["dagster/row_count"].value == len(sandbox_for(SCALE, 0).dataset.bookings)
     assert bookings["dagster/table_name"].value == "calira.main.bookings"
     assert "cost" in {c.name for c in bookings["dagster/column_schema"].schema.columns}
     assert bookings["data_source"].value == "sandbox"
-    assert bookings["api_total"].value == len(_sandbox(SCALE, 0).dataset.bookings)
+    assert bookings["api_total"].value == len(sandbox_for(SCALE, 0).dataset.bookings)
     assert bookings["fetch/requests"].value > 0
     assert "| id |" in bookings["preview"].value
 
@@ -129,7 +129,7 @@ def test_second_run_is_identical_in_content(first_run: Any) -> None:
 
 def test_personal_data_is_hashed_by_default_everywhere_it_lands(first_run: Any) -> None:
     data_dir, _ = first_run
-    truth = _sandbox(SCALE, 0).dataset
+    truth = sandbox_for(SCALE, 0).dataset
     emails = {b["requester"]["email"] for b in truth.bookings if b.get("requester")}
     emails.discard(None)
     assert emails
