@@ -3,8 +3,15 @@
     .venv/bin/python benchmarks/marts.py                 # 1M bookings
     .venv/bin/python benchmarks/marts.py --bookings 100000
 
-Peak memory is the process's max RSS (resource.getrusage), read right after the DuckDB builds and
-before the pandas baseline runs, so it covers data generation plus all marts.
+All marts: build_all itself (one DuckDB session, 1 GB buffer pool), timed per mart; CPU time is
+printed too because wall time on a shared 2-core machine moves with other load. Peak memory is the
+process's max RSS (resource.getrusage), read right after build_all and before the pandas baseline
+runs, so it covers data generation plus all marts.
+
+Daily table: build_mart("equipment_utilisation_daily") from the raw Parquet (it has no upstream
+mart) against pandas_daily, a straightforward pandas version of the same rows and hour, count and
+ratio columns (pandas tz support, repeat rows per local day, sort + running max for unions); the
+two results are compared and their largest difference printed.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.marts import MartSettings, build_mart, register_parquet_views
-from calira_pipeline.marts.build import build_order
+from calira_pipeline.marts.build import iter_build_all
 from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 
 ZONES = (
@@ -49,6 +56,7 @@ STATUSES = np.array(
 STATUS_WEIGHTS = np.array([0.35, 0.1, 0.2, 0.08, 0.05, 0.12, 0.07, 0.03])
 BASE = np.datetime64("2023-01-01T00:00:00", "us")
 PANDAS_SUBSET = 1_000_000
+COUNTED = ["booked", "confirmed", "approved", "ordered", "completed"]
 
 
 def _table(spec: TableSpec, columns: dict[str, pa.Array]) -> pa.Table:
@@ -127,72 +135,90 @@ def generate(n_bookings: int, out: Path, seed: int = 7) -> dict[str, Path]:
     return paths
 
 
+def _local_day_pieces(b: pd.DataFrame, zone: str) -> pd.DataFrame:
+    """Each booking cut at the zone's local midnights: one row per (booking, local day)."""
+    first = b.start_time.dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+    last = (b.end_time - pd.Timedelta(microseconds=1)).dt.tz_convert(zone)
+    last = last.dt.tz_localize(None).dt.normalize()
+    g = pd.DataFrame(
+        {
+            "equipment_id": b.equipment_id,
+            "role": b.role,
+            "start": b.start_time,
+            "end": b.end_time,
+            "first": first,
+            "n": (last - first).dt.days + 1,
+        }
+    )
+    g = g.loc[g.index.repeat(g.n)].copy()
+    g["day"] = g["first"] + pd.to_timedelta(g.groupby(level=0).cumcount(), "D")
+    day_start = g.day.dt.tz_localize(zone, ambiguous=False, nonexistent="shift_forward")
+    day_end = (g.day + pd.Timedelta(days=1)).dt.tz_localize(
+        zone, ambiguous=False, nonexistent="shift_forward"
+    )
+    g["piece_start"] = np.maximum(g.start, day_start.dt.tz_convert("UTC"))
+    g["piece_end"] = np.minimum(g.end, day_end.dt.tz_convert("UTC"))
+    return g[["equipment_id", "role", "day", "piece_start", "piece_end"]]
+
+
+def _union_hours(p: pd.DataFrame) -> pd.Series:
+    """Hours of the union of the pieces per (equipment, role, day): sort, running max of end."""
+    p = p.sort_values(["equipment_id", "role", "day", "piece_start"])
+    keys = [p.equipment_id, p.role, p.day]
+    previous_end = p.groupby(keys).piece_end.cummax().groupby(keys).shift()
+    p = p.assign(island=(previous_end.isna() | (p.piece_start > previous_end)).cumsum())
+    islands = p.groupby(["equipment_id", "role", "day", "island"]).agg(
+        s=("piece_start", "min"), e=("piece_end", "max")
+    )
+    hours = (islands.e - islands.s).dt.total_seconds() / 3600
+    return hours.groupby(level=["equipment_id", "role", "day"]).sum()
+
+
 def pandas_daily(paths: dict[str, Path], limit: int) -> tuple[pd.DataFrame, float]:
-    """The straightforward pandas version of equipment_utilisation_daily's hour columns."""
+    """A straightforward pandas equipment_utilisation_daily (all hour, count and ratio columns).
+
+    Classify bookings (case-folded status, maintenance type), cut each into local days of its
+    instrument's lab zone with pandas' tz support, merge overlaps per instrument-day for occupancy
+    and maintenance, sum bookings and tentative hours, and join onto every instrument x local day
+    of the window with the day's real (DST-aware) length.
+    """
     started = time.perf_counter()
     b = pd.read_parquet(paths["bookings"]).head(limit)
     eq = pd.read_parquet(paths["equipment"], columns=["id", "lab_id"])
     acc = pd.read_parquet(paths["accounts"], columns=["id", "timezone"])
     zones = eq.merge(acc, left_on="lab_id", right_on="id", suffixes=("", "_lab"))
-    b = b[
-        (b.booking_type.str.lower() != "maintenance")
-        & b.status.str.strip()
-        .str.lower()
-        .isin(["booked", "confirmed", "approved", "ordered", "completed"])
-        & (b.end_time > b.start_time)
-    ]
-    b = b.merge(zones[["id", "timezone"]], left_on="equipment_id", right_on="id")
-    pieces = []
-    for zone, group in b.groupby("timezone"):
-        start = group.start_time.dt.tz_convert(zone)
-        end = group.end_time.dt.tz_convert(zone)
-        first = start.dt.normalize()
-        last = (end - pd.Timedelta(microseconds=1)).dt.normalize()
-        g = pd.DataFrame(
-            {
-                "equipment_id": group.equipment_id.to_numpy(),
-                "start": start,
-                "end": end,
-                "first": first,
-                "n": (last - first).dt.days + 1,
-            }
-        )
-        g = g.loc[g.index.repeat(g.n)].copy()
-        g["k"] = g.groupby(level=0).cumcount()
-        day_start = (g["first"].dt.tz_localize(None) + pd.to_timedelta(g.k, "D")).dt.tz_localize(
-            zone, ambiguous=False, nonexistent="shift_forward"
-        )
-        day_end = (day_start.dt.tz_localize(None) + pd.Timedelta(days=1)).dt.tz_localize(
-            zone, ambiguous=False, nonexistent="shift_forward"
-        )
-        g["day"] = day_start.dt.date
-        g["piece_start"] = np.maximum(g.start, day_start)
-        g["piece_end"] = np.minimum(g.end, day_end)
-        pieces.append(g[["equipment_id", "day", "piece_start", "piece_end"]])
-    p = pd.concat(pieces, ignore_index=True)
-    for column in ("piece_start", "piece_end"):
-        p[column] = pd.to_datetime(p[column], utc=True)
+    status = b.status.str.strip().str.lower()
+    maintenance = b.booking_type.str.strip().str.lower() == "maintenance"
+    b["role"] = np.select(
+        [maintenance & status.isin(COUNTED), status.isin(COUNTED), status == "requested"],
+        ["maintenance", "use", "tentative"],
+        default="",
+    )
+    b = b[(b.role != "") & ~(maintenance & (b.role == "tentative")) & (b.end_time > b.start_time)]
+    b = b.merge(zones[["id", "timezone"]], left_on="equipment_id", right_on="id").reset_index()
+    p = pd.concat(
+        [_local_day_pieces(group, zone) for zone, group in b.groupby("timezone")],
+        ignore_index=True,
+    )
     p["hours"] = (p.piece_end - p.piece_start).dt.total_seconds() / 3600
-    p = p.sort_values(["equipment_id", "day", "piece_start"])
-    # Union per instrument-day: a piece starts a new island when it begins after every earlier end.
-    ends = p.groupby(["equipment_id", "day"]).piece_end.cummax()
-    prev = ends.groupby([p.equipment_id, p.day]).shift()
-    p["island"] = (prev.isna() | (p.piece_start > prev)).cumsum()
-    islands = p.groupby(["equipment_id", "day", "island"]).agg(
-        s=("piece_start", "min"), e=("piece_end", "max")
+    sums = p.groupby(["equipment_id", "day", "role"]).hours.agg(["sum", "size"]).unstack("role")
+    union = _union_hours(p[p.role != "tentative"]).unstack("role")
+    hours = pd.DataFrame(
+        {
+            "booked_hours": union.get("use"),
+            "booked_hours_sum": sums[("sum", "use")],
+            "booking_count": sums[("size", "use")],
+            "tentative_hours": sums.get(("sum", "tentative")),
+            "maintenance_hours": union.get("maintenance"),
+        }
     )
-    islands["hours"] = (islands.e - islands.s).dt.total_seconds() / 3600
-    booked = p.groupby(["equipment_id", "day"]).agg(
-        booked_hours_sum=("hours", "sum"), booking_count=("hours", "size")
-    )
-    booked["booked_hours"] = islands.groupby(["equipment_id", "day"]).hours.sum()
     # Every instrument x local day of the window, with the day's real length.
     first, last = b.start_time.min(), b.end_time.max()
     grids = []
     for zone, group in zones.groupby("timezone"):
         days = pd.date_range(
             first.tz_convert(zone).normalize().tz_localize(None),
-            last.tz_convert(zone).normalize().tz_localize(None),
+            (last - pd.Timedelta(microseconds=1)).tz_convert(zone).normalize().tz_localize(None),
             freq="D",
         )
         starts = days.tz_localize(zone, nonexistent="shift_forward", ambiguous=False)
@@ -200,29 +226,51 @@ def pandas_daily(paths: dict[str, Path], limit: int) -> tuple[pd.DataFrame, floa
             zone, nonexistent="shift_forward", ambiguous=False
         )
         calendar = pd.DataFrame(
-            {"day": days.date, "available_hours": (ends - starts).total_seconds() / 3600}
+            {"day": days, "available_hours": (ends - starts).total_seconds() / 3600}
         )
         grids.append(
-            group[["id"]].rename(columns={"id": "equipment_id"}).merge(calendar, how="cross")
+            group[["id", "lab_id", "timezone"]]
+            .rename(columns={"id": "equipment_id"})
+            .merge(calendar, how="cross")
         )
-    daily = pd.concat(grids).merge(booked.reset_index(), on=["equipment_id", "day"], how="left")
-    daily = daily.fillna({"booked_hours": 0.0, "booked_hours_sum": 0.0, "booking_count": 0})
+    daily = pd.concat(grids).merge(hours.reset_index(), on=["equipment_id", "day"], how="left")
+    daily = daily.fillna(
+        {
+            "booked_hours": 0.0,
+            "booked_hours_sum": 0.0,
+            "booking_count": 0,
+            "tentative_hours": 0.0,
+            "maintenance_hours": 0.0,
+        }
+    )
     daily["utilisation"] = daily.booked_hours / daily.available_hours
     return daily, time.perf_counter() - started
 
 
-def sql_daily_seconds(paths: dict[str, Path], limit: int, scratch: Path) -> float:
+def sql_daily(paths: dict[str, Path], limit: int, scratch: Path) -> tuple[pa.Table, float]:
     subset = scratch / "subset_bookings.parquet"
     pq.write_table(pq.read_table(paths["bookings"]).slice(0, limit), subset)
     con = duckdb.connect()
     register_parquet_views(con, {**paths, "bookings": subset})
+    # The daily mart's whole path from raw Parquet (it has no upstream mart), one build_mart call.
     started = time.perf_counter()
-    settings = MartSettings()
-    con.register("booking_facts", build_mart(con, "booking_facts", settings))
-    interval_days = build_mart(con, "equipment_interval_days", settings)
-    con.register("equipment_interval_days", interval_days)
-    build_mart(con, "equipment_utilisation_daily", settings)
-    return time.perf_counter() - started
+    table = build_mart(con, "equipment_utilisation_daily", MartSettings())
+    seconds = time.perf_counter() - started
+    con.close()
+    return table, seconds
+
+
+def max_difference(sql_table: pa.Table, pandas_frame: pd.DataFrame) -> float:
+    """Largest absolute difference between the two daily tables' shared hour/count columns."""
+    columns = ["booked_hours", "booked_hours_sum", "booking_count", "tentative_hours"]
+    columns += ["maintenance_hours", "available_hours", "utilisation"]
+    sql_frame = sql_table.select(["equipment_id", "day", *columns]).to_pandas()
+    sql_frame["day"] = pd.to_datetime(sql_frame.day)
+    pandas_frame = pandas_frame.assign(day=pd.to_datetime(pandas_frame.day))
+    both = sql_frame.merge(pandas_frame, on=["equipment_id", "day"], how="outer", indicator=True)
+    if (both["_merge"] != "both").any() or len(both) != len(sql_frame):
+        return float("inf")
+    return max(float((both[f"{c}_x"] - both[f"{c}_y"]).abs().max()) for c in columns)
 
 
 def main() -> None:
@@ -234,18 +282,25 @@ def main() -> None:
         started = time.perf_counter()
         paths = generate(args.bookings, scratch)
         print(f"generated {args.bookings:,} bookings in {time.perf_counter() - started:.1f} s")
+        cpu_before = _cpu_seconds()
         seconds = build_timed(paths, scratch / "marts")
+        cpu = _cpu_seconds() - cpu_before
         total = sum(seconds.values())
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"all marts (DuckDB): {total:.1f} s wall, peak RSS {peak_mb:,.0f} MB")
-        full_daily = seconds["equipment_interval_days"] + seconds["equipment_utilisation_daily"]
+        print(
+            f"all marts (DuckDB build_all): {total:.1f} s wall, {cpu:.1f} s CPU, "
+            f"peak RSS {peak_mb:,.0f} MB"
+        )
+        full_daily = seconds["equipment_utilisation_daily"]
 
         limit = min(args.bookings, PANDAS_SUBSET)
-        sql_seconds = sql_daily_seconds(paths, limit, scratch)
-        _, pandas_seconds = pandas_daily(paths, limit)
+        sql_table, sql_seconds = sql_daily(paths, limit, scratch)
+        pandas_frame, pandas_seconds = pandas_daily(paths, limit)
         print(
-            f"daily table on {limit:,} bookings: DuckDB {sql_seconds:.2f} s (all columns), "
-            f"pandas {pandas_seconds:.2f} s (hours, counts, available, utilisation)"
+            f"daily table on {limit:,} bookings: DuckDB {sql_seconds:.2f} s "
+            f"(equipment_utilisation_daily from raw Parquet, all its columns), "
+            f"pandas {pandas_seconds:.2f} s (same rows and hour/count/ratio columns); "
+            f"max difference {max_difference(sql_table, pandas_frame):.2e}"
         )
         print(f"ratio pandas / DuckDB at {limit:,}: {pandas_seconds / sql_seconds:.1f}x")
         if limit < args.bookings:
@@ -257,20 +312,20 @@ def main() -> None:
             )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (robust to other load on the machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def build_timed(paths: dict[str, Path], out_dir: Path) -> dict[str, float]:
-    """build_all, one mart at a time, with a wall time per mart."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"memory_limit": "1GB"})  # as build_all does
-    register_parquet_views(con, paths)
+    """build_all itself (one session, shared preludes), with a wall time per mart."""
     seconds: dict[str, float] = {}
-    for name in build_order():
-        started = time.perf_counter()
-        path = out_dir / f"{name}.parquet"
-        pq.write_table(build_mart(con, name, MartSettings()), path)
-        register_parquet_views(con, {name: path})
+    started = time.perf_counter()
+    for name, path in iter_build_all(paths, out_dir, MartSettings()):
         seconds[name] = time.perf_counter() - started
         print(f"  {name:42s} {pq.read_metadata(path).num_rows:>10,} rows {seconds[name]:6.2f} s")
-    con.close()
+        started = time.perf_counter()
     return seconds
 
 

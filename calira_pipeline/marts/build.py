@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -88,25 +89,52 @@ def _temp_table(
 
 
 def prepare_session(
-    con: duckdb.DuckDBPyConnection, settings: MartSettings, preludes: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    settings: MartSettings,
+    preludes: tuple[str, ...],
+    already_run: set[str] | None = None,
 ) -> None:
-    """Settings tables plus the shared prelude temp tables a mart or check needs."""
-    _write_settings(con, settings)
+    """Settings tables plus the shared prelude temp tables a mart or check needs.
+
+    With ``already_run`` (one build_all session: settings written, preludes kept between marts)
+    only the preludes not run yet are run, and they are added to it.
+    """
+    if already_run is None:
+        _write_settings(con, settings)
     for prelude in PRELUDE_ORDER:
-        if prelude in preludes:
+        if prelude in preludes and (already_run is None or prelude not in already_run):
             con.execute(load_sql(f"_prelude_{prelude}.sql"))
+            if already_run is not None:
+                already_run.add(prelude)
+
+
+def _scratch_macros() -> list[tuple[str, str]]:
+    """(DROP kind, name) of every temp macro the preludes define (read from the SQL files)."""
+    pattern = re.compile(r"CREATE OR REPLACE TEMP MACRO (\w+)\([^)]*\) AS( TABLE)?")
+    return [
+        ("MACRO TABLE" if is_table else "MACRO", name)
+        for path in sorted(SQL_DIR.glob("_prelude_*.sql"))
+        for name, is_table in pattern.findall(path.read_text(encoding="utf-8"))
+    ]
+
+
+_SCRATCH_MACROS = _scratch_macros()
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop this module's temp views and tables so a shared connection stays clean."""
-    for kind, catalog in (("VIEW", "duckdb_views()"), ("TABLE", "duckdb_tables()")):
-        rows = con.execute(
-            f"SELECT {kind.lower()}_name FROM {catalog} "
-            "WHERE temporary AND starts_with(" + kind.lower() + "_name, ?)",
-            [_SCRATCH_PREFIX],
-        ).fetchall()
-        for (name,) in rows:
-            con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
+    """Drop this module's temp views, tables and macros so a shared connection stays clean."""
+    rows = con.execute(
+        "SELECT 'VIEW', view_name FROM duckdb_views() "
+        "WHERE temporary AND starts_with(view_name, $prefix) "
+        "UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() "
+        "WHERE temporary AND starts_with(table_name, $prefix)",
+        {"prefix": _SCRATCH_PREFIX},
+    ).fetchall()
+    # One batch: a DROP per object costs a round trip and a commit each.
+    statements = [
+        f'DROP {kind} IF EXISTS temp."{name}";' for kind, name in [*rows, *_SCRATCH_MACROS]
+    ]
+    con.execute("\n".join(statements))
 
 
 def _utc_timestamps(table: pa.Table) -> pa.Table:
@@ -150,6 +178,41 @@ def build_order() -> list[str]:
     return ordered
 
 
+def iter_build_all(
+    raw_paths: Mapping[str, Path],
+    out_dir: Path,
+    settings: MartSettings,
+    memory_limit: str = "1GB",
+) -> Iterator[tuple[str, Path]]:
+    """build_all one mart at a time: yields (name, parquet path) as each is written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A bounded buffer pool: DuckDB spills to disk instead of holding most of the machine's RAM.
+    con = duckdb.connect(config={"memory_limit": memory_limit})
+    try:
+        register_parquet_views(con, raw_paths)
+        # One session: settings and shared preludes (calendar, day pieces, ...) are built once
+        # and reused by every mart that needs them. They derive from the raw views and settings
+        # only; booking_facts (staged) holds the same rows as the facts prelude.
+        _write_settings(con, settings)
+        already_run: set[str] = set()
+        # booking_facts first (stable sort keeps dependency order) so the rest can read it back.
+        for name in sorted(build_order(), key=lambda mart: mart != "booking_facts"):
+            spec = MART_SPECS[name]
+            prepare_session(con, settings, spec.preludes, already_run)
+            path = out_dir / f"{name}.parquet"
+            table = _utc_timestamps(con.execute(load_sql(spec.sql_file)).to_arrow_table())
+            pq.write_table(table, path)
+            del table
+            register_parquet_views(con, {name: path})
+            if name == "booking_facts":
+                # Later marts read the written facts instead of normalising raw bookings again.
+                con.execute(load_sql("_prelude_staged.sql"))
+                already_run.update({"facts", "staged"})
+            yield name, path
+    finally:
+        con.close()
+
+
 def build_all(
     raw_paths: Mapping[str, Path],
     out_dir: Path,
@@ -157,17 +220,4 @@ def build_all(
     memory_limit: str = "1GB",
 ) -> dict[str, Path]:
     """Build every mart in dependency order into `<out_dir>/<name>.parquet`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    # A bounded buffer pool: DuckDB spills to disk instead of holding most of the machine's RAM.
-    con = duckdb.connect(config={"memory_limit": memory_limit})
-    try:
-        register_parquet_views(con, raw_paths)
-        for name in build_order():
-            path = out_dir / f"{name}.parquet"
-            pq.write_table(build_mart(con, name, settings), path)
-            register_parquet_views(con, {name: path})
-            written[name] = path
-    finally:
-        con.close()
-    return written
+    return dict(iter_build_all(raw_paths, out_dir, settings, memory_limit))

@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Shared temp tables a mart's SQL reads (sql/_prelude_<name>.sql), in the order they must run.
-PRELUDE_ORDER = ("zones", "facts", "staged", "instruments", "calendar", "operating")
-_ALL_PRELUDES = ("zones", "staged", "instruments", "calendar", "operating")
-_CALENDAR = ("zones", "staged", "instruments", "calendar")
+PRELUDE_ORDER = (
+    "zones",
+    "facts",
+    "staged",
+    "instruments",
+    "calendar",
+    "operating",
+    "pieces",
+    "parent_pieces",
+)
+# Marts read normalised bookings through the `facts` prelude (a view over raw, so any mart can be
+# built straight from raw); build_all points it at the written booking_facts mart instead.
+_ALL_PRELUDES = ("zones", "facts", "instruments", "calendar", "operating")
+_CALENDAR = ("zones", "facts", "instruments", "calendar")
 CHECK_PRELUDES = ("zones", "facts")
 _RAW = ("bookings", "equipment", "accounts")
 
@@ -95,7 +106,9 @@ _SPECS = (
         depends_on_marts=(),
         grain="One row per raw booking.",
         description="Staging: bookings normalised once (case-folded status and its category, "
-        "usage role, provider-lab zone with fallbacks, hours) for every other mart.",
+        "usage role, provider-lab zone with fallbacks, hours). Every mart can normalise raw "
+        "bookings itself (the same `facts` SQL); build_all builds this first and reads it back "
+        "for the others.",
         column_descriptions={
             "booking_id": "Booking id.",
             "equipment_id": "Equipment id.",
@@ -117,7 +130,7 @@ _SPECS = (
         name="equipment_interval_days",
         sql_file="equipment_interval_days.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts",),
+        depends_on_marts=(),
         grain="One row per (kind, equipment, interval, local day the interval covers).",
         description="Intermediate: counted/tentative bookings and their unions (occupancy, "
         "maintenance, parent families) cut at the instrument's local midnights.",
@@ -133,13 +146,13 @@ _SPECS = (
             "hours": "Piece length. " + _HOURS,
         },
         grain_columns=("kind", "equipment_id", "interval_id", "day"),
-        preludes=_CALENDAR,
+        preludes=(*_CALENDAR, "pieces", "parent_pieces"),
     ),
     MartSpec(
         name="equipment_utilisation_daily",
         sql_file="equipment_utilisation_daily.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts", "equipment_interval_days"),
+        depends_on_marts=(),
         grain="One row per instrument per local day, first to last day of booking data.",
         description="Occupancy per instrument and local day in the provider lab's zone; idle "
         "days and never-booked instruments included with 0.",
@@ -150,17 +163,14 @@ _SPECS = (
             **_UTILISATION_COLUMNS,
         },
         grain_columns=("equipment_id", "day"),
+        preludes=(*_ALL_PRELUDES, "pieces"),
         ratio_columns=("utilisation", "operating_utilisation"),
     ),
     MartSpec(
         name="equipment_utilisation_monthly",
         sql_file="equipment_utilisation_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=(
-            "booking_facts",
-            "equipment_interval_days",
-            "equipment_utilisation_daily",
-        ),
+        depends_on_marts=("equipment_utilisation_daily",),
         grain="One row per instrument per local month of the data window.",
         description="Daily hours summed per local month; available_hours is the whole month's "
         "local length (DST-aware), also for the first and last month of data.",
@@ -178,7 +188,7 @@ _SPECS = (
         name="parent_equipment_utilisation_daily",
         sql_file="parent_equipment_utilisation_daily.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts", "equipment_interval_days"),
+        depends_on_marts=(),
         grain="One row per parent instrument per local day of the data window.",
         description="A parent's occupancy as the union of its own and all descendants' counted "
         "bookings (children are parts or modes of one instrument); child rows stay in "
@@ -191,7 +201,7 @@ _SPECS = (
             **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
         },
         grain_columns=("equipment_id", "day"),
-        preludes=_CALENDAR,
+        preludes=(*_CALENDAR, "parent_pieces"),
         ratio_columns=("utilisation",),
     ),
     _rollup(
@@ -229,7 +239,7 @@ _SPECS = (
         name="equipment_hour_of_week",
         sql_file="equipment_hour_of_week.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts", "equipment_interval_days"),
+        depends_on_marts=(),
         grain="One row per instrument per ISO weekday per local hour (7 x 24).",
         description="Hour-of-week heatmap in local wall-clock time over the data window.",
         column_descriptions={
@@ -242,14 +252,14 @@ _SPECS = (
             "occupancy": "booked_hours / available_hours; null when the cell never occurred.",
         },
         grain_columns=("equipment_id", "weekday", "hour"),
-        preludes=_CALENDAR,
+        preludes=(*_CALENDAR, "pieces"),
         ratio_columns=("occupancy",),
     ),
     MartSpec(
         name="booking_cost_monthly",
         sql_file="booking_cost_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts",),
+        depends_on_marts=(),
         grain="One row per (month, provider lab, requester lab, currency, booking type, status).",
         description="Booking cost per provider-local month; every status kept as a dimension, "
         "never summed across currencies." + _NO_PROJECT_NOTE,
@@ -272,7 +282,7 @@ _SPECS = (
         name="booking_cost_by_requester_group_monthly",
         sql_file="booking_cost_by_requester_group_monthly.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts",),
+        depends_on_marts=(),
         grain="One row per (month, provider lab, requester group, currency, booking type, status).",
         description="Booking cost per requester group (by name: the API sends no group id)."
         + _NO_PROJECT_NOTE,
@@ -295,7 +305,7 @@ _SPECS = (
         name="booking_quality_issues",
         sql_file="booking_quality_issues.sql",
         depends_on_raw=_RAW,
-        depends_on_marts=("booking_facts",),
+        depends_on_marts=(),
         grain="One row per booking per data-quality issue.",
         description="Issues: overlap (counted use bookings on one instrument), missing_time, "
         "non_positive_duration, longer_than_limit, duration_mismatch, unknown_status, "
@@ -312,7 +322,7 @@ _SPECS = (
             "end_time": "End, UTC.",
         },
         grain_columns=("booking_id", "issue"),
-        preludes=("zones", "staged"),
+        preludes=("zones", "facts"),
     ),
 )
 

@@ -5,22 +5,21 @@
 -- on quarter hours) into constant-offset periods, and every local day/month/hour boundary is
 -- derived from those periods exactly: 23, 24 or 25 hour days, no disambiguation needed.
 
--- The data window: first and last instant of any booking, whatever its status.
+-- The data window: first and last instant of any booking, whatever its status (least/greatest
+-- skip NULLs); and the bookings' zones. One pass over the bookings.
 CREATE OR REPLACE TEMP TABLE mart__window AS
-SELECT min(t) AS window_start, max(t) AS window_end
-FROM (
-    SELECT start_utc AS t FROM mart__bookings
-    UNION ALL
-    SELECT end_utc FROM mart__bookings
-)
-WHERE t IS NOT NULL;
+SELECT
+    least(min(start_utc), min(end_utc)) AS window_start,
+    greatest(max(start_utc), max(end_utc)) AS window_end,
+    list(DISTINCT booking_timezone) AS booking_timezones
+FROM mart__bookings;
 
 CREATE OR REPLACE TEMP TABLE mart__calendar_zones AS
 SELECT DISTINCT z.zone_id, z.timezone
 FROM (
     SELECT timezone FROM mart__instruments
     UNION
-    SELECT DISTINCT booking_timezone FROM mart__bookings
+    SELECT unnest(booking_timezones) FROM mart__window
 ) AS used
 JOIN mart__zones AS z ON z.timezone = used.timezone;
 
@@ -90,6 +89,49 @@ SELECT
     offset_us,
     to_microseconds(offset_us) AS utc_offset
 FROM changes;
+
+-- Per zone and UTC day: the offset at 00:00 UTC and, if it changes during the day, the instant
+-- and the new offset. Turning an instant into local time is then an equality join on one BIGINT
+-- key, mart__utc_day_key(zone_id, instant), plus mart__to_local: no range join, no per-row ICU
+-- call, and a lookup table small enough to stay in cache. The single combined key also stops the
+-- planner from joining on the day alone before the zone is known (a blow-up per zone).
+CREATE OR REPLACE TEMP MACRO mart__utc_day_key(zone_id, utc_t) AS
+    CAST(zone_id AS BIGINT) * 4294967296 + epoch_us(date_trunc('day', utc_t)) // 86400000000;
+
+CREATE OR REPLACE TEMP TABLE mart__zone_utc_days AS
+WITH utc_days AS (
+    SELECT
+        z.zone_id,
+        unnest(generate_series(
+            date_trunc('day', r.grid_start), r.grid_end, INTERVAL 1 DAY
+        )) AS utc_day
+    FROM mart__calendar_zones AS z
+    CROSS JOIN mart__calendar_range AS r
+)
+SELECT
+    mart__utc_day_key(d.zone_id, d.utc_day) AS utc_day_key,
+    d.zone_id,
+    d.utc_day,
+    any_value(p.offset_us) AS offset_us,
+    min(n.period_start) AS change_at,
+    arg_min(n.offset_us, n.period_start) AS offset_after_us,
+    -- No zone changes its offset twice within one UTC day; fail loudly rather than mis-bucket.
+    CASE WHEN count(n.period_start) > 1
+        THEN error('two UTC offset changes in one UTC day: ' || d.zone_id || ' ' || d.utc_day)
+    END AS guard
+FROM utc_days AS d
+JOIN mart__zone_periods AS p
+    ON p.zone_id = d.zone_id AND d.utc_day >= p.period_start AND d.utc_day < p.period_end
+LEFT JOIN mart__zone_periods AS n
+    ON n.zone_id = d.zone_id
+    AND n.period_start > d.utc_day
+    AND n.period_start < d.utc_day + INTERVAL 1 DAY
+GROUP BY d.zone_id, d.utc_day;
+
+CREATE OR REPLACE TEMP MACRO mart__to_local(utc_t, offset_us, change_at, offset_after_us) AS
+    utc_t + to_microseconds(
+        CASE WHEN change_at IS NULL OR utc_t < change_at THEN offset_us ELSE offset_after_us END
+    );
 
 -- One row per zone and local day: its UTC bounds (the first instant whose local date is the day,
 -- and the next day's), its length, the offset at its start and whether the offset changes inside
@@ -167,3 +209,88 @@ WITH bounds AS (
 SELECT d.*
 FROM mart__local_days AS d
 JOIN bounds AS b ON b.zone_id = d.zone_id AND d.day BETWEEN b.first_day AND b.last_day;
+
+-- Unions (gaps and islands) of the intervals in `input_table` (stream, kind, unit_id, start_utc,
+-- end_utc), one stream per unit and kind. One sorted pass finds where islands start (no earlier
+-- interval of the stream still running); an island ends at the latest end seen before the next
+-- island starts. interval_id numbers the islands of a stream in start order.
+CREATE OR REPLACE TEMP MACRO mart__islands(input_table) AS TABLE
+SELECT
+    kind,
+    unit_id,
+    CAST(row_number() OVER islands AS BIGINT) AS interval_id,
+    start_utc,
+    coalesce(lead(earlier_end) OVER islands, stream_end) AS end_utc
+FROM (
+    SELECT
+        *,
+        max(end_utc) OVER (
+            stream_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS earlier_end,
+        max(end_utc) OVER (
+            stream_order ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS stream_end
+    FROM query_table(input_table)
+    WINDOW stream_order AS (PARTITION BY stream ORDER BY start_utc, end_utc)
+)
+WHERE earlier_end IS NULL OR start_utc > earlier_end
+WINDOW islands AS (PARTITION BY stream ORDER BY start_utc);
+
+-- The intervals in `input_table` (kind, unit_id, interval_id, start_utc, end_utc) cut at the
+-- unit's local midnights (local dates of both ends via mart__zone_utc_days). Most
+-- intervals lie inside one local day and need no cut; the rest get one row per day they touch
+-- from an equality join on the zone-day table.
+CREATE OR REPLACE TEMP MACRO mart__cut_days(input_table) AS TABLE
+WITH spans AS (
+    SELECT
+        i.kind,
+        i.unit_id,
+        i.interval_id,
+        i.start_utc,
+        i.end_utc,
+        u.zone_id,
+        CAST(mart__to_local(i.start_utc, hs.offset_us, hs.change_at, hs.offset_after_us) AS DATE)
+            AS first_day,
+        CAST(mart__to_local(
+            i.end_utc - INTERVAL 1 MICROSECOND, he.offset_us, he.change_at, he.offset_after_us
+        ) AS DATE) AS last_day
+    FROM query_table(input_table) AS i
+    JOIN mart__instruments AS u ON u.equipment_id = i.unit_id
+    JOIN mart__zone_utc_days AS hs ON hs.utc_day_key = mart__utc_day_key(u.zone_id, i.start_utc)
+    JOIN mart__zone_utc_days AS he
+        ON he.utc_day_key = mart__utc_day_key(u.zone_id, i.end_utc - INTERVAL 1 MICROSECOND)
+    WHERE i.end_utc > i.start_utc
+),
+pieces AS (
+    SELECT
+        kind, unit_id, interval_id, zone_id, first_day AS day,
+        start_utc AS piece_start, end_utc AS piece_end
+    FROM spans
+    WHERE first_day = last_day
+    UNION ALL
+    SELECT
+        x.kind,
+        x.unit_id,
+        x.interval_id,
+        x.zone_id,
+        d.day,
+        greatest(x.start_utc, d.day_start) AS piece_start,
+        least(x.end_utc, d.day_end) AS piece_end
+    FROM (
+        SELECT *, CAST(unnest(generate_series(first_day, last_day, INTERVAL 1 DAY)) AS DATE) AS day
+        FROM spans
+        WHERE first_day < last_day
+    ) AS x
+    JOIN mart__local_days AS d ON d.zone_id = x.zone_id AND d.day = x.day
+)
+SELECT
+    kind,
+    unit_id AS equipment_id,
+    interval_id,
+    zone_id,
+    day,
+    piece_start,
+    piece_end,
+    CAST(date_diff('microsecond', piece_start, piece_end) AS DOUBLE) / 3600e6 AS hours
+FROM pieces
+WHERE piece_end > piece_start;

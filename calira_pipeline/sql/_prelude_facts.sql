@@ -2,7 +2,7 @@
 -- Timestamps become naive UTC here (via epoch microseconds, no ICU call) so no later step depends
 -- on the session's TimeZone; marts emit naive UTC and build_mart labels those columns UTC.
 -- The booking_facts mart stores this once; checks recompute it from raw to reconcile against.
-CREATE OR REPLACE TEMP TABLE mart__bookings AS
+CREATE OR REPLACE TEMP VIEW mart__bookings AS
 WITH normalised AS (
     SELECT
         b.id AS booking_id,

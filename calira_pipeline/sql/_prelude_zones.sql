@@ -2,8 +2,10 @@
 -- "Eastern Time (US & Canada)") is an unknown zone and falls back. zone_id is a small integer key
 -- so later joins and sorts never compare zone-name strings.
 CREATE OR REPLACE TEMP TABLE mart__zones AS
-SELECT lower(name) AS zone_key, min(name) AS timezone, CAST(row_number() OVER (ORDER BY lower(name)) AS INTEGER)
-    AS zone_id
+SELECT
+    lower(name) AS zone_key,
+    min(name) AS timezone,
+    CAST(row_number() OVER (ORDER BY lower(name)) AS INTEGER) AS zone_id
 FROM pg_timezone_names()
 GROUP BY 1;
 

@@ -1,87 +1,126 @@
 -- One row per instrument x ISO weekday x local hour (7 x 24): union-booked hours in that
 -- wall-clock cell over the data window, and the cell's available hours over the same days (the
 -- fall-back hour is 2 h long that day, the skipped spring hour 0 h).
-WITH local_hours AS (
+--
+-- Day pieces are cut where the zone's offset changes (only on DST days), so on every sub-piece
+-- local time = UTC + a constant offset and a piece is the local range [x0, x1) in microseconds
+-- since its day's wall-clock midnight. A repeated hour is then covered twice, a skipped one never.
+-- Booked time per cell without expanding pieces into hours: a piece adds
+-- clamp((h + 1) * H - x0, 0, H) - clamp((h + 1) * H - x1, 0, H) to cell h, so per hour k holding
+-- an end point x (sign s) keep partial = sum s * ((k + 1) * H - x) and full = sum s; cell h is
+-- partial(h) + H * (sum of full over hours before h). Integer microseconds keep it exact.
+WITH zone_pieces AS (
     SELECT
-        timezone,
-        CAST(local_q AS DATE) AS day,
-        hour(local_q) AS hour,
-        min(utc_q) AS hour_start,
-        max(utc_q) + INTERVAL 15 MINUTE AS hour_end,
-        CAST(count(*) AS DOUBLE) / 4 AS hours
-    FROM mart__quarter_hours
-    GROUP BY ALL
-),
-zone_windows AS (
-    SELECT DISTINCT i.timezone, w.first_day, w.last_day
-    FROM mart__instruments AS i
-    JOIN mart__instrument_windows AS w ON w.equipment_id = i.equipment_id
+        d.zone_id,
+        isodow(d.day) AS weekday,
+        epoch_us(greatest(d.day_start, p.period_start)) + p.offset_us
+            - epoch_us(CAST(d.day AS TIMESTAMP)) AS from_us,
+        epoch_us(least(d.day_end, p.period_end)) + p.offset_us
+            - epoch_us(CAST(d.day AS TIMESTAMP)) AS to_us
+    FROM mart__window_days AS d
+    JOIN mart__zone_periods AS p
+        ON p.zone_id = d.zone_id
+        AND p.period_start < d.day_end
+        AND p.period_end > d.day_start
 ),
 available AS (
-    SELECT z.timezone, isodow(h.day) AS weekday, h.hour, sum(h.hours) AS hours
-    FROM zone_windows AS z
-    JOIN local_hours AS h
-        ON h.timezone = z.timezone AND h.day BETWEEN z.first_day AND z.last_day
+    SELECT
+        zone_id,
+        weekday,
+        hour,
+        sum(least(to_us, (hour + 1) * 3600000000) - greatest(from_us, hour * 3600000000))
+            AS available_us
+    FROM (
+        SELECT
+            *,
+            unnest(generate_series(from_us // 3600000000, (to_us - 1) // 3600000000)) AS hour
+        FROM zone_pieces
+        WHERE to_us > from_us
+    )
     GROUP BY ALL
 ),
 pieces AS (
-    SELECT
-        equipment_id,
-        timezone,
-        day,
-        make_timestamp(epoch_us(start_time)) AS piece_start,
-        make_timestamp(epoch_us(end_time)) AS piece_end
-    FROM equipment_interval_days
+    SELECT equipment_id, zone_id, day, piece_start, piece_end
+    FROM mart__pieces
     WHERE kind = 'occupancy'
 ),
-spans AS (
-    SELECT p.*, hour(qs.local_q) AS first_hour, hour(qe.local_q) AS last_hour
-    FROM pieces AS p
-    JOIN mart__quarter_hours AS qs
-        ON qs.timezone = p.timezone AND qs.utc_q = time_bucket(INTERVAL 15 MINUTE, p.piece_start)
-    JOIN mart__quarter_hours AS qe
-        ON qe.timezone = p.timezone
-        AND qe.utc_q = time_bucket(INTERVAL 15 MINUTE, p.piece_end - INTERVAL 1 MICROSECOND)
-),
-cells AS (
+located AS (
     SELECT
-        s.equipment_id,
-        isodow(s.day) AS weekday,
-        h.hour,
-        CAST(date_diff(
-            'microsecond', greatest(s.piece_start, h.hour_start), least(s.piece_end, h.hour_end)
-        ) AS DOUBLE) / 3600e6 AS hours
-    FROM (
-        SELECT *, unnest(generate_series(least(first_hour, last_hour), greatest(first_hour, last_hour))) AS hour
-        FROM spans
-    ) AS s
-    JOIN local_hours AS h ON h.timezone = s.timezone AND h.day = s.day AND h.hour = s.hour
+        p.equipment_id,
+        p.day,
+        epoch_us(p.piece_start) + d.offset_us AS local_start_us,
+        epoch_us(p.piece_end) + d.offset_us AS local_end_us
+    FROM pieces AS p
+    JOIN mart__local_days AS d ON d.zone_id = p.zone_id AND d.day = p.day
+    WHERE d.is_uniform
+    UNION ALL
+    SELECT
+        p.equipment_id,
+        p.day,
+        epoch_us(greatest(p.piece_start, z.period_start)) + z.offset_us,
+        epoch_us(least(p.piece_end, z.period_end)) + z.offset_us
+    FROM pieces AS p
+    JOIN mart__local_days AS d ON d.zone_id = p.zone_id AND d.day = p.day
+    JOIN mart__zone_periods AS z
+        ON z.zone_id = p.zone_id
+        AND z.period_start < p.piece_end
+        AND z.period_end > p.piece_start
+    WHERE NOT d.is_uniform
 ),
-booked AS (
-    SELECT equipment_id, weekday, hour, sum(hours) AS hours
-    FROM cells
-    WHERE hours > 0
+end_points AS (
+    SELECT
+        equipment_id,
+        isodow(day) AS weekday,
+        local_start_us - epoch_us(CAST(day AS TIMESTAMP)) AS x,
+        1 AS sign
+    FROM located
+    UNION ALL
+    SELECT
+        equipment_id,
+        isodow(day),
+        local_end_us - epoch_us(CAST(day AS TIMESTAMP)),
+        -1
+    FROM located
+),
+per_hour AS (
+    SELECT
+        equipment_id,
+        weekday,
+        x // 3600000000 AS hour,
+        sum(sign * ((x // 3600000000 + 1) * 3600000000 - x)) AS partial_us,
+        sum(sign) AS full_count
+    FROM end_points
+    WHERE x < 24 * 3600000000
     GROUP BY ALL
 ),
 grid AS (
-    SELECT i.equipment_id, i.lab_id, i.timezone, wd.weekday, hr.hour
+    SELECT i.equipment_id, i.lab_id, i.timezone, i.zone_id, wd.weekday, hr.hour
     FROM mart__instruments AS i
     CROSS JOIN (SELECT unnest(range(1, 8)) AS weekday) AS wd
     CROSS JOIN (SELECT unnest(range(0, 24)) AS hour) AS hr
+),
+booked AS (
+    SELECT
+        g.*,
+        coalesce(h.partial_us, 0) + 3600000000 * coalesce(sum(h.full_count) OVER (
+            PARTITION BY g.equipment_id, g.weekday ORDER BY g.hour
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ), 0) AS booked_us
+    FROM grid AS g
+    LEFT JOIN per_hour AS h
+        ON h.equipment_id = g.equipment_id AND h.weekday = g.weekday AND h.hour = g.hour
 )
 SELECT
-    CAST(g.equipment_id AS BIGINT) AS equipment_id,
-    CAST(g.weekday AS BIGINT) AS weekday,
-    CAST(['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][g.weekday]
+    CAST(b.equipment_id AS BIGINT) AS equipment_id,
+    CAST(b.weekday AS BIGINT) AS weekday,
+    CAST(['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][b.weekday]
         AS VARCHAR) AS weekday_name,
-    CAST(g.hour AS BIGINT) AS hour,
-    CAST(g.lab_id AS BIGINT) AS lab_id,
-    CAST(g.timezone AS VARCHAR) AS timezone,
-    CAST(coalesce(b.hours, 0) AS DOUBLE) AS booked_hours,
-    CAST(coalesce(a.hours, 0) AS DOUBLE) AS available_hours,
-    CAST(coalesce(b.hours, 0) / nullif(a.hours, 0) AS DOUBLE) AS occupancy
-FROM grid AS g
+    CAST(b.hour AS BIGINT) AS hour,
+    CAST(b.lab_id AS BIGINT) AS lab_id,
+    CAST(b.timezone AS VARCHAR) AS timezone,
+    CAST(b.booked_us AS DOUBLE) / 3600e6 AS booked_hours,
+    CAST(coalesce(a.available_us, 0) AS DOUBLE) / 3600e6 AS available_hours,
+    CAST(b.booked_us AS DOUBLE) / nullif(CAST(a.available_us AS DOUBLE), 0) AS occupancy
+FROM booked AS b
 LEFT JOIN available AS a
-    ON a.timezone = g.timezone AND a.weekday = g.weekday AND a.hour = g.hour
-LEFT JOIN booked AS b
-    ON b.equipment_id = g.equipment_id AND b.weekday = g.weekday AND b.hour = g.hour;
+    ON a.zone_id = b.zone_id AND a.weekday = b.weekday AND a.hour = b.hour;

@@ -1,16 +1,5 @@
 -- One row per instrument per local day of the data window (idle days included).
-WITH pieces AS (
-    SELECT
-        kind,
-        equipment_id,
-        day,
-        make_timestamp(epoch_us(start_time)) AS piece_start,
-        make_timestamp(epoch_us(end_time)) AS piece_end,
-        hours
-    FROM equipment_interval_days
-    WHERE kind IN ('booking', 'tentative', 'occupancy', 'maintenance')
-),
-totals AS (
+WITH totals AS (
     SELECT
         equipment_id,
         day,
@@ -19,7 +8,7 @@ totals AS (
         count(*) FILTER (WHERE kind = 'booking') AS booking_count,
         sum(hours) FILTER (WHERE kind = 'tentative') AS tentative_hours,
         sum(hours) FILTER (WHERE kind = 'maintenance') AS maintenance_hours
-    FROM pieces
+    FROM mart__pieces
     GROUP BY ALL
 ),
 operating_available AS (
@@ -38,11 +27,11 @@ operating_booked AS (
                 least(p.piece_end, s.segment_end)
             ) AS DOUBLE) / 3600e6
         ) AS hours
-    FROM pieces AS p
+    FROM mart__pieces AS p
     JOIN mart__instruments AS i ON i.equipment_id = p.equipment_id
     JOIN mart__operating_segments AS s
         ON s.operating_profile = i.operating_profile
-        AND s.zone_id = i.zone_id
+        AND s.zone_id = p.zone_id
         AND s.day = p.day
     WHERE p.kind = 'occupancy'
         AND p.piece_start < s.segment_end

@@ -15,11 +15,32 @@ WITH daily AS (
     GROUP BY ALL
 ),
 -- Distinct bookings: a multi-day booking touches several days but is one booking in the month.
+-- Local months of both ends (see mart__zone_utc_days).
+booking_months AS (
+    SELECT
+        b.equipment_id,
+        CAST(date_trunc('month', mart__to_local(
+            b.start_utc, hs.offset_us, hs.change_at, hs.offset_after_us
+        )) AS DATE) AS first_month,
+        CAST(date_trunc('month', mart__to_local(
+            b.end_utc - INTERVAL 1 MICROSECOND, he.offset_us, he.change_at, he.offset_after_us
+        )) AS DATE) AS last_month
+    FROM mart__bookings AS b
+    JOIN mart__instruments AS u ON u.equipment_id = b.equipment_id
+    JOIN mart__zone_utc_days AS hs ON hs.utc_day_key = mart__utc_day_key(u.zone_id, b.start_utc)
+    JOIN mart__zone_utc_days AS he
+        ON he.utc_day_key = mart__utc_day_key(u.zone_id, b.end_utc - INTERVAL 1 MICROSECOND)
+    WHERE b.usage_role = 'use'
+),
 counts AS (
-    SELECT equipment_id, CAST(date_trunc('month', day) AS DATE) AS month,
-        count(DISTINCT interval_id) AS booking_count
-    FROM equipment_interval_days
-    WHERE kind = 'booking'
+    SELECT equipment_id, month, count(*) AS booking_count
+    FROM (
+        SELECT
+            equipment_id,
+            CAST(unnest(generate_series(first_month, last_month, INTERVAL 1 MONTH)) AS DATE)
+                AS month
+        FROM booking_months
+    )
     GROUP BY ALL
 ),
 operating_available AS (

@@ -16,8 +16,7 @@ totals AS (
         sum(hours) FILTER (WHERE kind = 'parent_booking') AS booked_hours_sum,
         count(*) FILTER (WHERE kind = 'parent_booking') AS booking_count,
         sum(hours) FILTER (WHERE kind = 'parent_maintenance') AS maintenance_hours
-    FROM equipment_interval_days
-    WHERE kind IN ('parent_occupancy', 'parent_booking', 'parent_maintenance')
+    FROM mart__parent_pieces
     GROUP BY ALL
 )
 SELECT
