@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from calira_pipeline.sandbox import Sandbox, SandboxConfig, Scale
@@ -189,3 +192,23 @@ def test_live_aliases() -> None:
     per_eq = client.get(f"/v1/equipment/{eq_id}/bookings").json()[0]
     assert per_eq["asset_id"] == eq_id and "equipment_id" not in per_eq
     assert "equipment_id" in client.get("/v1/bookings").json()[0]
+
+
+def _encoded(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def test_cached_booking_bytes_match_a_fresh_encoding_after_head_inserts() -> None:
+    client = _client(SandboxConfig(scale="small"))
+    bookings = client.sandbox.dataset.bookings
+    warm = [client.get("/v1/bookings", params={"page": p}).content for p in (1, 2, 1)]
+    assert warm[0] == warm[2] == _encoded(bookings[-100:][::-1])  # cached == encoded dicts
+    new_ids = client.sandbox.add_bookings(7)
+    after = client.get("/v1/bookings", params={"page": 1}).content
+    assert after == _encoded(bookings[-100:][::-1])
+    assert [b["id"] for b in json.loads(after)[:7]] == new_ids[::-1]
+    assert json.loads(after)[7:] == json.loads(warm[0])[:93]  # old rows moved down, unchanged
+    newest = client.get(f"/v1/bookings/{new_ids[-1]}")
+    assert newest.content == _encoded(bookings[-1])
+    cold = _client(SandboxConfig(scale="small"))  # nothing cached yet: same bytes
+    assert cold.get("/v1/bookings", params={"page": 1}).content == warm[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -250,3 +251,14 @@ def test_reference_time_moves_the_window() -> None:
     sb = Sandbox(SandboxConfig(scale="tiny", reference_time=later))
     assert max(_parse(b["requested_at"]) for b in sb.dataset.bookings) <= later
     assert min(_parse(b["start_time"]) for b in sb.dataset.bookings) > later - timedelta(days=740)
+
+
+def test_every_encoded_booking_equals_its_encoded_detail() -> None:
+    # The list endpoints serve pre-encoded bytes; they must be exactly json.dumps of the dict.
+    sb = Sandbox(SandboxConfig(seed=5, scale="small"))
+    sb.add_bookings(25)
+    store = sb.dataset.bookings
+    for pos, detail in enumerate(store):
+        expected = json.dumps(detail, ensure_ascii=False, separators=(",", ":")).encode()
+        assert store.detail_json(pos) == expected, pos
+        assert store.detail_json(pos) == expected, pos  # and again, from the cache

@@ -171,18 +171,24 @@ class Api:
     # -- bookings ----------------------------------------------------------------------------
     def bookings(self, request: Request, _: AccessToken) -> Response:
         labs = self._labs_filter(request, "provider_account")
-        rows = self.ds.bookings.select(lab_ids=sorted(labs) if labs is not None else None)
-        response = v.paginate(request.query_params, len(rows),
-                              lambda k: self._booking_item(rows.newest(k), "equipment_id"))
-        self.sb.insert_head_bookings(sorted(labs) if labs is not None else None)
+        lab_ids = sorted(labs) if labs is not None else None
+        rows = self.ds.bookings.select(lab_ids=lab_ids)
+        response = v.paginate_encoded(request.query_params, len(rows),
+                                      lambda k: self._booking_json(rows.newest(k), "equipment_id"))
+        self.sb.insert_head_bookings(lab_ids)
         return response
 
     def equipment_bookings(self, request: Request, _: AccessToken) -> Response:
         index = self._equipment_index(request.path_params["id"])
         rows = self.ds.bookings.select(equipment_index=index)
         key = "asset_id" if self.live else "equipment_id"
-        return v.paginate(request.query_params, len(rows),
-                          lambda k: self._booking_item(rows.newest(k), key))
+        return v.paginate_encoded(request.query_params, len(rows),
+                                  lambda k: self._booking_json(rows.newest(k), key))
+
+    def _booking_json(self, pos: int, equipment_key: str) -> bytes:
+        if not self.slim and equipment_key == "equipment_id":
+            return self.ds.bookings.detail_json(pos)  # the list item is the detail, as is
+        return v.encode_json(self._booking_item(pos, equipment_key))
 
     def _booking_item(self, pos: int, equipment_key: str) -> JSON:
         if self.slim:
@@ -197,7 +203,7 @@ class Api:
         pos = self.ds.bookings.position_of(parse_id(raw, "Booking"))
         if pos is None:
             raise not_found("Booking", raw)
-        return v.json_response(self.ds.bookings.detail(pos))
+        return Response(self.ds.bookings.detail_json(pos), media_type="application/json")
 
     def _labs_filter(self, request: Request, name: str) -> set[int] | None:
         account_id = v.parse_int(request.query_params.get(name), name)

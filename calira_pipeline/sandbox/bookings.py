@@ -1,7 +1,8 @@
 """Bookings kept as integer columns and turned into API JSON only when read.
 
-A million bookings as Python dicts would cost gigabytes; as columns they cost ~150 MB and a
-page of 100 dicts is built in well under a millisecond.
+A million bookings as Python dicts would cost gigabytes; as columns they cost ~150 MB. A row
+never changes once created (head inserts add rows with new ids), so each booking's encoded JSON
+is cached on first read and a page body is those bytes joined.
 """
 
 from __future__ import annotations
@@ -14,48 +15,20 @@ import numpy as np
 import numpy.typing as npt
 
 from calira_pipeline.sandbox import names
+from calira_pipeline.sandbox.encoding import (
+    BookingEncoder,
+    EquipmentFacts,
+    UserFacts,
+    cased,
+    format_cost,
+)
 from calira_pipeline.sandbox.generate import COLUMNS, KINDS, STATUSES, Columns
 from calira_pipeline.sandbox.world import JSON, USER_ID0, World, ref
 from calira_pipeline.sandbox.zones import iso_seconds, iso_utc_ms, local_wall
 
-
-def format_cost(cents: int, fmt: int) -> str:
-    """Decimal strings in the spellings the API mixes: ``"150.00"``, ``"12.5"``, ``"0.0"``."""
-    if cents == 0:
-        return "0.0"
-    whole, frac = divmod(cents, 100)
-    text = f"{whole}.{frac:02d}"
-    if fmt == 0:
-        return text
-    text = text.rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _cased(status: str, case: int) -> str:
-    return (status, status.lower(), status.upper())[case]
-
-
-@dataclass(frozen=True)
-class _EquipmentFacts:
-    ref: JSON
-    lab: JSON
-    org: JSON
-    zone: str
-    currency: str
-    charging_type: str
-    lab_id: int
-
-
-@dataclass(frozen=True)
-class _UserFacts:
-    requester: JSON
-    creator: JSON
-    group: str | None
-    lab: JSON
-    org: JSON
-
-
 Positions = Sequence[int] | npt.NDArray[np.int64]
+# Caps the encoded-JSON cache: a full medium walk needs ~35 MB, a full large one ~700 MB.
+JSON_CACHE_BUDGET_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -78,25 +51,31 @@ class BookingStore(Sequence[JSON]):
     """The booking truth: ``store[i]`` is the canonical full-detail JSON of the i-th oldest."""
 
     def __init__(self, columns: Columns, world: World) -> None:
-        self._cols = columns
-        self._base_n = len(columns["id"])
+        # One row-major table (reading a row is one ``tolist``); the columns are views into it.
+        self._table = np.stack([columns[c] for c in COLUMNS], axis=1).astype(np.int64, copy=False)
+        self._cols = {c: self._table[:, i] for i, c in enumerate(COLUMNS)}
+        self._ids = np.ascontiguousarray(columns["id"], dtype=np.int64)  # for searchsorted
+        self._base_n = len(self._ids)
+        self._json: dict[int, bytes] = {}
+        self._json_bytes = 0
         self._extra: list[tuple[int, ...]] = []
         lab_id = [lab.account["id"] for lab in world.labs]
         self._eq = [
-            _EquipmentFacts(ref(e), ref(world.labs[li].account),
-                            world.labs[li].org_ref, world.labs[li].zone, e["currency"],
-                            e["charging_type"], lab_id[li])
+            EquipmentFacts(ref(e), ref(world.labs[li].account),
+                           world.labs[li].org_ref, world.labs[li].zone, e["currency"],
+                           e["charging_type"], lab_id[li])
             for e, li in zip(world.equipment, world.equipment_lab, strict=True)
         ]
         self._users = [
-            _UserFacts({"id": u["id"], "name": u["name"], "email": u["email"],
-                        "sector": u["sector"]}, ref(u), world.user_group_name.get(u["id"]),
-                       ref(world.labs[li].account), world.labs[li].org_ref)
+            UserFacts({"id": u["id"], "name": u["name"], "email": u["email"],
+                       "sector": u["sector"]}, ref(u), world.user_group_name.get(u["id"]),
+                      ref(world.labs[li].account), world.labs[li].org_ref)
             for u, li in zip(world.users, world.user_lab, strict=True)
         ]
         # The lab manager (first user of the providing lab) books on behalf of newcomers.
         self._managers = [world.labs[li].user_ids[0] - USER_ID0 for li in world.equipment_lab]
         self._eq_lab = np.array([f.lab_id for f in self._eq], dtype=np.int64)
+        self._encoder = BookingEncoder(self._eq, self._users)
         self._by_eq: dict[int, Positions] | None = None
         self._by_lab: dict[int, Positions] | None = None
         self._merged: dict[frozenset[int], Positions] = {}
@@ -125,7 +104,7 @@ class BookingStore(Sequence[JSON]):
     def row(self, pos: int) -> tuple[int, ...]:
         if pos >= self._base_n:
             return self._extra[pos - self._base_n]
-        return tuple(int(self._cols[c][pos]) for c in COLUMNS)
+        return tuple(self._table[pos].tolist())
 
     def append_row(self, values: dict[str, int]) -> int:
         self._extra.append(tuple(values[c] for c in COLUMNS))
@@ -148,10 +127,10 @@ class BookingStore(Sequence[JSON]):
     def max_id(self) -> int:
         if self._extra:
             return self._extra[-1][0]
-        return int(self._cols["id"][-1]) if self._base_n else 100_000
+        return int(self._ids[-1]) if self._base_n else 100_000
 
     def position_of(self, booking_id: int) -> int | None:
-        ids = self._cols["id"]
+        ids = self._ids
         pos = int(np.searchsorted(ids, booking_id))
         if pos < self._base_n and int(ids[pos]) == booking_id:
             return pos
@@ -202,6 +181,16 @@ class BookingStore(Sequence[JSON]):
         return built
 
     # -- JSON --------------------------------------------------------------------------------
+    def detail_json(self, pos: int) -> bytes:
+        """``detail(pos)`` encoded as the API sends it; cached, up to a memory budget."""
+        encoded = self._json.get(pos)
+        if encoded is None:
+            encoded = self._encoder.encode(self.row(pos))
+            if self._json_bytes < JSON_CACHE_BUDGET_BYTES:
+                self._json[pos] = encoded
+                self._json_bytes += len(encoded)
+        return encoded
+
     def detail(self, pos: int) -> JSON:
         (bid, eq_i, start, end, req_ms, kind, status, case, cents, fmt, delta, requester,
          creator, group_null, add_on, note, local_form) = self.row(pos)
@@ -212,7 +201,7 @@ class BookingStore(Sequence[JSON]):
             "id": bid, "cost": format_cost(cents, fmt), "currency": eq.currency,
             "charging_type": eq.charging_type, "start_time": iso_seconds(start, zone),
             "end_time": iso_seconds(end, zone), "requested_at": iso_utc_ms(req_ms),
-            "booking_type": KINDS[kind], "status": _cased(STATUSES[status], case),
+            "booking_type": KINDS[kind], "status": cased(STATUSES[status], case),
             "duration": (end - start) // 60 + delta, "add_ons": names.ADD_ONS[add_on],
             "requester_group": group, "equipment": eq.ref, "requester_lab": req.lab,
             "requester_organisation": req.org, "provider_lab": eq.lab,
@@ -228,7 +217,7 @@ class BookingStore(Sequence[JSON]):
         zone = eq.zone if local_form else None
         return {
             "id": bid, equipment_key: eq.ref["id"], "start_time": iso_seconds(start, zone),
-            "end_time": iso_seconds(end, zone), "status": _cased(STATUSES[status], case),
+            "end_time": iso_seconds(end, zone), "status": cased(STATUSES[status], case),
             "booking_type": KINDS[kind], "user_id": self._users[requester].requester["id"],
             "asset": {"name": eq.ref["name"]},
             "last_public_note": None if note < 0 else {"message": names.NOTES[note]},

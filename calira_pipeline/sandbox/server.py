@@ -50,6 +50,8 @@ def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Ite
     # Binding here (port 0 = any free port) means the URL is known before uvicorn starts.
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
+    # loop/http stay "auto": uvloop and httptools when installed (uvicorn[standard]), else
+    # asyncio and h11, which serve the same bytes.
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = _SignalledServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
@@ -103,7 +105,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     print(f"  OAuth token URL: {base}/oauth/token  authorize URL: {base}/oauth/authorize")
     print(f"  client_id={SANDBOX_CLIENT_ID} client_secret={SANDBOX_CLIENT_SECRET}", flush=True)
     uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="warning",
-                lifespan="off")
+                lifespan="off", access_log=False)
 
 
 def main(argv: list[str] | None = None) -> None:
