@@ -71,16 +71,19 @@ class TokenAuthority:
         self._access: dict[str, AccessToken] = {}
         self._refresh: dict[str, Grant] = {}
         self._codes: dict[str, tuple[Grant, str]] = {}  # code -> (grant, redirect_uri)
+        self.issued: list[str] = []  # every token ever handed out, for leak tests
 
     # -- token bookkeeping ------------------------------------------------------------------
     def issue(self, grant: Grant) -> dict[str, object]:
         now = self.clock()
         token = secrets.token_urlsafe(32)
+        self.issued.append(token)
         self._access[token] = AccessToken(grant, now + self.lifetime_s)
         body: dict[str, object] = {"access_token": token, "token_type": "Bearer",
                                    "expires_in": int(self.lifetime_s)}
         if grant.has_owner:
             refresh = secrets.token_urlsafe(32)
+            self.issued.append(refresh)
             self._refresh[refresh] = grant
             body["refresh_token"] = refresh
         body["scope"] = " ".join(sorted(grant.scopes))
@@ -89,6 +92,7 @@ class TokenAuthority:
 
     def issue_refresh_token(self, client_id: str, scopes: frozenset[str]) -> str:
         token = secrets.token_urlsafe(32)
+        self.issued.append(token)
         self._refresh[token] = Grant(client_id, frozenset(scopes), has_owner=True)
         return token
 

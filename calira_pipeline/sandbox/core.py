@@ -61,6 +61,10 @@ class Sandbox:
         """The head-insert fault: new bookings created while a client is paging."""
         self.add_bookings(self.config.faults.head_inserts_per_page, lab_ids)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token this sandbox has issued (for leak tests)."""
+        return list(self.authority.issued)
+
     def add_bookings(self, count: int, lab_ids: Sequence[int] | None = None) -> list[int]:
         """Create `count` new bookings (newest first in every list); returns their ids."""
         added_before = len(self.inserted_booking_ids)
