@@ -83,7 +83,9 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
     ) -> CaliraClient:
         transport = (
-            None if self.base_url else sandbox_for(self.sandbox_scale, self.sandbox_seed).transport()
+            None
+            if self.base_url
+            else sandbox_for(self.sandbox_scale, self.sandbox_seed).transport()
         )
         return CaliraClient(
             self.settings(),
