@@ -78,7 +78,13 @@ class Warehouse:
         return con
 
     def commit(self, tables: Mapping[str, pa.Table]) -> list[PublishedTable]:
-        """Write `tables` as Parquet and publish them to DuckDB: all of them or none of them."""
+        """Write `tables` as Parquet and publish them to DuckDB.
+
+        The DuckDB file switches to all of `tables` at once or not at all. Each Parquet file is
+        replaced whole; a run killed between two Parquet renames leaves some files of this commit
+        new and the rest old, and the next commit or `repair` reloads them (the next run of the
+        asset rewrites all of its tables).
+        """
         with self._writer_lock():
             generation = uuid.uuid4().hex
             staged: dict[str, Path] = {}
