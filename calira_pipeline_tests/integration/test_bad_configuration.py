@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ def _content(data_dir: Path) -> dict[str, list[tuple[object, ...]]]:
         return {t: con.execute(f'select * from "{t}" order by all').fetchall() for t in tables}
 
 
+@pytest.fixture(scope="module")
+def good_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One successful run whose tables each case copies and then must leave untouched."""
+    data_dir = tmp_path_factory.mktemp("good") / "data"
+    with Sandbox(SandboxConfig(scale="tiny")).serve_in_thread() as base_url:
+        done = run(materialize_all_command(), pipeline_env(base_url, data_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return data_dir
+
+
 @pytest.mark.parametrize(
     ("overrides", "removed", "expected"),
     [
@@ -31,14 +42,17 @@ def _content(data_dir: Path) -> dict[str, list[tuple[object, ...]]]:
     ids=["no-credentials", "contradictory-auth", "plain-http", "bad-pii", "bad-hours"],
 )
 def test_bad_configuration_is_one_clear_sentence(
-    tmp_path: Path, overrides: dict[str, str], removed: tuple[str, ...], expected: str
+    tmp_path: Path,
+    good_data_dir: Path,
+    overrides: dict[str, str],
+    removed: tuple[str, ...],
+    expected: str,
 ) -> None:
-    sandbox = Sandbox(SandboxConfig(scale="tiny"))
     data_dir = tmp_path / "data"
-    with sandbox.serve_in_thread() as base_url:
+    shutil.copytree(good_data_dir, data_dir)
+    before = _content(data_dir)
+    with Sandbox(SandboxConfig(scale="tiny")).serve_in_thread() as base_url:
         env = pipeline_env(base_url, data_dir)
-        assert run(materialize_all_command(), env).returncode == 0
-        before = _content(data_dir)
         broken = {k: v for k, v in {**env, **overrides}.items() if k not in removed}
         done = run(materialize_all_command(), broken)
     assert done.returncode != 0
