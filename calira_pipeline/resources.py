@@ -74,7 +74,10 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             client_secret=self.client_secret,
             refresh_token=self.refresh_token,
             access_token=self.access_token,
-            token_file=token_file if self.refresh_token else self.token_file,
+            # The default token file counts once `calira-pipeline auth login` has written it.
+            token_file=token_file
+            if self.refresh_token or Path(token_file).exists()
+            else self.token_file,
             concurrency=self.concurrency,
             max_rps=max_rps,
         )

@@ -47,3 +47,17 @@ def test_every_asset_states_its_grain_and_has_an_owner() -> None:
             assert (node.description or "").startswith("One row"), key
         assert node.description, key
         assert node.owners, key
+
+
+def test_token_file_written_by_auth_login_switches_runs_to_refresh_tokens(tmp_path: Path) -> None:
+    from calira_pipeline.resources import CaliraApiResource
+
+    resource = CaliraApiResource(
+        base_url="https://api.clustermarket.com/v1",
+        client_id="id",
+        client_secret="secret",
+        data_dir=str(tmp_path),
+    )
+    assert resource.settings().auth_mode == "client_credentials"
+    (tmp_path / ".calira-token.json").write_text("{}")
+    assert resource.settings().auth_mode == "refresh_token"

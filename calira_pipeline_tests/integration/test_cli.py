@@ -98,3 +98,40 @@ def test_sandbox_command_serves_real_http_that_pages(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_auth_login_stores_a_refresh_token_that_runs_then_use(tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    from calira_pipeline.sandbox import SANDBOX_CLIENT_SECRET
+    from calira_pipeline_tests.integration.conftest import materialize_all_command
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sandbox = Sandbox(SandboxConfig(scale="tiny"))
+    data_dir = tmp_path / "data"
+    with sandbox.serve_in_thread() as base_url:
+        env = pipeline_env(base_url, data_dir)
+        login = subprocess.Popen(
+            [str(BIN / "calira-pipeline"), "auth", "login", "--no-browser", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert login.stdout is not None
+        url = next(line.strip() for line in login.stdout if "/oauth/authorize?" in line)
+        # The user's browser: the sandbox auto-approves and redirects to the loopback callback.
+        httpx.get(url, follow_redirects=True, timeout=30)
+        assert login.wait(timeout=60) == 0, login.stdout.read()
+        token_file = data_dir / ".calira-token.json"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        assert SANDBOX_CLIENT_SECRET not in token_file.read_text()
+        done = run(materialize_all_command(), env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        # The run used the stored refresh token (and rotated it), not client credentials.
+        assert sandbox.stats.count(route="/v1/me", status=200) >= 1
