@@ -30,6 +30,12 @@ class ListPage:
     items: list[Any]
 
 
+_MALFORMED_ADVICE = (
+    "Usually a proxy or gateway damaging responses; it was retried. If it persists, check "
+    "CALIRA_BASE_URL points at the API itself and report the header value to Calira support."
+)
+
+
 def header_int(response: httpx.Response, name: str, minimum: int) -> int | None:
     raw = response.headers.get(name)
     if raw is None:
@@ -39,9 +45,13 @@ def header_int(response: httpx.Response, name: str, minimum: int) -> int | None:
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        raise PaginationError(
-            f"{describe(response.request)} sent a malformed {name} header ({raw[:40]!r}); cannot "
-            "tell how many pages exist, so the list is not read partially."
+        # Retryable like a missing header: a garbled value is as transient as a dropped one.
+        raise BodyFault(
+            "bad_headers",
+            f"{describe(response.request)} sent a malformed {name} header ({raw[:40]!r}), so "
+            "the number of pages is unknown and the list is not read partially",
+            _MALFORMED_ADVICE,
+            PaginationError,
         )
     return value
 
@@ -66,7 +76,11 @@ def _check_page(session: ApiSession, page: int, response: httpx.Response) -> Lis
         )
     current = header_int(response, "X-Current-Page", 1)
     if current is not None and current != page:
-        raise PaginationError(f"{where} answered with X-Current-Page {current}, not {page}.")
+        raise PaginationError(
+            f"{where} answered with X-Current-Page {current}, not {page}: the server ignored "
+            "the page parameter. Check CALIRA_BASE_URL points at the Calira API (a proxy or "
+            "cache may be dropping query strings)."
+        )
     body = session.decode_json(where, response)
     if not isinstance(body, list):
         raise PaginationError(f"{where} returned a JSON {type(body).__name__}, not a list.")
