@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calira_pipeline.api import RecordError
+from calira_pipeline.api import RecordError, fields
 from calira_pipeline.api.fields import Where, coerce_id, opt_money
 from calira_pipeline.api.records import (
     parse_account,
@@ -210,3 +210,143 @@ def test_group_members_deduplicated() -> None:
         account_id=8,
     )
     assert group["account_id"] == 8 and [m["equipment_id"] for m in members] == [1, 2]
+
+
+# --- raw_json and the fast booking parser must match the plain implementations exactly --------
+
+# Lone surrogates (Cs), control characters, line/paragraph separators, quotes, emoji, CJK.
+_CHARS = st.characters(
+    categories=["Cs", "Cc", "Ll", "Lu", "Lo", "Nd", "Po", "So", "Zs", "Zl", "Zp"]
+)
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(_CHARS)
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(_CHARS, max_size=6), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+def _plain_raw_json(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"b": "é ü 日本 😀", "a": '\u2028\u2029\x00\x1f\x7f"\\/\b\f\n\r\t', "Z": None, "é": 1},
+        {"small": 1e-05, "big": 1e16, "neg0": -0.0, "nan": float("nan"), "inf": -float("inf")},
+        {"n": 2**64, "m": -(2**63), "t": True, "l": [1, {"z": 0.1, "a": [None, "x"]}]},
+        {"surrogate": "\ud800", "nested": {"deep": [[[{"k": "v"}]]]}},
+        {"float_inside": {"a": [1, 2, {"b": 1.5}]}, "cost": "93.75"},
+    ],
+)
+def test_raw_json_matches_json_dumps_byte_for_byte(record: dict[str, Any]) -> None:
+    assert fields.raw_json(record) == _plain_raw_json(record)
+
+
+@given(st.dictionaries(st.text(_CHARS, max_size=8), _JSON_VALUES, max_size=8))
+def test_raw_json_matches_json_dumps_for_any_json_object(record: dict[str, Any]) -> None:
+    assert fields.raw_json(record) == _plain_raw_json(record)
+
+
+def _reference_booking(record: dict[str, Any], where: Where) -> dict[str, Any]:
+    """The straightforward parser the optimised ``parse_booking`` must agree with."""
+    requester = fields.sub(record, "requester")
+    value = fields.opt_int(record.get("id"), "id", where)
+    if value is None:
+        raise where.error("id", record.get("id"), "an integer id")
+    nested = fields.sub(record, "equipment") or fields.sub(record, "asset")
+    id_key, equipment_id = fields.first_present(record, "equipment_id", "asset_id")
+    if equipment_id is None:
+        id_key, equipment_id = "equipment.id", nested.get("id")
+    row: dict[str, Any] = {
+        "id": value,
+        "equipment_id": fields.opt_int(equipment_id, id_key, where),
+        "equipment_name": fields.opt_text(nested.get("name"), "equipment.name", where),
+    }
+    for col in ("start_time", "end_time", "requested_at"):
+        row[col] = fields.opt_timestamp(record.get(col), col, where)
+    for col in _BOOKING_TEXT_COLUMNS:
+        row[col] = fields.opt_text(record.get(col), col, where)
+    row["cost"] = fields.opt_money(record.get("cost"), "cost", where)
+    row["duration_minutes"] = fields.opt_int(record.get("duration"), "duration", where)
+    row["requester_group_name"] = fields.opt_text(
+        fields.sub(record, "requester_group").get("name"), "requester_group.name", where
+    )
+    for key in _BOOKING_REF_KEYS:
+        row.update(fields.ref(record, key, key, where))
+    row["requester_email"] = fields.opt_text(requester.get("email"), "requester.email", where)
+    row["requester_sector"] = fields.opt_text(requester.get("sector"), "requester.sector", where)
+    row["user_id"] = fields.opt_int(record.get("user_id"), "user_id", where)
+    row["last_public_note"] = fields.opt_text(
+        fields.sub(record, "last_public_note").get("message"), "last_public_note.message", where
+    )
+    row["raw_json"] = _plain_raw_json(record)
+    return row
+
+
+_BOOKING_TEXT_COLUMNS = (
+    "local_start_time",
+    "local_end_time",
+    "booking_type",
+    "status",
+    "currency",
+    "charging_type",
+    "add_ons",
+)
+_BOOKING_REF_KEYS = (
+    "requester_lab",
+    "requester_organisation",
+    "provider_lab",
+    "provider_organisation",
+    "creator",
+    "requester",
+)
+_ODD_VALUES: st.SearchStrategy[Any] = st.sampled_from(
+    [None, "", " ", "7", "x", 0, 7, -3, True, False, 7.0, 7.5, "2022-03-29T10:45:00Z", [], {}]
+)
+_NESTED = (
+    st.none()
+    | _ODD_VALUES
+    | st.dictionaries(
+        st.sampled_from(["id", "name", "email", "sector", "message"]), _ODD_VALUES, max_size=5
+    )
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"id": st.sampled_from([123, "123", 123.0, True, None, "x"])},
+        optional={
+            **{key: _ODD_VALUES for key in ("start_time", "end_time", "requested_at", "cost")},
+            **{key: _ODD_VALUES for key in (*_BOOKING_TEXT_COLUMNS, "duration", "user_id")},
+            **{key: _ODD_VALUES for key in ("equipment_id", "asset_id", "room")},
+            **{
+                key: _NESTED
+                for key in (*_BOOKING_REF_KEYS, "equipment", "asset", "requester_group")
+            },
+            "last_public_note": _NESTED,
+        },
+    )
+)
+def test_parse_booking_matches_reference_parser(record: dict[str, Any]) -> None:
+    try:
+        expected: dict[str, Any] | str = _reference_booking(record, WHERE)
+    except RecordError as error:
+        expected = str(error)
+    try:
+        actual: dict[str, Any] | str = parse_booking(record, WHERE, UnknownFields())
+    except RecordError as error:
+        actual = str(error)
+    assert actual == expected
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        assert list(actual) == list(expected)  # same column order too

@@ -46,10 +46,24 @@ KIND = {
 }
 
 
-def needs_detail(collection: str, record: dict[str, Any]) -> bool:
-    return any(
-        not any(key in record for key in aliases) for aliases in DETAIL_NEEDS.get(collection, ())
+# DETAIL_NEEDS as set operations (checked once per listed record): keys that must all be present,
+# then alias groups of which at least one must be present.
+_DETAIL_KEYS: dict[str, tuple[frozenset[str], tuple[frozenset[str], ...]]] = {
+    collection: (
+        frozenset(aliases[0] for aliases in needs if len(aliases) == 1),
+        tuple(frozenset(aliases) for aliases in needs if len(aliases) > 1),
     )
+    for collection, needs in DETAIL_NEEDS.items()
+}
+_NO_DETAIL_KEYS: tuple[frozenset[str], tuple[frozenset[str], ...]] = (frozenset(), ())
+
+
+def needs_detail(collection: str, record: dict[str, Any]) -> bool:
+    required, alternatives = _DETAIL_KEYS.get(collection, _NO_DETAIL_KEYS)
+    keys = record.keys()
+    if not keys >= required:
+        return True
+    return any(keys.isdisjoint(aliases) for aliases in alternatives)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .fields import (
+    RefColumns,
     Where,
     first_present,
     opt_date,
@@ -18,6 +19,7 @@ from .fields import (
     opt_timestamp,
     raw_json,
     ref,
+    ref_into,
     sub,
 )
 from .results import UnknownFields
@@ -112,7 +114,10 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
 
 
 def _required_id(record: dict[str, Any], where: Where) -> int:
-    value = opt_int(record.get("id"), "id", where)
+    raw = record.get("id")
+    if raw.__class__ is int:
+        return raw
+    value = opt_int(raw, "id", where)
     if value is None:
         raise where.error("id", record.get("id"), "an integer id")
     return value
@@ -171,6 +176,29 @@ def parse_equipment(
     return row
 
 
+_BOOKING_TIMESTAMPS = ("start_time", "end_time", "requested_at")
+_BOOKING_TEXTS = (
+    "local_start_time",
+    "local_end_time",
+    "booking_type",
+    "status",
+    "currency",
+    "charging_type",
+    "add_ons",
+)
+_BOOKING_REFS = tuple(
+    RefColumns.of(key)
+    for key in (
+        "requester_lab",
+        "requester_organisation",
+        "provider_lab",
+        "provider_organisation",
+        "creator",
+        "requester",
+    )
+)
+
+
 def _booking_equipment(record: dict[str, Any], where: Where) -> Row:
     nested = sub(record, "equipment") or sub(record, "asset")
     id_key, equipment_id = first_present(record, "equipment_id", "asset_id")
@@ -182,41 +210,40 @@ def _booking_equipment(record: dict[str, Any], where: Where) -> Row:
     }
 
 
+def _nested_text(record: dict[str, Any], key: str, inner: str, field: str, where: Where) -> Any:
+    """``opt_text(sub(record, key).get(inner), field, where)``, fast for the usual shapes."""
+    nested = record.get(key)
+    value = nested.get(inner) if nested.__class__ is dict else sub(record, key).get(inner)
+    return (value or None) if value.__class__ is str else opt_text(value, field, where)
+
+
 def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) -> Row:
+    # Hot path (one call per booking): fields are checked in the same order as before, with
+    # exact-type fast paths that fall back to the lenient helpers for anything unusual.
     unknown.note("bookings", record, KNOWN_FIELDS["bookings"])
-    requester = sub(record, "requester")
+    get = record.get
     row: Row = {"id": _required_id(record, where), **_booking_equipment(record, where)}
-    for col in ("start_time", "end_time", "requested_at"):
-        row[col] = opt_timestamp(record.get(col), col, where)
-    for col in (
-        "local_start_time",
-        "local_end_time",
-        "booking_type",
-        "status",
-        "currency",
-        "charging_type",
-        "add_ons",
-    ):
-        row[col] = opt_text(record.get(col), col, where)
-    row["cost"] = opt_money(record.get("cost"), "cost", where)
-    row["duration_minutes"] = opt_int(record.get("duration"), "duration", where)
-    row["requester_group_name"] = opt_text(
-        sub(record, "requester_group").get("name"), "requester_group.name", where
+    for col in _BOOKING_TIMESTAMPS:
+        row[col] = opt_timestamp(get(col), col, where)
+    for col in _BOOKING_TEXTS:
+        value = get(col)
+        row[col] = (value or None) if value.__class__ is str else opt_text(value, col, where)
+    row["cost"] = opt_money(get("cost"), "cost", where)
+    duration = get("duration")
+    row["duration_minutes"] = (
+        duration if duration.__class__ is int else opt_int(duration, "duration", where)
     )
-    for key in (
-        "requester_lab",
-        "requester_organisation",
-        "provider_lab",
-        "provider_organisation",
-        "creator",
-        "requester",
-    ):
-        row.update(ref(record, key, key, where))
-    row["requester_email"] = opt_text(requester.get("email"), "requester.email", where)
-    row["requester_sector"] = opt_text(requester.get("sector"), "requester.sector", where)
-    row["user_id"] = opt_int(record.get("user_id"), "user_id", where)
-    row["last_public_note"] = opt_text(
-        sub(record, "last_public_note").get("message"), "last_public_note.message", where
+    row["requester_group_name"] = _nested_text(
+        record, "requester_group", "name", "requester_group.name", where
+    )
+    for cols in _BOOKING_REFS:
+        ref_into(row, record, cols, where)
+    row["requester_email"] = _nested_text(record, "requester", "email", "requester.email", where)
+    row["requester_sector"] = _nested_text(record, "requester", "sector", "requester.sector", where)
+    user_id = get("user_id")
+    row["user_id"] = user_id if user_id.__class__ is int else opt_int(user_id, "user_id", where)
+    row["last_public_note"] = _nested_text(
+        record, "last_public_note", "message", "last_public_note.message", where
     )
     row["raw_json"] = raw_json(record)
     return row
