@@ -75,6 +75,7 @@ def _run_login(args: argparse.Namespace) -> int:
         client_secret=os.environ.get("CALIRA_CLIENT_SECRET"),
         refresh_token="pending-login",
         token_file=os.environ.get("CALIRA_TOKEN_FILE"),
+        scopes=os.environ.get("CALIRA_SCOPES"),
         data_dir=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR,
     )
     if not resource.base_url:

@@ -44,6 +44,9 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     token_file: str | None = Field(
         default=None, description="Where rotated refresh tokens are kept."
     )
+    scopes: str | None = Field(
+        default=None, description="OAuth scopes to request, space-separated (default: the app's)."
+    )
     data_dir: str = DEFAULT_DATA_DIR
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
@@ -74,6 +77,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             client_secret=self.client_secret,
             refresh_token=self.refresh_token,
             access_token=self.access_token,
+            scopes=self.scopes,
             # The default token file counts once `calira-pipeline auth login` has written it.
             token_file=token_file
             if self.refresh_token or Path(token_file).exists()

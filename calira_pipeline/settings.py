@@ -18,6 +18,7 @@ API_VARIABLES: dict[str, str] = {
     "refresh_token": "CALIRA_REFRESH_TOKEN",
     "access_token": "CALIRA_ACCESS_TOKEN",
     "token_file": "CALIRA_TOKEN_FILE",
+    "scopes": "CALIRA_SCOPES",
     "data_dir": "CALIRA_DATA_DIR",
     "max_rps": "CALIRA_MAX_RPS",
     "sandbox_scale": "CALIRA_SANDBOX_SCALE",
