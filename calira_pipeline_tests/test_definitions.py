@@ -39,6 +39,21 @@ def test_code_location_loads_as_dagster_dev_would(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_code_location_loads_under_dg(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+    env["DAGSTER_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
 def test_every_asset_states_its_grain_and_has_an_owner() -> None:
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
