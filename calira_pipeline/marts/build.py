@@ -139,14 +139,28 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
 
 def _utc_timestamps(table: pa.Table) -> pa.Table:
     # The SQL emits naive UTC timestamps (see _prelude_bookings.sql); label them UTC, and
-    # relabel any session-zoned TIMESTAMPTZ too (same instants).
+    # relabel any session-zoned TIMESTAMPTZ too (same instants). A table without timestamps (or
+    # already labelled UTC) is returned as it is: no cast pass over millions of rows.
+    utc = pa.timestamp("us", tz="UTC")
+    if not any(pa.types.is_timestamp(f.type) and f.type != utc for f in table.schema):
+        return table
     fields = [
-        pa.field(f.name, pa.timestamp("us", tz="UTC"), f.nullable)
-        if pa.types.is_timestamp(f.type)
-        else f
+        pa.field(f.name, utc, f.nullable) if pa.types.is_timestamp(f.type) else f
         for f in table.schema
     ]
     return table.cast(pa.schema(fields))
+
+
+def run_mart_sql(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run a mart's SQL (any leading statements, then its final query) into an Arrow table.
+
+    The final query goes through the relation API: DuckDB then collects Arrow batches in its
+    (parallel) pipeline instead of materialising a result and converting it afterwards.
+    """
+    relation = con.sql(sql)
+    if relation is None:
+        raise ValueError("mart SQL must end with a query")
+    return relation.to_arrow_table()
 
 
 def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings) -> pa.Table:
@@ -154,7 +168,7 @@ def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
     spec = MART_SPECS[name]
     try:
         prepare_session(con, settings, spec.preludes)
-        table = con.execute(load_sql(spec.sql_file)).to_arrow_table()
+        table = run_mart_sql(con, load_sql(spec.sql_file))
     finally:
         drop_scratch(con)
     return _utc_timestamps(table)
@@ -200,7 +214,7 @@ def iter_build_all(
             spec = MART_SPECS[name]
             prepare_session(con, settings, spec.preludes, already_run)
             path = out_dir / f"{name}.parquet"
-            table = _utc_timestamps(con.execute(load_sql(spec.sql_file)).to_arrow_table())
+            table = _utc_timestamps(run_mart_sql(con, load_sql(spec.sql_file)))
             pq.write_table(table, path)
             del table
             register_parquet_views(con, {name: path})

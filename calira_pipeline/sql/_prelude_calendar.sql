@@ -6,13 +6,14 @@
 -- derived from those periods exactly: 23, 24 or 25 hour days, no disambiguation needed.
 
 -- The data window: first and last instant of any booking, whatever its status (least/greatest
--- skip NULLs); and the bookings' zones. One pass over the bookings.
+-- skip NULLs); and the bookings' zones. From the instruments prelude's per-instrument summary of
+-- the bookings (no second pass over them).
 CREATE OR REPLACE TEMP TABLE mart__window AS
 SELECT
-    least(min(start_utc), min(end_utc)) AS window_start,
-    greatest(max(start_utc), max(end_utc)) AS window_end,
+    least(min(min_start), min(min_end)) AS window_start,
+    greatest(max(max_start), max(max_end)) AS window_end,
     list(DISTINCT booking_timezone) AS booking_timezones
-FROM mart__bookings;
+FROM mart__booking_summary;
 
 CREATE OR REPLACE TEMP TABLE mart__calendar_zones AS
 SELECT DISTINCT z.zone_id, z.timezone
@@ -239,7 +240,14 @@ WINDOW islands AS (PARTITION BY stream ORDER BY start_utc);
 -- The intervals in `input_table` (kind, unit_id, interval_id, start_utc, end_utc) cut at the
 -- unit's local midnights (local dates of both ends via mart__zone_utc_days). Most
 -- intervals lie inside one local day and need no cut; the rest get one row per day they touch
--- from an equality join on the zone-day table.
+-- from an equality join on the zone-day table. Local dates are computed once per end as integer
+-- day numbers (days since 0001-01-01: the bias keeps the floor division non-negative), so the
+-- filters and the single-day branch compare BIGINTs, not re-derived timestamps.
+CREATE OR REPLACE TEMP MACRO mart__local_day_number(utc_t, offset_us, change_at, after_us) AS
+    (epoch_us(utc_t) + 62135596800000000 + CASE
+        WHEN change_at IS NULL OR utc_t < change_at THEN offset_us ELSE after_us
+    END) // 86400000000;
+
 CREATE OR REPLACE TEMP MACRO mart__cut_days(input_table) AS TABLE
 WITH spans AS (
     SELECT
@@ -249,11 +257,11 @@ WITH spans AS (
         i.start_utc,
         i.end_utc,
         u.zone_id,
-        CAST(mart__to_local(i.start_utc, hs.offset_us, hs.change_at, hs.offset_after_us) AS DATE)
-            AS first_day,
-        CAST(mart__to_local(
+        mart__local_day_number(i.start_utc, hs.offset_us, hs.change_at, hs.offset_after_us)
+            AS first_n,
+        mart__local_day_number(
             i.end_utc - INTERVAL 1 MICROSECOND, he.offset_us, he.change_at, he.offset_after_us
-        ) AS DATE) AS last_day
+        ) AS last_n
     FROM query_table(input_table) AS i
     JOIN mart__instruments AS u ON u.equipment_id = i.unit_id
     JOIN mart__zone_utc_days AS hs ON hs.utc_day_key = mart__utc_day_key(u.zone_id, i.start_utc)
@@ -263,10 +271,11 @@ WITH spans AS (
 ),
 pieces AS (
     SELECT
-        kind, unit_id, interval_id, zone_id, first_day AS day,
+        kind, unit_id, interval_id, zone_id,
+        DATE '0001-01-01' + CAST(first_n AS INTEGER) AS day,
         start_utc AS piece_start, end_utc AS piece_end
     FROM spans
-    WHERE first_day = last_day
+    WHERE first_n = last_n
     UNION ALL
     SELECT
         x.kind,
@@ -277,11 +286,14 @@ pieces AS (
         greatest(x.start_utc, d.day_start) AS piece_start,
         least(x.end_utc, d.day_end) AS piece_end
     FROM (
-        SELECT *, CAST(unnest(generate_series(first_day, last_day, INTERVAL 1 DAY)) AS DATE) AS day
+        SELECT
+            *,
+            DATE '0001-01-01' + CAST(unnest(generate_series(first_n, last_n)) AS INTEGER) AS day
         FROM spans
-        WHERE first_day < last_day
+        WHERE first_n < last_n
     ) AS x
     JOIN mart__local_days AS d ON d.zone_id = x.zone_id AND d.day = x.day
+    WHERE least(x.end_utc, d.day_end) > greatest(x.start_utc, d.day_start)
 )
 SELECT
     kind,
@@ -292,5 +304,4 @@ SELECT
     piece_start,
     piece_end,
     CAST(date_diff('microsecond', piece_start, piece_end) AS DOUBLE) / 3600e6 AS hours
-FROM pieces
-WHERE piece_end > piece_start;
+FROM pieces;

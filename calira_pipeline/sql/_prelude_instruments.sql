@@ -16,19 +16,36 @@ SELECT DISTINCT equipment_id, ancestor_id
 FROM chain
 WHERE ancestor_id <> equipment_id;
 
+-- One pass over the bookings for everything the instruments and the calendar window need: per
+-- instrument, provider lab and zones, the bookings' count and time bounds (a few rows per
+-- instrument; the calendar prelude reads its window from here instead of scanning again).
+CREATE OR REPLACE TEMP TABLE mart__booking_summary AS
+SELECT
+    equipment_id,
+    provider_lab_id,
+    provider_timezone,
+    booking_timezone,
+    count(*) AS n,
+    min(start_utc) AS min_start,
+    min(end_utc) AS min_end,
+    max(start_utc) AS max_start,
+    max(end_utc) AS max_end
+FROM mart__bookings
+GROUP BY ALL;
+
 -- One zone per instrument so its days are consistent: the provider lab seen most often on its
 -- bookings (with a known zone), else its own lab's zone, else the configured default.
 CREATE OR REPLACE TEMP TABLE mart__instruments AS
 WITH ids AS (
     SELECT id AS equipment_id FROM equipment
     UNION
-    SELECT equipment_id FROM mart__bookings WHERE equipment_id IS NOT NULL
+    SELECT equipment_id FROM mart__booking_summary WHERE equipment_id IS NOT NULL
     UNION
     SELECT ancestor_id FROM mart__ancestors
 ),
 provider_counts AS (
-    SELECT equipment_id, provider_lab_id, provider_timezone, count(*) AS n
-    FROM mart__bookings
+    SELECT equipment_id, provider_lab_id, provider_timezone, sum(n) AS n
+    FROM mart__booking_summary
     WHERE equipment_id IS NOT NULL AND provider_lab_id IS NOT NULL
     GROUP BY ALL
 ),

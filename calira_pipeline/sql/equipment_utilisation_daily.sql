@@ -1,15 +1,16 @@
 -- One row per instrument per local day of the data window (idle days included).
+-- The sparse booked aggregates are built first and joined onto the dense instrument x day grid
+-- by one BIGINT key (equipment_id, day as days since 0001-01-01); no ordering is promised.
 WITH totals AS (
     SELECT
-        equipment_id,
-        day,
+        equipment_id * 4194304 + (day - DATE '0001-01-01') AS day_key,
         sum(hours) FILTER (WHERE kind = 'occupancy') AS booked_hours,
         sum(hours) FILTER (WHERE kind = 'booking') AS booked_hours_sum,
         count(*) FILTER (WHERE kind = 'booking') AS booking_count,
         sum(hours) FILTER (WHERE kind = 'tentative') AS tentative_hours,
         sum(hours) FILTER (WHERE kind = 'maintenance') AS maintenance_hours
     FROM mart__pieces
-    GROUP BY ALL
+    GROUP BY 1
 ),
 operating_available AS (
     SELECT operating_profile, zone_id, day, sum(hours) AS hours
@@ -18,8 +19,7 @@ operating_available AS (
 ),
 operating_booked AS (
     SELECT
-        p.equipment_id,
-        p.day,
+        p.equipment_id * 4194304 + (p.day - DATE '0001-01-01') AS day_key,
         sum(
             CAST(date_diff(
                 'microsecond',
@@ -36,10 +36,18 @@ operating_booked AS (
     WHERE p.kind = 'occupancy'
         AND p.piece_start < s.segment_end
         AND p.piece_end > s.segment_start
-    GROUP BY ALL
+    GROUP BY 1
 ),
 instrument_days AS (
-    SELECT i.equipment_id, i.lab_id, i.timezone, i.zone_id, i.operating_profile, d.day, d.hours
+    SELECT
+        i.equipment_id,
+        i.lab_id,
+        i.timezone,
+        i.zone_id,
+        i.operating_profile,
+        d.day,
+        d.hours,
+        i.equipment_id * 4194304 + (d.day - DATE '0001-01-01') AS day_key
     FROM mart__instruments AS i
     JOIN mart__window_days AS d ON d.zone_id = i.zone_id
 )
@@ -62,9 +70,9 @@ SELECT
     CAST(coalesce(ob.hours, 0) / nullif(oa.hours, 0) AS DOUBLE) AS operating_utilisation,
     CAST(NULL AS DOUBLE) AS actual_use_hours
 FROM instrument_days AS x
-LEFT JOIN totals AS t ON t.equipment_id = x.equipment_id AND t.day = x.day
+LEFT JOIN totals AS t ON t.day_key = x.day_key
 LEFT JOIN operating_available AS oa
     ON oa.operating_profile = x.operating_profile
     AND oa.zone_id = x.zone_id
     AND oa.day = x.day
-LEFT JOIN operating_booked AS ob ON ob.equipment_id = x.equipment_id AND ob.day = x.day;
+LEFT JOIN operating_booked AS ob ON ob.day_key = x.day_key;
