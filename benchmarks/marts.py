@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from calira_pipeline.marts import MartSettings, build_mart, register_parquet_views
 from calira_pipeline.marts.build import iter_build_all
 from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
+from calira_pipeline.storage import write_parquet
 
 ZONES = (
     "Europe/London",
@@ -131,7 +132,7 @@ def generate(n_bookings: int, out: Path, seed: int = 7) -> dict[str, Path]:
     paths = {}
     for name, table in (("accounts", accounts), ("equipment", equipment), ("bookings", bookings)):
         paths[name] = out / f"{name}.parquet"
-        pq.write_table(table, paths[name])
+        write_parquet(table, paths[name])  # laid out exactly as the pipeline writes raw tables
     return paths
 
 

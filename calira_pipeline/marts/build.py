@@ -8,10 +8,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import MART_SPECS, PRELUDE_ORDER
+from calira_pipeline.storage import write_parquet
 
 _SCRATCH_PREFIX = "mart__"
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -215,7 +215,7 @@ def iter_build_all(
             prepare_session(con, settings, spec.preludes, already_run)
             path = out_dir / f"{name}.parquet"
             table = _utc_timestamps(run_mart_sql(con, load_sql(spec.sql_file)))
-            pq.write_table(table, path)
+            write_parquet(table, path)
             del table
             register_parquet_views(con, {name: path})
             if name == "booking_facts":

@@ -8,7 +8,13 @@ from pathlib import Path
 import duckdb
 
 from calira_pipeline.storage.tables import SchemaMismatchError, rows_to_arrow
-from calira_pipeline.storage.warehouse import DUCKDB_FILE, PublishedTable, StorageError, Warehouse
+from calira_pipeline.storage.warehouse import (
+    DUCKDB_FILE,
+    PublishedTable,
+    StorageError,
+    Warehouse,
+    write_parquet,
+)
 
 DEFAULT_DATA_DIR = "data"
 
@@ -43,4 +49,5 @@ __all__ = [
     "connect",
     "data_dir_from_env",
     "rows_to_arrow",
+    "write_parquet",
 ]

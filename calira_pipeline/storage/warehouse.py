@@ -29,6 +29,9 @@ from calira_pipeline.schema import SCHEMA_VERSION
 DUCKDB_FILE = "calira.duckdb"
 GENERATION_KEY = b"calira_generation"
 _TMP_PREFIX = ".tmp-"
+# DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
+# so a 1M-row table written as one group (pyarrow's default) is read on a single core.
+PARQUET_ROW_GROUP_ROWS = 122_880
 _META_TABLE = "_calira_tables"
 _VERSION_TABLE = "_calira_schema"
 
@@ -164,7 +167,7 @@ class Warehouse:
         tmp = self.parquet_dir / f"{_TMP_PREFIX}{name}-{generation}.parquet"
         meta = dict(table.schema.metadata or {})
         meta[GENERATION_KEY] = generation.encode()
-        pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+        write_parquet(table.replace_schema_metadata(meta), tmp)
         _fsync_file(tmp)
         return tmp
 
@@ -218,6 +221,11 @@ class Warehouse:
             con.execute("checkpoint")
         _fsync_file(db_tmp)
         return db_tmp
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Parquet exactly as the pipeline writes it (zstd, DuckDB-sized row groups)."""
+    pq.write_table(table, path, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
 
 
 def _load_table(con: duckdb.DuckDBPyConnection, name: str, path: Path, generation: str) -> None:
