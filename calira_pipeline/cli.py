@@ -163,8 +163,9 @@ def _print_summary(data_dir: str, run_id: str) -> None:
             ).fetchall():
                 print(f"  {name:<40} {util:6.1%} booked, {maintenance:6.1f} h maintenance")
     print(
-        '\nExplore: python -c "import calira_pipeline as c; '
-        "print(c.connect().sql('select * from bookings limit 5'))\""
+        f'\nExplore: {sys.executable} -c "import calira_pipeline as c; '
+        "print(c.connect().sql('select * from bookings limit 5'))\"\n"
+        "     or: python3 tasks.py dev   (the Dagster UI on http://localhost:3000)"
     )
 
 
