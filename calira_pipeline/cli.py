@@ -26,8 +26,8 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--data-dir", default=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
     demo.add_argument(
         "--scale",
-        default=os.environ.get("CALIRA_SANDBOX_SCALE") or "small",
-        help="sandbox size: tiny, small, medium or large (default small)",
+        default=os.environ.get("CALIRA_SANDBOX_SCALE") or "demo",
+        help="sandbox size: tiny, small, demo, medium or large (default demo)",
     )
     demo.add_argument("--seed", type=int, default=0, help="sandbox data seed")
     demo.set_defaults(handler=_run_demo)

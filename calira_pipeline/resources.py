@@ -51,7 +51,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
     pii: str = Field(default="hash", description="Personal data: keep, hash or drop (CALIRA_PII).")
-    sandbox_scale: str = "small"
+    sandbox_scale: str = "demo"
     sandbox_seed: int = 0
 
     @property

@@ -67,6 +67,12 @@ SCALES: dict[str, Scale] = {
         organisations=2, departments_per_org=2, labs_per_department=2, labs_per_org=1,
         independent_labs=2, instruments=50, bookings=2_000, projects_per_lab=3, groups_per_lab=2,
     ),
+    # Fewer instruments booked as busily as a real core facility (~375 bookings per instrument
+    # a year): what the demo and the UI show by default.
+    "demo": Scale(
+        organisations=2, departments_per_org=1, labs_per_department=2, labs_per_org=1,
+        independent_labs=1, instruments=40, bookings=30_000, projects_per_lab=3, groups_per_lab=2,
+    ),
     "medium": Scale(
         organisations=4, departments_per_org=3, labs_per_department=2, labs_per_org=1,
         independent_labs=2, instruments=500, bookings=50_000, projects_per_lab=4,
