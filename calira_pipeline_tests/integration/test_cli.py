@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,15 +68,20 @@ def test_sandbox_command_serves_real_http_that_pages(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(BIN / "calira-pipeline"), "sandbox", "--port", str(port), "--scale", "tiny"],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # wait until the server says it is listening
-            if f":{port}" in line:
+        # Wait until the port accepts connections (a condition with a deadline, not a sleep).
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "the sandbox command exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
+            except OSError:
+                assert time.monotonic() < deadline, "the sandbox never started listening"
+                time.sleep(0.05)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as http:
             token = http.post(
