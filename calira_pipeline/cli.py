@@ -66,18 +66,10 @@ def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_login(args: argparse.Namespace) -> int:
     from calira_pipeline.api import CaliraError
     from calira_pipeline.api.login import authorization_code_login
-    from calira_pipeline.resources import CaliraApiResource
+    from calira_pipeline.resources import resource_from_env
 
-    resource = CaliraApiResource(
-        base_url=os.environ.get("CALIRA_BASE_URL"),
-        token_url=os.environ.get("CALIRA_TOKEN_URL"),
-        client_id=os.environ.get("CALIRA_CLIENT_ID"),
-        client_secret=os.environ.get("CALIRA_CLIENT_SECRET"),
-        refresh_token="pending-login",
-        token_file=os.environ.get("CALIRA_TOKEN_FILE"),
-        scopes=os.environ.get("CALIRA_SCOPES"),
-        data_dir=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR,
-    )
+    # A placeholder refresh token selects refresh-token settings (and the token file to write).
+    resource = resource_from_env({**os.environ, "CALIRA_REFRESH_TOKEN": "pending-login"})
     if not resource.base_url:
         print("auth login needs CALIRA_BASE_URL (the sandbox needs no login)", file=sys.stderr)
         return 2
@@ -100,8 +92,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.marts_config import MartConfigResource
-    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+    from calira_pipeline.resources import sandbox_resources
 
     data_dir = str(Path(args.data_dir).resolve())
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
@@ -115,15 +106,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         instance=instance,
-        resources={
-            "calira": CaliraApiResource(
-                data_dir=data_dir, sandbox_scale=args.scale, sandbox_seed=args.seed
-            ),
-            "warehouse": WarehouseResource(data_dir=data_dir),
-            "mart_config": MartConfigResource(
-                operating_hours=os.environ.get("CALIRA_OPERATING_HOURS")
-            ),
-        },
+        resources=sandbox_resources(
+            data_dir, args.scale, args.seed, os.environ.get("CALIRA_OPERATING_HOURS")
+        ),
         raise_on_error=False,
         # The progress bars and the summary are the demo's output; warnings and errors still show.
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -6,11 +6,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
-from calira_pipeline.resources import CaliraApiResource
+from calira_pipeline.resources import resource_from_env
 from calira_pipeline.settings import API_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR
 
@@ -29,15 +28,6 @@ class Finding:
 
     def line(self) -> str:
         return f"[{'ok' if self.ok else 'FIX'}] {self.check}: {self.detail}"
-
-
-def resource_from_env(environ: Mapping[str, str]) -> CaliraApiResource:
-    fields: dict[str, Any] = {
-        field: environ[var] for field, var in API_VARIABLES.items() if environ.get(var)
-    }
-    if environ.get("CALIRA_CONCURRENCY"):
-        fields["concurrency"] = int(environ["CALIRA_CONCURRENCY"])
-    return CaliraApiResource(**fields)
 
 
 def _variables(environ: Mapping[str, str]) -> Finding:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -13,6 +14,7 @@ from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
 
 # The in-process sandbox answers on a host that can never resolve, so nothing leaves the process.
@@ -102,6 +104,17 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
+def resource_from_env(environ: Mapping[str, str]) -> CaliraApiResource:
+    """The API resource with plain values from CALIRA_* variables (for the CLI, not Dagster)."""
+    fields: dict[str, Any] = {
+        field: environ[var] for field, var in API_VARIABLES.items() if environ.get(var)
+    }
+    for field, var in INT_VARIABLES.items():
+        if environ.get(var):
+            fields[field] = int(environ[var])
+    return CaliraApiResource(**fields)
+
+
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The data directory (CALIRA_DATA_DIR): Parquet files and the DuckDB file."""
 
@@ -109,3 +122,16 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.data_dir)
+
+
+def sandbox_resources(
+    data_dir: str, scale: str = "demo", seed: int = 0, operating_hours: str | None = None
+) -> dict[str, object]:
+    """Every resource for a run against the in-process sandbox (the demo, tests)."""
+    from calira_pipeline.marts_config import MartConfigResource
+
+    return {
+        "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=scale, sandbox_seed=seed),
+        "warehouse": WarehouseResource(data_dir=data_dir),
+        "mart_config": MartConfigResource(operating_hours=operating_hours),
+    }

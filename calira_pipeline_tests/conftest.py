@@ -20,19 +20,12 @@ def _no_ambient_calira_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 def materialize_everything(data_dir: Path, scale: str = "tiny") -> dg.ExecuteInProcessResult:
     """Every asset and check, in process, against the in-process sandbox."""
-    import dagster as dg
-
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.marts_config import MartConfigResource
-    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+    from calira_pipeline.resources import sandbox_resources
 
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        resources={
-            "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale=scale),
-            "warehouse": WarehouseResource(data_dir=str(data_dir)),
-            "mart_config": MartConfigResource(operating_hours="Mon-Fri 09:00-17:00"),
-        },
+        resources=sandbox_resources(str(data_dir), scale, operating_hours="Mon-Fri 09:00-17:00"),
     )
 
 
