@@ -11,6 +11,7 @@ PRELUDE_ORDER = (
     "staged",
     "instruments",
     "calendar",
+    "local_months",
     "operating",
     "pieces",
     "parent_pieces",
@@ -276,7 +277,7 @@ _SPECS = (
             "booking_type",
             "status",
         ),
-        preludes=_CALENDAR,
+        preludes=(*_CALENDAR, "local_months"),
     ),
     MartSpec(
         name="booking_cost_by_requester_group_monthly",
@@ -299,7 +300,7 @@ _SPECS = (
             "booking_type",
             "status",
         ),
-        preludes=_CALENDAR,
+        preludes=(*_CALENDAR, "local_months"),
     ),
     MartSpec(
         name="booking_quality_issues",

@@ -1,18 +1,7 @@
 -- One row per (provider-local month, provider lab, requester group, currency, booking type,
 -- status). The API names requester groups only (no id), so the name is the key. Aggregated in two
 -- steps (per requesting lab, then per row) instead of a DISTINCT aggregate (much slower).
-WITH located AS (
-    SELECT
-        b.*,
-        CAST(date_trunc('month', mart__to_local(
-            b.start_utc, h.offset_us, h.change_at, h.offset_after_us
-        )) AS DATE) AS month
-    FROM mart__bookings AS b
-    LEFT JOIN mart__calendar_zones AS z ON z.timezone = b.booking_timezone
-    LEFT JOIN mart__zone_utc_days AS h
-        ON h.utc_day_key = mart__utc_day_key(z.zone_id, b.start_utc)
-),
-per_requester_lab AS (
+WITH per_requester_lab AS (
     SELECT
         month,
         provider_lab_id,
@@ -26,7 +15,7 @@ per_requester_lab AS (
         sum(cost) AS total_cost,
         count(cost) AS cost_count,
         sum(hours) AS booked_hours_sum
-    FROM located
+    FROM mart__bookings_by_local_month
     GROUP BY ALL
 )
 SELECT

@@ -2,18 +2,7 @@
 -- booking type, status). Every status is kept; nothing is ever summed across currencies.
 -- Aggregated in two steps (per raw status spelling, then per row) instead of a DISTINCT
 -- aggregate, which is far slower in DuckDB's hash aggregate.
-WITH located AS (
-    SELECT
-        b.*,
-        CAST(date_trunc('month', mart__to_local(
-            b.start_utc, h.offset_us, h.change_at, h.offset_after_us
-        )) AS DATE) AS month
-    FROM mart__bookings AS b
-    LEFT JOIN mart__calendar_zones AS z ON z.timezone = b.booking_timezone
-    LEFT JOIN mart__zone_utc_days AS h
-        ON h.utc_day_key = mart__utc_day_key(z.zone_id, b.start_utc)
-),
-per_spelling AS (
+WITH per_spelling AS (
     SELECT
         month,
         provider_lab_id,
@@ -27,7 +16,7 @@ per_spelling AS (
         sum(cost) AS total_cost,
         count(cost) AS cost_count,
         sum(hours) AS booked_hours_sum
-    FROM located
+    FROM mart__bookings_by_local_month
     GROUP BY ALL
 )
 SELECT
