@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
+from typing import Any
 
 import dagster as dg
 
@@ -51,17 +52,19 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = mart_config.settings()
         store = warehouse.warehouse()
+        metadata: dict[str, Any] = {}
         with store.scratch_connection() as con:
             table = build_mart(con, spec.name, settings)
-            con.register("mart__built", table)
-            con.execute(f'create or replace view "{spec.name}" as select * from mart__built')
+            # The checks and the chart read the new table under its own name before it is stored
+            # (not under the marts' "mart__" scratch prefix, which the checks drop when done).
+            con.register("built_mart", table)
+            con.execute(f'create or replace view "{spec.name}" as select * from built_mart')
             checks = mart_check_failures(con, spec.name, settings)
-        store.commit({spec.name: table})
-        metadata = table_metadata(spec.name, table, spec.column_descriptions)
-        if spec.name in CHARTS and table.num_rows:
-            title, render = CHARTS[spec.name]
-            with store.scratch_connection() as con:
+            if spec.name in CHARTS and table.num_rows:
+                title, render = CHARTS[spec.name]
                 metadata["chart"] = dg.MetadataValue.md(reports.markdown_image(render(con), title))
+        store.commit({spec.name: table})
+        metadata.update(table_metadata(spec.name, table, spec.column_descriptions))
         context.log.info(f"{spec.name}: {table.num_rows} rows")
         return dg.MaterializeResult(
             metadata=metadata,
