@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import stat
 import threading
 from pathlib import Path
@@ -20,7 +19,7 @@ from calira_pipeline.api import (
     ConfigError,
     authorization_code_login,
 )
-from calira_pipeline.api.testing import FakeCalira, FakeClock
+from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
 from calira_pipeline.api.tokens import TokenFileStore
 
 
@@ -41,23 +40,7 @@ def fake_api() -> FakeCalira:
 
 
 def client_for(fake: FakeCalira, clock: FakeClock | None = None, **overrides: Any) -> CaliraClient:
-    clock = clock or FakeClock()
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "token_url": fake.token_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "per_page": 10,
-        "concurrency": 4,
-    }
-    values.update(overrides)
-    return CaliraClient(
-        ClientSettings(**values),
-        transport=fake.transport,
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(0),
-    )
+    return client_for_fake(fake, clock, **{"per_page": 10, "concurrency": 4, **overrides})
 
 
 # --- settings -------------------------------------------------------------------------------

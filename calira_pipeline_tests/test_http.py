@@ -13,7 +13,7 @@ import pytest
 from calira_pipeline.api import ApiError, CaliraClient, CaliraError, ClientSettings, PaginationError
 from calira_pipeline.api.http import parse_retry_after
 from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
-from calira_pipeline.api.testing import FakeCalira, FakeClock
+from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
 
 
 def fake_with(n: int = 5) -> FakeCalira:
@@ -33,20 +33,7 @@ def fake_with(n: int = 5) -> FakeCalira:
 
 
 def client_for(fake: FakeCalira, clock: FakeClock, **overrides: Any) -> CaliraClient:
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "token_url": fake.token_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-    }
-    values.update(overrides)
-    return CaliraClient(
-        ClientSettings(**values),
-        transport=fake.transport,
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(0),
-    )
+    return client_for_fake(fake, clock, **overrides)
 
 
 def fail_first(n: int, make: Any) -> Any:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import httpx
 import pytest
 
-from calira_pipeline.api import CaliraClient, ClientSettings, ConfigError, PaginationError
-from calira_pipeline.api.testing import FakeCalira, FakeClock, page_response
+from calira_pipeline.api import CaliraClient, ConfigError, PaginationError
+from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
 from calira_pipeline.schema import RAW_TABLES
 
 Row = dict[str, Any]
@@ -43,23 +42,7 @@ def slim(collection: str, record: Row) -> Row:
 
 
 def client_for(fake: FakeCalira, **overrides: Any) -> CaliraClient:
-    clock = FakeClock()
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "token_url": fake.token_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "concurrency": 4,
-        "per_page": 10,
-    }
-    values.update(overrides)
-    return CaliraClient(
-        ClientSettings(**values),
-        transport=fake.transport,
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(3),
-    )
+    return client_for_fake(fake, rng_seed=3, **{"concurrency": 4, "per_page": 10, **overrides})
 
 
 def stored_rows(client: CaliraClient) -> dict[int, Row]:

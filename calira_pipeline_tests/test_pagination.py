@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calira_pipeline.api import CaliraClient, ClientSettings, PaginationError
+from calira_pipeline.api import CaliraClient, PaginationError
 from calira_pipeline.api.pagination import PageRead, covered_intervals, gaps
-from calira_pipeline.api.testing import FakeCalira, FakeClock, page_response
+from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
 
 
 def bookings(ids: range | list[int]) -> list[dict[str, Any]]:
@@ -31,23 +31,7 @@ def bookings(ids: range | list[int]) -> list[dict[str, Any]]:
 
 
 def client_for(fake: FakeCalira, **overrides: Any) -> CaliraClient:
-    clock = FakeClock()
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "token_url": fake.token_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "concurrency": 4,
-        "per_page": 10,
-    }
-    values.update(overrides)
-    return CaliraClient(
-        ClientSettings(**values),
-        transport=fake.transport,
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(1),
-    )
+    return client_for_fake(fake, rng_seed=1, **{"concurrency": 4, "per_page": 10, **overrides})
 
 
 def ids_of(fake: FakeCalira, **overrides: Any) -> list[int]:

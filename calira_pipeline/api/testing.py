@@ -18,6 +18,9 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from .client import CaliraClient
+from .settings import ClientSettings
+
 Record = dict[str, Any]
 Injector = Callable[[httpx.Request], httpx.Response | None]
 PageHook = Callable[[str, int], None]
@@ -200,3 +203,24 @@ def async_handler(
         return handler(request)
 
     return wrapped
+
+
+def client_for_fake(
+    fake: FakeCalira, clock: FakeClock | None = None, *, rng_seed: int = 0, **settings: Any
+) -> CaliraClient:
+    """A client wired to `fake` through its MockTransport, on `clock` (nothing really sleeps)."""
+    clock = clock or FakeClock()
+    values: dict[str, Any] = {
+        "base_url": fake.base_url,
+        "token_url": fake.token_url,
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        **settings,
+    }
+    return CaliraClient(
+        ClientSettings(**values),
+        transport=fake.transport,
+        sleep=clock.sleep,
+        clock=clock,
+        rng=random.Random(rng_seed),
+    )
