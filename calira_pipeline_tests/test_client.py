@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from decimal import Decimal
 from typing import Any
 
@@ -13,12 +12,11 @@ import pytest
 from calira_pipeline.api import (
     ApiError,
     CaliraClient,
-    ClientSettings,
     ConfigError,
     MissingScopeError,
     RecordError,
 )
-from calira_pipeline.api.testing import FakeCalira, FakeClock
+from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES
 
 BASE = "https://api.calira.test/v1"
@@ -90,22 +88,7 @@ def fake_api(**kwargs: Any) -> FakeCalira:
 
 
 def make_client(fake: FakeCalira, clock: FakeClock | None = None, **overrides: Any) -> CaliraClient:
-    clock = clock or FakeClock()
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "token_url": fake.token_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "concurrency": 4,
-    }
-    values.update(overrides)
-    return CaliraClient(
-        ClientSettings(**values),
-        transport=fake.transport,
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(0),
-    )
+    return client_for_fake(fake, clock, **{"concurrency": 4, **overrides})
 
 
 def test_bookings_all_pages_rows_match_schema() -> None:
