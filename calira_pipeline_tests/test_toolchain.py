@@ -21,7 +21,7 @@ from calira_pipeline.api.errors import ApiError, ConfigError, MissingScopeError
 from calira_pipeline.assets.retry import INGEST_RETRY_POLICY, is_permanent
 from calira_pipeline.ingest_lock import LOCK_FILE, ingestion_lock
 from calira_pipeline.progress import TextProgressBar
-from calira_pipeline.settings import load_dotenv_file
+from calira_pipeline.settings import ingest_retries, load_dotenv_file
 from calira_pipeline.storage import StorageError
 from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
 from calira_pipeline_tests.conftest import materialize_everything
@@ -147,11 +147,18 @@ def test_dg_launch_of_bookings_alone_on_a_fresh_data_directory(tmp_path: Path) -
     assert "Not evaluated: equipment has not been materialised" in output
 
 
-def test_step_retries_with_backoff_but_never_for_permanent_errors() -> None:
+def test_step_retries_with_backoff_but_never_for_permanent_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from calira_pipeline.definitions import defs
 
-    assert INGEST_RETRY_POLICY.max_retries >= 1
+    monkeypatch.delenv("CALIRA_INGEST_RETRIES", raising=False)
+    assert ingest_retries() == 2  # the default; the suite itself runs with 0
+    monkeypatch.setenv("CALIRA_INGEST_RETRIES", "eleven")
+    with pytest.raises(ValueError, match="CALIRA_INGEST_RETRIES='eleven' is not a whole number"):
+        ingest_retries()
     assert INGEST_RETRY_POLICY.backoff == dg.Backoff.EXPONENTIAL
+    assert INGEST_RETRY_POLICY.delay == 30
     fetch = defs.resolve_assets_def(dg.AssetKey("bookings"))
     assert fetch.op.retry_policy == INGEST_RETRY_POLICY
     assert is_permanent(ConfigError("bad"))
