@@ -170,3 +170,35 @@ def test_sandbox_defaults_are_unchanged() -> None:
     assert config.list_disagreement_rate == 0.0
     with pytest.raises(ValueError, match="list_order"):
         SandboxConfig(list_order="sideways")  # type: ignore[arg-type]
+
+
+def test_sandbox_command_line_sets_the_shape_knobs() -> None:
+    import argparse
+
+    from calira_pipeline.sandbox.server import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = [
+        "--list-order",
+        "shuffled",
+        "--account-list",
+        "slim",
+        "--payload-profile",
+        "2022",
+        "--list-disagreement-rate",
+        "0.25",
+    ]
+    config = config_from_args(parser.parse_args(argv))
+    assert (config.list_order, config.account_list, config.payload_profile) == (
+        "shuffled",
+        "slim",
+        "2022",
+    )
+    assert config.list_disagreement_rate == 0.25
+    default = config_from_args(parser.parse_args([]))
+    assert (default.list_order, default.account_list, default.payload_profile) == (
+        "newest",
+        "full",
+        "current",
+    )
