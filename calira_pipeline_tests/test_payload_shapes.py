@@ -202,3 +202,17 @@ def test_sandbox_command_line_sets_the_shape_knobs() -> None:
         "full",
         "current",
     )
+
+
+def test_personal_data_in_kept_list_values_is_masked_too(tmp_path: Any) -> None:
+    from calira_pipeline.pii import PiiPolicy
+
+    listed = {"id": 7, "requester": {"id": 9, "name": "Ada Lovelace", "email": "ada@x.test"}}
+    detail = {"requester": {"id": 9, "name": "Ada King", "email": "ada@y.test"}}
+    merged, differences = merge_detail(listed, detail)
+    assert set(differences) == {"requester"}
+    row = {"id": 7, "raw_json": json.dumps(merged)}
+    (masked,) = PiiPolicy.for_data_dir("hash", tmp_path).apply("bookings", [row])
+    assert "Ada" not in masked["raw_json"] and "ada@" not in masked["raw_json"]
+    kept = json.loads(masked["raw_json"])[LIST_VALUES_KEY]["requester"]
+    assert kept["id"] == 9 and kept["name"].startswith("pii:")

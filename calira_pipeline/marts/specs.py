@@ -60,7 +60,8 @@ _INSTRUMENT = {
     "timezone": "IANA zone the instrument's days are bucketed in.",
 }
 _COST = {
-    "currency": "Upper-cased ISO currency; never summed across currencies.",
+    "currency": "Upper-cased ISO currency: the booking's, else its equipment's (null when "
+    "neither has one, a row of its own); never summed across currencies.",
     "booking_type": "Case-folded booking type.",
     "status": "Case-folded, trimmed status.",
     "status_category": "counted, tentative, excluded or unknown (from MartSettings).",
