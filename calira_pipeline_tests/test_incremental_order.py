@@ -164,3 +164,24 @@ def test_requested_at_contradicting_the_ids_makes_the_order_unknown() -> None:
     last = [item(i, 28 - i) for i in range(5, 0, -1)]
     verdict = detect_order(first, last)
     assert verdict.order == "unknown" and "contradict" in verdict.evidence
+
+
+def test_a_total_too_high_steps_back_to_the_real_last_page() -> None:
+    fake = _fake(list(range(1, 91)))
+    client = client_for(fake)
+    stored = stored_rows(client)
+    fake.bookings += [booking(91), booking(92)]
+
+    def total_too_high(request: Any) -> Any:
+        if request.url.path != "/v1/bookings":
+            return None
+        page = int(request.url.params["page"])
+        items = fake.bookings[(page - 1) * 10 : page * 10]
+        return page_response(request, items, len(fake.bookings) + 9, 10, page)
+
+    fake.inject = total_too_high
+    fake.requests.clear()
+    result = client.fetch_bookings_incremental(unchanged_against(stored), known_ids=set(stored))
+    assert _ids(result.rows["bookings"]) == [91, 92]
+    assert result.notes["list_order"] == "oldest_first"
+    assert list_pages(fake)[:3] == [1, 11, 10]  # page 11 is empty: page 10 is the last

@@ -38,6 +38,7 @@ STOP_NOTHING_NEW = "nothing_new"
 STOP_END_OF_LIST = "end_of_list"
 STOP_FULL_READ = "full_read_order_unknown"
 STOP_COUNT_GAP = "full_read_count_gap"
+_EMPTY_TAIL_STEPS = 3  # steps back from an empty last page before judging the order unknown
 _BOOKINGS = ListSpec("/bookings", {}, None, "/bookings")
 
 
@@ -106,6 +107,13 @@ class IncrementalBookings:
             self._stop(STOP_END_OF_LIST, f"page 1 was the whole list ({first.total} records)")
             return
         last = await self._read(last_page)
+        # An empty "last" page (a total a little too high, or deletions since page 1) says
+        # nothing about the order; the page before it does.
+        for _ in range(_EMPTY_TAIL_STEPS):
+            if last.items or last_page <= 2:
+                break
+            last_page -= 1
+            last = await self._read(last_page)
         last_counts = self._judge(last, last_page, repair=False)
         self._last_total = last.total
         verdict = detect_order(first.items, last.items)
