@@ -11,7 +11,7 @@ from pathlib import Path
 
 from calira_pipeline import progress
 from calira_pipeline.progress import TextProgressBar
-from calira_pipeline.storage import DEFAULT_DATA_DIR, connect
+from calira_pipeline.storage import connect, default_data_dir
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +23,12 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "(no credentials, no network) and prints what landed in the DuckDB file."
         ),
     )
-    demo.add_argument("--data-dir", default=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
+    demo.add_argument(
+        "--data-dir",
+        default=None,
+        help="where to write (default: CALIRA_DATA_DIR, else data/ under the project root; "
+        "the same place calira_pipeline.connect() reads)",
+    )
     demo.add_argument(
         "--scale",
         default=os.environ.get("CALIRA_SANDBOX_SCALE") or "demo",
@@ -94,7 +99,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
     from calira_pipeline.resources import sandbox_resources
 
-    data_dir = str(Path(args.data_dir).resolve())
+    data_dir = str(Path(args.data_dir).resolve() if args.data_dir else default_data_dir()[0])
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
     instance = (
         dg.DagsterInstance.get()
