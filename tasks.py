@@ -47,6 +47,8 @@ def dagster_env() -> dict[str, str]:
     env = dict(os.environ)
     home = Path(env.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))).resolve()
     env["DAGSTER_HOME"] = str(home)
+    # Staffed hours for the second utilisation (set it to your facility's own; see README).
+    env.setdefault("CALIRA_OPERATING_HOURS", "Mon-Fri 09:00-17:00")
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(DAGSTER_YAML)
