@@ -89,7 +89,7 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     staffed = any(r.staffed_utilisation is not None for r in rows)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
-                             figsize=(12 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
+                             figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
                              layout="constrained", width_ratios=[3, 2] if staffed else [1])
     names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
     _ranking_panel(axes[0, 0], names, [r.utilisation for r in reversed(rows)],

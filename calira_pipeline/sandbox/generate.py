@@ -186,7 +186,7 @@ def _next_morning(local: I64, rng: np.random.Generator) -> I64:
     return np.asarray(day * DAY + 8 * HOUR + rng.integers(0, 4, len(local)) * 1800)
 
 
-def _book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I64, kind: I64,
+def book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I64, kind: I64,
                    fixed: npt.NDArray[np.bool_]) -> I64:
     """Local wall-clock starts as a booking calendar would give them: no two bookings of an
     instrument overlap, a booking pushed into the night or a weekend moves to the next working
@@ -281,7 +281,7 @@ def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
     freed = np.isin(status, [STATUSES.index(s) for s in ("Declined", "Cancelled", "Canceled")])
     freed &= cols["kind"] != 2
     # The calendar is kept in each lab's wall-clock time (mornings, weekends), then converted.
-    booked = _book_calendar(rng, cols["equipment"], local, duration * 60, cols["kind"],
+    booked = book_calendar(rng, cols["equipment"], local, duration * 60, cols["kind"],
                             fixed | freed)
     moved = np.flatnonzero(~fixed & (booked != local))
     cols["start"][moved] = to_utc(booked[moved], zone_of[moved])
