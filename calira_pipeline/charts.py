@@ -99,7 +99,7 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     if staffed:
         _ranking_panel(axes[0, 1], names,
                        [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
-                       "Staffed hours: booked / staffed hours, %")
+                       "Staffed: booked / staffed hours, %")
     fig.suptitle(_title(f"Top {len(rows)} instruments by utilisation, {window.label()}",
                         source), fontsize=10)
     booked = sum(r.booked_hours for r in every)
