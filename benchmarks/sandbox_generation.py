@@ -29,7 +29,7 @@ def main() -> None:
     calendar: list[float] = []
     original = generate.book_calendar
 
-    def timed(*a: object, **k: object) -> np.ndarray:
+    def timed(*a: object, **k: object) -> tuple[np.ndarray, np.ndarray]:
         started = time.perf_counter()
         try:
             return original(*a, **k)  # type: ignore[arg-type]

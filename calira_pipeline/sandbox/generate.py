@@ -187,16 +187,18 @@ def _next_morning(local: I64, rng: np.random.Generator) -> I64:
 
 
 def book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I64, kind: I64,
-                   fixed: npt.NDArray[np.bool_]) -> I64:
+                   fixed: npt.NDArray[np.bool_]) -> tuple[I64, npt.NDArray[np.bool_]]:
     """Local wall-clock starts as a booking calendar would give them: no two bookings of an
     instrument overlap, a booking pushed into the night or a weekend moves to the next working
     morning, and a few use bookings start shortly before the previous one ends (the 1-3 % of
     double bookings real facilities see). Maintenance never collides with anything. Rows in
-    `fixed` keep their wish and are not queued."""
+    `fixed` keep their wish and are not queued. Returns the starts and which rows were made to
+    overlap on purpose."""
     free = np.flatnonzero(~fixed)
     start = wish.copy()
+    overlapping = np.zeros(len(wish), dtype=bool)
     if not len(free):
-        return start
+        return start, overlapping
     wished, eq_free, len_free = wish[free], equipment[free], length[free]
     use = kind[free] != 2
     queued = wished.copy()
@@ -228,7 +230,22 @@ def book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I
     overlap = np.minimum(rng.integers(1, 5, len(free)) * 900,
                          np.minimum(len_free, prev_len) // 2)
     start[free] = np.where(clash, queued - overlap, queued)
-    return start
+    overlapping[free] = clash
+    return start, overlapping
+
+
+def settle_utc(equipment: I64, start: I64, end: I64, movable: npt.NDArray[np.bool_]) -> None:
+    """The calendar runs on wall clocks; a booking across a spring-forward night ends an hour
+    later in local time than its successor was told. Queue once more in real time (in place):
+    only those successors move, by at most the clock change."""
+    rows = np.flatnonzero(movable)
+    if not len(rows):
+        return
+    lowest = int(start[rows].min()) - 7 * DAY
+    order = rows[np.argsort((equipment[rows] << 32) | (start[rows] - lowest))]
+    length = end[order] - start[order]
+    settled = _queue(equipment[order], start[order], length)
+    start[order], end[order] = settled, settled + length
 
 
 def _cancel_clashes(cols: Columns, fixed: npt.NDArray[np.bool_], cancelled: int) -> None:
@@ -281,11 +298,12 @@ def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
     freed = np.isin(status, [STATUSES.index(s) for s in ("Declined", "Cancelled", "Canceled")])
     freed &= cols["kind"] != 2
     # The calendar is kept in each lab's wall-clock time (mornings, weekends), then converted.
-    booked = book_calendar(rng, cols["equipment"], local, duration * 60, cols["kind"],
-                            fixed | freed)
+    booked, overlapping = book_calendar(rng, cols["equipment"], local, duration * 60,
+                                        cols["kind"], fixed | freed)
     moved = np.flatnonzero(~fixed & (booked != local))
     cols["start"][moved] = to_utc(booked[moved], zone_of[moved])
     cols["end"][moved] = cols["start"][moved] + duration[moved] * 60
+    settle_utc(cols["equipment"], cols["start"], cols["end"], ~(fixed | freed | overlapping))
     future = cols["start"] > window.reference_ts
     # A booking the queue pushed past the reference time has not happened yet (and vice versa).
     crossed = (future != wished_future) & ~freed

@@ -55,3 +55,27 @@ def test_demo_run_lands_in_the_instance_dev_opens(tmp_path: Path) -> None:
         )
         assert "chart/top_instruments" in chart.asset_materialization.metadata
     assert (data / "calira.duckdb").exists()
+
+
+def test_demo_scale_data_passes_the_realism_checks(tmp_path: Path) -> None:
+    from calira_pipeline import connect, figures
+    from calira_pipeline_tests.conftest import materialize_everything
+
+    result = materialize_everything(tmp_path, scale="demo")
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert checks[("booking_quality_issues", "overlap_share_within_threshold")]
+    for mart in ("equipment_utilisation_daily", "equipment_utilisation_monthly"):
+        assert checks[(mart, "booked_plus_maintenance_within_available")], mart
+    assert [k for k, passed in checks.items() if not passed] == []  # every check is green
+    with connect(tmp_path) as con:
+        assert figures.overlap_share(con) <= 0.05
+        window = figures.recent_window(con)
+        staffed = [
+            r.staffed_utilisation or 0.0 for r in figures.instrument_utilisation(con, window)
+        ]
+    # A few workhorses at 60-90 % of staffed hours, a long tail under 20 %.
+    assert 2 <= sum(0.6 <= s <= 0.9 for s in staffed) <= 8
+    assert sum(s < 0.2 for s in staffed) >= len(staffed) / 3
