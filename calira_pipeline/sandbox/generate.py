@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calira_pipeline.sandbox import names
+from calira_pipeline.sandbox.booking_calendar import book_calendar, cancel_clashes, settle_utc
 from calira_pipeline.sandbox.config import Scale
 from calira_pipeline.sandbox.world import World
 from calira_pipeline.sandbox.zones import I64, ZoneTable
@@ -164,116 +166,7 @@ def _popularity(rng: np.random.Generator, n_eq: int) -> npt.NDArray[np.float64]:
     return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
-def _queue(equipment: I64, wish: I64, length: I64) -> I64:
-    """Starts when each instrument takes bookings first-come in wished order, each at the first
-    free moment at or after its wish. Rows must be sorted by (equipment, wish).
-
-    end_k = max(wish_k, end_{k-1}) + d_k unrolls to end_k = D_k + max_{j<=k}(wish_j - D_{j-1})
-    with D the running sum of durations: a cumsum and a running maximum instead of a loop.
-    """
-    group = np.cumsum(np.r_[True, equipment[1:] != equipment[:-1]]) - 1
-    done = np.cumsum(length)
-    key = wish - (done - length)
-    span = int(key.max() - key.min()) + 1
-    return np.asarray(done + np.maximum.accumulate(key + group * span) - group * span - length)
-
-
-def _next_morning(local: I64, rng: np.random.Generator) -> I64:
-    """The next weekday 08:00-09:30 (local wall clock) after a start the queue pushed too late."""
-    day = local // DAY + (local % DAY >= 12 * HOUR)
-    weekday = (day + 3) % 7  # 0 = Monday (epoch day 0 was a Thursday)
-    day = day + np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
-    return np.asarray(day * DAY + 8 * HOUR + rng.integers(0, 4, len(local)) * 1800)
-
-
-def book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I64, kind: I64,
-                   fixed: npt.NDArray[np.bool_]) -> tuple[I64, npt.NDArray[np.bool_]]:
-    """Local wall-clock starts as a booking calendar would give them: no two bookings of an
-    instrument overlap, a booking pushed into the night or a weekend moves to the next working
-    morning, and a few use bookings start shortly before the previous one ends (the 1-3 % of
-    double bookings real facilities see). Maintenance never collides with anything. Rows in
-    `fixed` keep their wish and are not queued. Returns the starts and which rows were made to
-    overlap on purpose."""
-    free = np.flatnonzero(~fixed)
-    start = wish.copy()
-    overlapping = np.zeros(len(wish), dtype=bool)
-    if not len(free):
-        return start, overlapping
-    wished, eq_free, len_free = wish[free], equipment[free], length[free]
-    use = kind[free] != 2
-    queued = wished.copy()
-    behind_use = np.zeros(len(free), dtype=bool)  # queued right behind a use booking
-    prev_len = np.zeros(len(free), dtype=np.int64)
-    rows = np.arange(len(free))
-    lowest = int(wished.min()) - 7 * DAY
-    for _ in range(3):  # the third pass leaves the rare late queue where it is (overnight runs)
-        # One integer sort key (instrument, wish): far cheaper than a two-key lexsort.
-        order = rows[np.argsort((eq_free[rows] << 32) | (wished[rows] - lowest))]
-        eq, lengths = eq_free[order], len_free[order]
-        queued[order] = starts = _queue(eq, wished[order], lengths)
-        same_eq = np.r_[False, eq[1:] == eq[:-1]]
-        behind_use[order] = (same_eq & np.r_[False, use[order][:-1]]
-                             & (starts == np.r_[0, starts[:-1] + lengths[:-1]]))
-        prev_len[order] = np.r_[0, lengths[:-1]]
-        hour, weekday = starts % DAY // HOUR, (starts // DAY + 3) % 7
-        late = order[use[order] & (starts > wished[order])
-                     & ((hour >= 20) | (hour < 7) | (weekday >= 5))]
-        if not len(late):
-            break
-        wished[late] = _next_morning(queued[late], rng)
-        # Only the instruments that had a late booking are queued again.
-        rows = np.flatnonzero(np.isin(eq_free, np.unique(eq_free[late])))
-    # ~1 % of use bookings overlap their predecessor by 15-60 min (each flags two bookings).
-    touching = behind_use & use
-    share = 0.01 * len(free) / max(int(touching.sum()), 1)
-    clash = touching & (rng.random(len(free)) < share)
-    overlap = np.minimum(rng.integers(1, 5, len(free)) * 900,
-                         np.minimum(len_free, prev_len) // 2)
-    start[free] = np.where(clash, queued - overlap, queued)
-    overlapping[free] = clash
-    return start, overlapping
-
-
-def settle_utc(equipment: I64, start: I64, end: I64, movable: npt.NDArray[np.bool_]) -> None:
-    """The calendar runs on wall clocks; a booking across a spring-forward night ends an hour
-    later in local time than its successor was told. Queue once more in real time (in place):
-    only those successors move, by at most the clock change."""
-    rows = np.flatnonzero(movable)
-    if not len(rows):
-        return
-    lowest = int(start[rows].min()) - 7 * DAY
-    order = rows[np.argsort((equipment[rows] << 32) | (start[rows] - lowest))]
-    length = end[order] - start[order]
-    settled = _queue(equipment[order], start[order], length)
-    start[order], end[order] = settled, settled + length
-
-
-def _cancel_clashes(cols: Columns, fixed: npt.NDArray[np.bool_], cancelled: int) -> None:
-    """Calendar bookings that collide with a deliberate special case are cancelled (a special
-    owns its slot), so only the specials' own overlaps remain."""
-    specials = np.flatnonzero(fixed)
-    for eq in np.unique(cols["equipment"][specials]):
-        mine = specials[cols["equipment"][specials] == eq]
-        others = np.flatnonzero((cols["equipment"] == eq) & ~fixed)
-        for i in mine:
-            hit = others[(cols["start"][others] < cols["end"][i])
-                         & (cols["end"][others] > cols["start"][i])]
-            cols["status"][hit] = cancelled
-
-
-def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
-                      tables: dict[str, ZoneTable]) -> Columns:
-    n = scale.bookings if world.equipment else 0
-    rng = np.random.default_rng([seed, 0xCA11A])
-    weights = _popularity(rng, len(world.equipment))
-    cols: Columns = {"equipment": rng.choice(len(world.equipment), n, p=weights)
-                     if n else np.zeros(0, dtype=np.int64)}
-    u = rng.random(n)
-    cols["kind"] = np.where(u < 0.08, 2, np.where(u < 0.18, 1, 0)).astype(np.int64)
-    local, duration = _timing(rng, n, cols["kind"], window)
-    lab_zone = np.array([list(tables).index(lab.zone) for lab in world.labs], dtype=np.int64)
-    zone_of = lab_zone[np.asarray(world.equipment_lab, dtype=np.int64)[cols["equipment"]]]
-
+def _utc_converter(tables: dict[str, ZoneTable]) -> Callable[[I64, I64], I64]:
     def to_utc(local_ts: I64, zones: I64) -> I64:
         utc = np.zeros(len(local_ts), dtype=np.int64)
         for z, table in enumerate(tables.values()):
@@ -281,15 +174,14 @@ def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
             utc[mask] = table.local_to_utc(local_ts[mask])
         return utc
 
-    cols["start"] = to_utc(local, zone_of)
-    cols["end"] = cols["start"] + duration * 60
-    lead = _lead_ms(rng, n)
-    specials = _specials(world, tables, window)[:n]
-    for i, row in enumerate(specials):
-        for key in ("equipment", "start", "end", "kind"):
-            cols[key][i] = row[key]
-        lead[i] = row["lead_ms"]
-    fixed = np.arange(n) < len(specials)
+    return to_utc
+
+
+def _schedule(rng: np.random.Generator, cols: Columns, local: I64, duration: I64,
+              fixed: npt.NDArray[np.bool_], zone_of: I64, to_utc: Callable[[I64, I64], I64],
+              window: Window) -> None:
+    """Statuses, and starts from the booking calendar (wall clock, then settled in UTC)."""
+    n = len(local)
     # Statuses follow the wished time; cancelled and declined bookings free their slot, so they
     # stay where they were asked for and the calendar books around the others.
     wished_future = cols["start"] > window.reference_ts
@@ -309,12 +201,45 @@ def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
     crossed = (future != wished_future) & ~freed
     status = np.where(crossed, np.where(future, 1, 2), status)
     cols["status"] = np.where(cols["kind"] == 2, np.where(future, 1, 2), status)
+
+
+def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
+                      tables: dict[str, ZoneTable]) -> Columns:
+    n = scale.bookings if world.equipment else 0
+    rng = np.random.default_rng([seed, 0xCA11A])
+    weights = _popularity(rng, len(world.equipment))
+    cols: Columns = {"equipment": rng.choice(len(world.equipment), n, p=weights)
+                     if n else np.zeros(0, dtype=np.int64)}
+    u = rng.random(n)
+    cols["kind"] = np.where(u < 0.08, 2, np.where(u < 0.18, 1, 0)).astype(np.int64)
+    local, duration = _timing(rng, n, cols["kind"], window)
+    lab_zone = np.array([list(tables).index(lab.zone) for lab in world.labs], dtype=np.int64)
+    zone_of = lab_zone[np.asarray(world.equipment_lab, dtype=np.int64)[cols["equipment"]]]
+    to_utc = _utc_converter(tables)
+    cols["start"] = to_utc(local, zone_of)
+    cols["end"] = cols["start"] + duration * 60
+    lead = _lead_ms(rng, n)
+    specials = _specials(world, tables, window)[:n]
+    for i, row in enumerate(specials):
+        for key in ("equipment", "start", "end", "kind"):
+            cols[key][i] = row[key]
+        lead[i] = row["lead_ms"]
+    fixed = np.arange(n) < len(specials)
+    _schedule(rng, cols, local, duration, fixed, zone_of, to_utc, window)
     cols["case"] = rng.choice(3, n, p=[0.9, 0.07, 0.03])
     cols["local_form"] = (rng.random(n) < 0.6).astype(np.int64)
     for i, row in enumerate(specials):
         for key in ("status", "case", "local_form"):
             cols[key][i] = row[key]
-    _cancel_clashes(cols, fixed, STATUSES.index("Cancelled"))
+    cancel_clashes(cols["equipment"], cols["start"], cols["end"], cols["status"], fixed,
+                   STATUSES.index("Cancelled"))
+    return _finish(rng, world, scale, window, cols, lead)
+
+
+def _finish(rng: np.random.Generator, world: World, scale: Scale, window: Window,
+            cols: Columns, lead: I64) -> Columns:
+    """Request times, people, costs and API quirks; rows ordered and numbered by creation."""
+    n = len(lead)
     jitter = rng.integers(0, 1000, n) + rng.integers(0, 60, n) * 1000
     requested = cols["start"] * 1000 - lead + jitter
     cap = window.reference_ts * 1000 - rng.integers(60_000, DAY * 1000, n)
