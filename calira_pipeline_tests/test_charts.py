@@ -154,3 +154,32 @@ def test_cli_summary_prints_the_charts_numbers(
     for row in _rows(meta["booking_cost_monthly"]["chart/totals_by_currency"]):
         assert f"{Decimal(row['counted_cost']):,}" in out
     assert "SANDBOX DATA" in out
+
+
+def test_charts_render_when_the_window_holds_no_data(tmp_path: Path) -> None:
+    """Golden marts from 2024 with no request times: the window (as of now) is empty."""
+    import duckdb
+
+    from calira_pipeline import charts, reports
+    from calira_pipeline.assets.marts import CHARTS, chart_metadata
+    from calira_pipeline.marts import MartSettings, build_all, register_parquet_views
+    from calira_pipeline_tests.test_marts import (
+        ACCOUNT_ROWS,
+        BOOKING_ROWS,
+        EQUIPMENT_ROWS,
+        write_raw,
+    )
+
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    built = build_all(raw, tmp_path / "marts", MartSettings())
+    con = duckdb.connect()
+    register_parquet_views(con, {**raw, **built})
+    rendered = [render(con, "api.example.org") for render in CHARTS.values()]
+    for chart in rendered:
+        assert chart.png.startswith(b"\x89PNG") and not chart.is_sandbox
+        metadata = chart_metadata(chart)
+        assert "SANDBOX DATA" not in metadata["chart"].value
+    assert rendered[0].tables["top_instruments"] == []
+    assert "no rows" in chart_metadata(rendered[0])["chart/top_instruments"].value
+    page = reports.html_report(rendered, "api.example.org")
+    assert charts.SANDBOX_LABEL not in page and "<em>no rows</em>" in page

@@ -59,13 +59,14 @@ def chart_metadata(chart: charts.Chart) -> dict[str, Any]:
         "data_source": chart.source,
     }
     for name, rows in chart.tables.items():
+        if not rows:  # Dagster needs a schema for an empty table; say what is missing instead
+            metadata[f"chart/{name}"] = dg.MetadataValue.md(f"_no rows in {chart.window}_")
+            continue
         metadata[f"chart/{name}"] = dg.MetadataValue.table(
             records=[dg.TableRecord(row) for row in rows],
             schema=dg.TableSchema(
                 columns=[dg.TableColumn(column, _column_type(rows, column)) for column in rows[0]]
-            )
-            if rows
-            else None,
+            ),
         )
     metadata.update({f"chart/{k}": v for k, v in chart.facts.items() if v is not None})
     return metadata
