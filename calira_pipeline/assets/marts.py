@@ -17,11 +17,10 @@ from calira_pipeline.marts import MART_SPECS, MartSpec, build_mart, mart_check_f
 from calira_pipeline.marts.build import build_order
 from calira_pipeline.marts.checks import check_descriptions
 from calira_pipeline.marts_config import MartConfigResource
-from calira_pipeline.resources import WarehouseResource
+from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 
 MARTS_GROUP = "marts"
 OWNERS = ["team:facility-data"]
-UNKNOWN_SOURCE = "unknown (bookings never materialised in this Dagster instance)"
 
 # Charts attached to a mart's materialisation (and drawn in the facility report).
 CHARTS: dict[str, Callable[[duckdb.DuckDBPyConnection, str], charts.Chart]] = {
@@ -40,12 +39,13 @@ def _severity(value: str) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if value == "error" else dg.AssetCheckSeverity.WARN
 
 
-def data_source(instance: dg.DagsterInstance) -> str:
-    """Where the stored bookings came from (`sandbox` or the API host), as their asset said."""
+def data_source(instance: dg.DagsterInstance, configured: CaliraApiResource) -> str:
+    """Where the stored bookings came from (`sandbox` or the API host), as their asset said; the
+    configured API when this instance never loaded them (e.g. a throwaway CLI instance)."""
     event = instance.get_latest_materialization_event(dg.AssetKey("bookings"))
     materialization = event.asset_materialization if event else None
     value = materialization.metadata.get("data_source") if materialization else None
-    return str(value.value) if value is not None else UNKNOWN_SOURCE
+    return str(value.value) if value is not None else configured.source
 
 
 def chart_metadata(chart: charts.Chart) -> dict[str, Any]:
@@ -99,6 +99,7 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         mart_config: MartConfigResource,
+        calira: CaliraApiResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings = mart_config.settings()
         store = warehouse.warehouse()
@@ -111,7 +112,7 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
             con.execute(f'create or replace view "{spec.name}" as select * from built_mart')
             checks = mart_check_failures(con, spec.name, settings)
             if spec.name in CHARTS and table.num_rows:
-                chart = CHARTS[spec.name](con, data_source(context.instance))
+                chart = CHARTS[spec.name](con, data_source(context.instance, calira))
                 metadata.update(chart_metadata(chart))
             preview = markdown_preview(mart_preview(con, spec.name))
         store.commit({spec.name: table})
@@ -144,12 +145,12 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def facility_report(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, calira: CaliraApiResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """The facility report: $CALIRA_DATA_DIR/reports/report.html (header with source, periods
     and definitions; each chart with its table of numbers) and a PNG per chart."""
     store = warehouse.warehouse()
-    source = data_source(context.instance)
+    source = data_source(context.instance, calira)
     with store.scratch_connection() as con:
         rendered = [render(con, source) for render in CHARTS.values()]
     paths = store.write_report(
