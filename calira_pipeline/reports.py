@@ -22,6 +22,8 @@ DEFINITIONS = (
      "in a total."),
     ("Cost", "exact decimal sums of counted bookings per currency, by the provider lab's local "
      "month of the start; never summed across currencies."),
+    ("Hour of week", "mean occupancy of a lab's instruments in each local weekday and hour over "
+     "the whole booking history, booked future slots included."),
 )
 _STYLE = (
     "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
