@@ -250,16 +250,15 @@ def _total_row(total: figures.CurrencyTotal) -> dict[str, Cell]:
 
 def _cost_panel(ax: Any, total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
                 months: list[date], colours: dict[str, Any], window: figures.Window) -> None:
+    stacked: dict[tuple[str, date], float] = {}
+    for c in costs:
+        if c.currency == total.currency:
+            key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
+            stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
     bottom = [0.0] * len(months)
+    states = [window.state(m) for m in months]
     for lab in colours:
-        values = [
-            sum(float(c.counted_cost) for c in costs if c.month == month
-                and c.currency == total.currency
-                and (c.requester_lab == lab or (lab == "other labs" and c.requester_lab
-                                                not in colours)))
-            for month in months
-        ]
-        states = [window.state(m) for m in months]
+        values = [stacked.get((lab, month), 0.0) for month in months]
         ax.bar(range(len(months)), values, bottom=bottom, color=colours[lab],
                hatch=["" if s == "complete" else "//" for s in states],
                alpha=1.0, edgecolor="white", linewidth=0.3)
