@@ -12,7 +12,7 @@ from pathlib import Path
 from calira_pipeline import progress
 from calira_pipeline.progress import TextProgressBar
 from calira_pipeline.settings import load_dotenv_file
-from calira_pipeline.storage import DEFAULT_DATA_DIR, connect
+from calira_pipeline.storage import connect, default_data_dir
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,12 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "(no credentials, no network) and prints what landed in the DuckDB file."
         ),
     )
-    demo.add_argument("--data-dir", default=os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
+    demo.add_argument(
+        "--data-dir",
+        default=None,
+        help="where to write (default: CALIRA_DATA_DIR, else data/ under the project root; "
+        "the same place calira_pipeline.connect() reads)",
+    )
     demo.add_argument(
         "--scale",
         default=os.environ.get("CALIRA_SANDBOX_SCALE") or "demo",
@@ -95,7 +100,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
     from calira_pipeline.resources import sandbox_resources
 
-    data_dir = str(Path(args.data_dir).resolve())
+    data_dir = str(Path(args.data_dir).resolve() if args.data_dir else default_data_dir()[0])
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
     instance = (
         dg.DagsterInstance.get()
@@ -119,39 +124,55 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not result.success:
         print("The run failed; see the log above.", file=sys.stderr)
         return 1
-    _print_summary(data_dir, result.run_id)
+    print_summary(data_dir, result.run_id)
     return 0
 
 
-def _print_summary(data_dir: str, run_id: str) -> None:
+def print_summary(data_dir: str, run_id: str, source: str = "sandbox") -> None:
+    """What landed, and the headline numbers exactly as the charts and report define them."""
+    from calira_pipeline import figures
+
     with connect(data_dir) as con:
         tables = con.execute("select name, row_count from _calira_tables order by name").fetchall()
         print(f"\nRun {run_id} succeeded. Tables in {Path(data_dir) / 'calira.duckdb'}:")
         for name, rows in tables:
             print(f"  {name:<45} {rows:>10,} rows")
         names = {n for n, _ in tables}
+        label = " (SANDBOX DATA: synthetic bookings)" if source == "sandbox" else ""
+        print(f"\nSource: {source}{label}")
         if "equipment_utilisation_monthly" in names:
-            print("\nBusiest instruments over the last three full months of data:")
-            for name, util, maintenance in con.execute(
-                """
-                with span as (
-                    select max(month) - interval 3 month as first, max(month) as last
-                    from equipment_utilisation_monthly
+            window = figures.recent_window(con)
+            print(f"Busiest instruments, {window.label()}:")
+            for row in figures.instrument_utilisation(con, window, limit=5):
+                staffed = (
+                    f", {row.staffed_utilisation:.1%} of staffed hours"
+                    if row.staffed_utilisation is not None
+                    else ""
                 )
-                select coalesce(e.name, u.equipment_id::varchar),
-                       sum(u.booked_hours) / sum(u.available_hours),
-                       sum(u.maintenance_hours)
-                from equipment_utilisation_monthly u
-                join span w on u.month >= w.first and u.month < w.last
-                left join equipment e on e.id = u.equipment_id
-                group by all order by 2 desc limit 5
-                """
-            ).fetchall():
-                print(f"  {name:<40} {util:6.1%} booked, {maintenance:6.1f} h maintenance")
+                print(
+                    f"  {row.instrument[:34]:<34} {row.utilisation:6.1%} of calendar hours"
+                    f"{staffed}; {row.overbooked_hours:.1f} h overbooked, "
+                    f"{row.maintenance_hours:.1f} h maintenance"
+                )
+        if "booking_cost_monthly" in names:
+            window = figures.recent_window(con, figures.COST_MONTHS)
+            print(f"Counted cost, {window.label()}:")
+            for total in figures.currency_totals(con, window):
+                print(
+                    f"  {total.currency} {total.counted_cost:>14,} ({total.counted_bookings:,} "
+                    f"bookings; requested {total.requested_cost:,} not included)"
+                )
+        if {"booking_quality_issues", "booking_facts"} <= names:
+            print(f"Double-booked: {figures.overlap_share(con):.1%} of counted use bookings")
+    report = Path(data_dir) / "reports" / "report.html"
+    if report.exists():
+        print(f"Report: {report.as_uri()}")
     print(
         f'\nExplore: {sys.executable} -c "import calira_pipeline as c; '
         "print(c.connect().sql('select * from bookings limit 5'))\"\n"
-        "     or: python3 tasks.py dev   (the Dagster UI on http://localhost:3000)"
+        "     or: python3 tasks.py dev        (the Dagster UI on http://localhost:3000, "
+        "with this run)\n"
+        "     or: python3 tasks.py notebook   (notebooks/explore.ipynb in JupyterLab)"
     )
 
 

@@ -24,6 +24,17 @@ from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
 ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS, *MART_ASSETS]
 ALL_CHECKS: list[dg.AssetChecksDefinition] = [*RAW_CHECKS]
 
+# Dagster creates this sensor STOPPED unless it is declared; declared RUNNING, the marts follow
+# their inputs (every schedule run, every manual "Materialize") with no toggle in the UI.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Rebuilds each mart and the facility report once their inputs have changed "
+    "(declarative automation: AutomationCondition.eager()).",
+)
+
 
 def _user_defs() -> dg.Definitions:
     # A source checkout (dg's project layout, pyproject.toml above the package) autoloads
@@ -40,6 +51,7 @@ def _core_defs() -> dg.Definitions:
         asset_checks=ALL_CHECKS,
         jobs=JOBS,
         schedules=SCHEDULES,
+        sensors=[automation_sensor],
         # One process per run: steps are I/O-bound API walks with their own internal concurrency,
         # and a process per step (the multiprocess default) costs seconds of imports per step.
         executor=dg.in_process_executor,

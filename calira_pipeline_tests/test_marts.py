@@ -471,7 +471,10 @@ def test_every_check_passes_on_golden_data(built_con: duckdb.DuckDBPyConnection)
     for name in MART_SPECS:
         results = mart_check_failures(built_con, name, MartSettings())
         assert results, name
-        assert all(r.passed for r in results), (name, results)
+        # The golden data overlaps on purpose (4 of 16 counted use bookings): only that warns.
+        failed = [(r.check_name, r.severity) for r in results if not r.passed]
+        expected = [("overlap_share_within_threshold", "warning")]
+        assert failed == (expected if name == "booking_quality_issues" else []), name
 
 
 def _replace_view(con: duckdb.DuckDBPyConnection, name: str, select: str) -> None:

@@ -45,3 +45,29 @@ def test_marts_follow_their_inputs_through_declarative_automation() -> None:
     for mart in [*MART_SPECS, "facility_report"]:
         assert second.get_num_requested(dg.AssetKey(mart)) == 1, mart
     assert second.get_num_requested(dg.AssetKey("bookings")) == 0
+
+
+def test_automation_sensor_runs_by_default_and_covers_every_mart() -> None:
+    sensor = defs.resolve_sensor_def("default_automation_condition_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    assert {dg.AssetKey(m) for m in [*MART_SPECS, "facility_report"]} <= targeted
+
+
+def test_an_hourly_bookings_refresh_alone_brings_every_mart_up_to_date() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    for table in RAW_TABLES:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table))
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for mart in MART_SPECS:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=mart))
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="facility_report"))
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert settled.total_requested == 0
+    # What the incremental job writes: bookings only. Every mart reading bookings follows.
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="bookings"))
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    for name, spec in MART_SPECS.items():
+        if "bookings" in spec.depends_on_raw:
+            assert after.get_num_requested(dg.AssetKey(name)) == 1, name

@@ -119,5 +119,38 @@ def test_unwritable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_connect_without_data_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match="make demo"):
+    with pytest.raises(StorageError, match="tasks.py demo") as raised:
         connect(tmp_path)
+    assert str(tmp_path.resolve() / "calira.duckdb") in str(raised.value)
+
+
+def _project(root: Path) -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "calira_pipeline"\n')
+    Warehouse(root / "data").commit({"bookings": _bookings(1, 2)})
+    return root / "notebooks"
+
+
+def test_connect_from_notebooks_finds_the_project_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(_project(tmp_path / "clone"))
+    with connect() as con:
+        assert con.execute("select count(*) from bookings").fetchone() == (2,)
+
+
+def test_relative_data_dir_setting_is_relative_to_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebooks = _project(tmp_path / "clone")
+    (tmp_path / "clone" / "data").rename(tmp_path / "clone" / "elsewhere")
+    monkeypatch.chdir(notebooks)
+    monkeypatch.setenv("CALIRA_DATA_DIR", "elsewhere")
+    with connect() as con:
+        assert con.execute("select count(*) from bookings").fetchone() == (2,)
+    monkeypatch.setenv("CALIRA_DATA_DIR", "missing")
+    with pytest.raises(StorageError) as raised:
+        connect()
+    # The absolute path it looked in, and how it got there.
+    assert str((tmp_path / "clone" / "missing" / "calira.duckdb").resolve()) in str(raised.value)
+    assert "CALIRA_DATA_DIR" in str(raised.value)

@@ -14,7 +14,8 @@ from pydantic import Field
 
 from calira_pipeline import progress
 from calira_pipeline.api import CollectionResult
-from calira_pipeline.assets.metadata import column_schema, table_metadata
+from calira_pipeline.assets.metadata import column_schema, markdown_preview, table_metadata
+from calira_pipeline.assets.previews import newest_first
 from calira_pipeline.assets.retry import INGEST_RETRY_POLICY, permanent_errors_fail_without_retry
 from calira_pipeline.incremental import merge_by_id, unchanged_predicate
 from calira_pipeline.ingest_lock import ingestion_lock
@@ -103,7 +104,16 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"fetch_{collection}",
         specs=[_asset_spec(t, collection) for t in tables],
-        check_specs=[dg.AssetCheckSpec(COUNT_CHECK, asset=primary, blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                COUNT_CHECK,
+                asset=primary,
+                blocking=True,
+                description="Rows loaded equal the API's X-Total-Records at the start of the "
+                "walk (less records deleted meanwhile); blocking: nothing downstream runs on a "
+                "short load.",
+            )
+        ],
         can_subset=False,
         pool="calira_api",
         retry_policy=INGEST_RETRY_POLICY,
@@ -176,6 +186,7 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
                 asset_key=table,
                 metadata={
                     **table_metadata(table, arrow[table], _descriptions(RAW_TABLES[table])),
+                    "preview": dg.MetadataValue.md(markdown_preview(newest_first(arrow[table]))),
                     **fetch_meta,
                 },
                 check_results=[count_check] if table == primary else [],

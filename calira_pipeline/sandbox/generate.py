@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from calira_pipeline.sandbox import names
+from calira_pipeline.sandbox.booking_calendar import book_calendar, cancel_clashes, settle_utc
 from calira_pipeline.sandbox.config import Scale
 from calira_pipeline.sandbox.world import World
 from calira_pipeline.sandbox.zones import I64, ZoneTable
@@ -151,35 +154,92 @@ def _costs(rng: np.random.Generator, world: World, cols: Columns) -> None:
     cols["cost_cents"] = np.where(cols["kind"] == 2, 0, np.round(cost)).astype(np.int64)
 
 
+def _popularity(rng: np.random.Generator, n_eq: int) -> npt.NDArray[np.float64]:
+    """Booking weight per instrument, shaped like a core facility: a few workhorses, a broad
+    middle, a long tail and a few idle instruments (domain-notes.md)."""
+    tier = rng.random(n_eq)
+    weights = np.where(
+        tier < 0.08, rng.uniform(10.0, 14.0, n_eq),  # workhorses: 60-90 % of staffed hours
+        np.where(tier < 0.55, rng.lognormal(np.log(2.2), 0.45, n_eq),  # the broad middle
+                 np.where(tier < 0.93, rng.uniform(0.25, 1.2, n_eq),  # the long tail
+                          0.03)))  # idle
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+
+def _utc_converter(tables: dict[str, ZoneTable]) -> Callable[[I64, I64], I64]:
+    def to_utc(local_ts: I64, zones: I64) -> I64:
+        utc = np.zeros(len(local_ts), dtype=np.int64)
+        for z, table in enumerate(tables.values()):
+            mask = zones == z
+            utc[mask] = table.local_to_utc(local_ts[mask])
+        return utc
+
+    return to_utc
+
+
+def _schedule(rng: np.random.Generator, cols: Columns, local: I64, duration: I64,
+              fixed: npt.NDArray[np.bool_], zone_of: I64, to_utc: Callable[[I64, I64], I64],
+              window: Window) -> None:
+    """Statuses, and starts from the booking calendar (wall clock, then settled in UTC)."""
+    n = len(local)
+    # Statuses follow the wished time; cancelled and declined bookings free their slot, so they
+    # stay where they were asked for and the calendar books around the others.
+    wished_future = cols["start"] > window.reference_ts
+    status = np.where(wished_future, rng.choice(9, n, p=_FUTURE_STATUS_P),
+                      rng.choice(9, n, p=_PAST_STATUS_P))
+    freed = np.isin(status, [STATUSES.index(s) for s in ("Declined", "Cancelled", "Canceled")])
+    freed &= cols["kind"] != 2
+    # The calendar is kept in each lab's wall-clock time (mornings, weekends), then converted.
+    booked, overlapping = book_calendar(rng, cols["equipment"], local, duration * 60,
+                                        cols["kind"], fixed | freed)
+    moved = np.flatnonzero(~fixed & (booked != local))
+    cols["start"][moved] = to_utc(booked[moved], zone_of[moved])
+    cols["end"][moved] = cols["start"][moved] + duration[moved] * 60
+    settle_utc(cols["equipment"], cols["start"], cols["end"], ~(fixed | freed | overlapping))
+    future = cols["start"] > window.reference_ts
+    # A booking the queue pushed past the reference time has not happened yet (and vice versa).
+    crossed = (future != wished_future) & ~freed
+    status = np.where(crossed, np.where(future, 1, 2), status)
+    cols["status"] = np.where(cols["kind"] == 2, np.where(future, 1, 2), status)
+
+
 def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
                       tables: dict[str, ZoneTable]) -> Columns:
     n = scale.bookings if world.equipment else 0
     rng = np.random.default_rng([seed, 0xCA11A])
-    weights = rng.lognormal(0, 1.0, len(world.equipment))
-    weights = np.where(rng.random(len(world.equipment)) < 0.05, weights * 0.02, weights)
-    cols: Columns = {"equipment": rng.choice(len(world.equipment), n, p=weights / weights.sum())
+    weights = _popularity(rng, len(world.equipment))
+    cols: Columns = {"equipment": rng.choice(len(world.equipment), n, p=weights)
                      if n else np.zeros(0, dtype=np.int64)}
     u = rng.random(n)
     cols["kind"] = np.where(u < 0.08, 2, np.where(u < 0.18, 1, 0)).astype(np.int64)
     local, duration = _timing(rng, n, cols["kind"], window)
     lab_zone = np.array([list(tables).index(lab.zone) for lab in world.labs], dtype=np.int64)
     zone_of = lab_zone[np.asarray(world.equipment_lab, dtype=np.int64)[cols["equipment"]]]
-    start = np.zeros(n, dtype=np.int64)
-    for z, table in enumerate(tables.values()):
-        mask = zone_of == z
-        start[mask] = table.local_to_utc(local[mask])
-    cols["start"], cols["end"] = start, start + duration * 60
+    to_utc = _utc_converter(tables)
+    cols["start"] = to_utc(local, zone_of)
+    cols["end"] = cols["start"] + duration * 60
     lead = _lead_ms(rng, n)
-    future = start > window.reference_ts
-    status = np.where(future, rng.choice(9, n, p=_FUTURE_STATUS_P),
-                      rng.choice(9, n, p=_PAST_STATUS_P))
-    cols["status"] = np.where(cols["kind"] == 2, np.where(future, 1, 2), status)
-    cols["case"] = rng.choice(3, n, p=[0.9, 0.07, 0.03])
-    cols["local_form"] = (rng.random(n) < 0.6).astype(np.int64)
-    for i, row in enumerate(_specials(world, tables, window)[:n]):
-        for key in ("equipment", "start", "end", "kind", "status", "case", "local_form"):
+    specials = _specials(world, tables, window)[:n]
+    for i, row in enumerate(specials):
+        for key in ("equipment", "start", "end", "kind"):
             cols[key][i] = row[key]
         lead[i] = row["lead_ms"]
+    fixed = np.arange(n) < len(specials)
+    _schedule(rng, cols, local, duration, fixed, zone_of, to_utc, window)
+    cols["case"] = rng.choice(3, n, p=[0.9, 0.07, 0.03])
+    cols["local_form"] = (rng.random(n) < 0.6).astype(np.int64)
+    for i, row in enumerate(specials):
+        for key in ("status", "case", "local_form"):
+            cols[key][i] = row[key]
+    cancel_clashes(cols["equipment"], cols["start"], cols["end"], cols["status"], fixed,
+                   STATUSES.index("Cancelled"))
+    return _finish(rng, world, scale, window, cols, lead)
+
+
+def _finish(rng: np.random.Generator, world: World, scale: Scale, window: Window,
+            cols: Columns, lead: I64) -> Columns:
+    """Request times, people, costs and API quirks; rows ordered and numbered by creation."""
+    n = len(lead)
     jitter = rng.integers(0, 1000, n) + rng.integers(0, 60, n) * 1000
     requested = cols["start"] * 1000 - lead + jitter
     cap = window.reference_ts * 1000 - rng.integers(60_000, DAY * 1000, n)

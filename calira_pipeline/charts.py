@@ -1,0 +1,276 @@
+"""The charts a facility manager looks at, rendered headless to PNG, each with the figures it
+shows as data (every number comes from calira_pipeline.figures, the one definition)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from calira_pipeline import figures
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SANDBOX_SOURCE = "sandbox"
+SANDBOX_LABEL = "SANDBOX DATA"
+# Colour bands managers use for utilisation: <=60 %, 60-80 %, 80-100 %.
+BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
+HEATMAP_LABS = 6
+COST_LABS = 8
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+Cell = str | int | float | None
+
+
+@dataclass
+class Chart:
+    """A rendered chart plus the numbers it draws: `tables` (name -> rows) and `facts`."""
+
+    title: str
+    png: bytes
+    window: str
+    source: str
+    tables: dict[str, list[dict[str, Cell]]] = field(default_factory=dict)
+    facts: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.source == SANDBOX_SOURCE
+
+
+def band_colour(utilisation: float) -> str:
+    return next(colour for upper, colour in BANDS if utilisation <= upper)
+
+
+def label(text: str, width: int = 40) -> str:
+    """A data value as literal chart text: `$` would otherwise start matplotlib mathtext."""
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("$", r"\$")
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib, imported on first use: it costs ~0.4 s on every load of the code location."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: runs in Dagster step processes and CI without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _title(text: str, source: str) -> str:
+    return f"{SANDBOX_LABEL} · {text}" if source == SANDBOX_SOURCE else text
+
+
+def _png(fig: Figure, source: str) -> bytes:
+    if source == SANDBOX_SOURCE:  # a watermark no crop or screenshot can lose
+        fig.text(0.5, 0.5, SANDBOX_LABEL, ha="center", va="center", rotation=25, fontsize=60,
+                 color="#c0392b", alpha=0.12, fontweight="bold", zorder=0)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 1)
+
+
+def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
+    """Instruments ranked by utilisation over the last complete months."""
+    window = figures.recent_window(con)
+    every = figures.instrument_utilisation(con, window)
+    rows = every[: figures.TOP_INSTRUMENTS]
+    staffed = any(r.staffed_utilisation is not None for r in rows)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
+                             figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
+                             layout="constrained", width_ratios=[3, 2] if staffed else [1])
+    names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
+    _ranking_panel(axes[0, 0], names, [r.utilisation for r in reversed(rows)],
+                   [r.overbooked_hours for r in reversed(rows)],
+                   "Calendar: booked hours (overlaps once) / all hours, %")
+    axes[0, 0].set_ylabel("Instrument (lab)")
+    if staffed:
+        _ranking_panel(axes[0, 1], names,
+                       [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
+                       "Staffed: booked / staffed hours, %")
+    fig.suptitle(_title(f"Top {len(rows)} instruments by utilisation, {window.label()}",
+                        source), fontsize=10)
+    booked = sum(r.booked_hours for r in every)
+    available = sum(r.available_hours for r in every)
+    return Chart(
+        "Instruments ranked by utilisation",
+        _png(fig, source),
+        window.label(),
+        source,
+        tables={"top_instruments": [_instrument_row(rank, r) for rank, r in enumerate(rows, 1)]},
+        facts={
+            "window_first_month": window.first_month.isoformat(),
+            "window_last_month": window.last_month.isoformat(),
+            "instruments": len(every),
+            "facility_utilisation_pct": _pct(booked / available if available else 0.0),
+            "overbooked_hours": round(sum(r.overbooked_hours for r in every), 2),
+        },
+    )
+
+
+def _ranking_panel(ax: Any, names: list[str], values: list[float],
+                   overbooked: list[float] | None, xlabel: str) -> None:
+    percent = [v * 100 for v in values]
+    ax.barh(names, percent, color=[band_colour(v) for v in values])
+    ax.set_xlim(0, min(110.0, max([*percent, 1.0]) * 1.3 + 2))
+    for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
+        if threshold < ax.get_xlim()[1]:
+            ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
+    for y, value in enumerate(percent):
+        note = f"{value:.1f} %"
+        if overbooked is not None and overbooked[y] > 0.05:
+            note += f" (+{overbooked[y]:.1f} h overbooked)"
+        ax.text(value + 0.5, y, note, va="center", fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=9)
+
+
+def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
+    return {
+        "rank": rank,
+        "instrument": row.instrument,
+        "lab": row.lab,
+        "utilisation_pct": _pct(row.utilisation),
+        "booked_hours": round(row.booked_hours, 1),
+        "available_hours": round(row.available_hours, 1),
+        "overbooked_hours": round(row.overbooked_hours, 1),
+        "maintenance_hours": round(row.maintenance_hours, 1),
+        "staffed_utilisation_pct": _pct(row.staffed_utilisation),
+    }
+
+
+def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
+    """Mean instrument occupancy by local weekday and hour, one panel per busiest lab."""
+    labs = figures.hour_of_week_by_lab(con, HEATMAP_LABS)
+    span = con.execute(
+        "select min(start_time)::date, max(end_time)::date from bookings"  # UTC days
+    ).fetchone()
+    window = f"{span[0]} – {span[1]} (all bookings)" if span and span[0] else "no data"
+    peak = max([lab.peak[2] for lab in labs] + [0.01]) * 100
+    step = 1.0 if peak < 10 else 5.0
+    scale = min(100.0, max(1.0, -(-peak // step) * step))  # fitted to the data, all panels
+    plt = _pyplot()
+    fig, axes = plt.subplots(max(1, len(labs)), 1, figsize=(9, 1.7 * max(1, len(labs)) + 1.0),
+                             layout="constrained", sharex=True, squeeze=False)
+    image = None
+    for ax, lab in zip(axes[:, 0], labs, strict=False):
+        grid = [[v * 100 for v in row] for row in lab.occupancy]
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale)
+        ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
+        ax.set_title(label(lab.lab, 60), fontsize=9, loc="left")
+    axes[-1, 0].set_xticks(range(0, 24, 2))
+    axes[-1, 0].set_xlabel("Local hour of day (lab's own time zone)")
+    fig.supylabel("Weekday", fontsize=9)
+    fig.suptitle(_title(f"Mean instrument occupancy by hour of week, {window}", source),
+                 fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0], label="Mean instrument occupancy (%)", shrink=0.8)
+    table: list[dict[str, Cell]] = []
+    for lab in labs:
+        weekday, hour, value = lab.peak
+        cells = [v for row in lab.occupancy for v in row]
+        table.append({
+            "lab": lab.lab,
+            "peak_weekday": WEEKDAYS[weekday],
+            "peak_hour": hour,
+            "peak_occupancy_pct": _pct(value),
+            "mean_occupancy_pct": _pct(sum(cells) / len(cells)),
+        })
+    return Chart("Hour-of-week occupancy by lab", _png(fig, source), window, source,
+                 tables={"labs": table}, facts={"colour_scale_max_pct": scale})
+
+
+def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
+    """Monthly counted cost by requester lab, one panel per currency (never summed across)."""
+    window = figures.recent_window(con, figures.COST_MONTHS)
+    costs = figures.monthly_cost_by_requester(con, window.first_month)
+    totals = figures.currency_totals(con, window)
+    currencies = [t.currency for t in totals]
+    lab_totals: dict[str, float] = {}
+    for c in costs:
+        if window.state(c.month) == "complete":
+            cost = float(c.counted_cost)
+            lab_totals[c.requester_lab] = lab_totals.get(c.requester_lab, 0.0) + cost
+    ranked = sorted(lab_totals, key=lambda lab: (-lab_totals[lab], lab))[:COST_LABS]
+    plt = _pyplot()
+    colours = {lab: plt.get_cmap("tab10")(i) for i, lab in enumerate(ranked)}  # fixed per lab
+    if any(c.requester_lab not in colours for c in costs):
+        colours["other labs"] = (0.7, 0.7, 0.7, 1.0)
+    months = sorted({c.month for c in costs})
+    fig, axes = plt.subplots(max(1, len(currencies)), 1, layout="constrained", squeeze=False,
+                             figsize=(10, 2.8 * max(1, len(currencies)) + 0.8), sharex=True)
+    for ax, total in zip(axes[:, 0], totals, strict=False):
+        _cost_panel(ax, total, costs, months, colours, window)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in colours]
+    fig.legend(handles, [label(lab, 28) for lab in colours], loc="outside lower center",
+               ncols=4, title="Requester lab (same colour in every panel)", fontsize=8,
+               title_fontsize=8)
+    fig.suptitle(_title("Counted cost by requester lab per month (hatched: partial or future, "
+                        "not in totals)", source), fontsize=10)
+    top_labs: list[dict[str, Cell]] = [
+        {"currency": c, "requester_lab": lab, "counted_cost": str(sum(
+            (m.counted_cost for m in costs if m.currency == c and m.requester_lab == lab
+             and window.state(m.month) == "complete"), start=Decimal(0)))}
+        for c in currencies for lab in ranked
+    ]
+    return Chart(
+        "Monthly cost by requester lab",
+        _png(fig, source),
+        window.label(),
+        source,
+        tables={
+            "totals_by_currency": [_total_row(t) for t in totals],
+            "requester_labs": [r for r in top_labs if r["counted_cost"] not in ("0", "0.00")],
+        },
+        facts={"window_first_month": window.first_month.isoformat(),
+               "window_last_month": window.last_month.isoformat()},
+    )
+
+
+def _total_row(total: figures.CurrencyTotal) -> dict[str, Cell]:
+    return {
+        "currency": total.currency,
+        "counted_cost": str(total.counted_cost),
+        "counted_bookings": total.counted_bookings,
+        "requested_cost": str(total.requested_cost),
+        "cancelled_or_declined_cost": str(total.excluded_cost),
+    }
+
+
+def _cost_panel(ax: Any, total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
+                months: list[date], colours: dict[str, Any], window: figures.Window) -> None:
+    stacked: dict[tuple[str, date], float] = {}
+    for c in costs:
+        if c.currency == total.currency:
+            key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
+            stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
+    bottom = [0.0] * len(months)
+    states = [window.state(m) for m in months]
+    for lab in colours:
+        values = [stacked.get((lab, month), 0.0) for month in months]
+        ax.bar(range(len(months)), values, bottom=bottom, color=colours[lab],
+               hatch=["" if s == "complete" else "//" for s in states],
+               alpha=1.0, edgecolor="white", linewidth=0.3)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    for x, (month, height) in enumerate(zip(months, bottom, strict=True)):
+        if window.state(month) != "complete":
+            ax.text(x, height, window.state(month), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months], fontsize=7)
+    ax.set_ylabel(f"Counted cost ({total.currency})")
+    ax.set_title(f"{total.currency} {total.counted_cost:,} counted over "
+                 f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
+                 f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
+                 "not plotted", fontsize=9, loc="left")
+    ax.yaxis.set_major_formatter("{x:,.0f}")
+    ax.margins(y=0.12)
