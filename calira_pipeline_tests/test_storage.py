@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -92,8 +93,9 @@ def test_orphaned_temp_files_are_removed_by_the_next_writer(tmp_path: Path) -> N
 def test_newer_schema_version_is_refused_and_data_kept(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path)
     warehouse.commit({"bookings": _bookings(1)})
-    with duckdb.connect(str(warehouse.duckdb_path)) as con:
-        con.execute("update _calira_schema set version = ?", [SCHEMA_VERSION + 1])
+    manifest = tmp_path / "current" / "manifest.json"
+    body = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**body, "schema_version": SCHEMA_VERSION + 1}))
     with pytest.raises(StorageError, match="newer calira_pipeline"):
         warehouse.commit({"bookings": _bookings(1, 2)})
     assert warehouse.read_table("bookings").num_rows == 1

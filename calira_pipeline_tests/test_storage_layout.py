@@ -217,3 +217,14 @@ def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="partition name"):
         Warehouse(tmp_path).commit({"bookings": _ints(1)}, partition="../escape")
     assert not (tmp_path / "tables").exists()
+
+
+def test_a_scratch_connection_pins_the_snapshot_it_reads(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _ints(1)})
+    with warehouse.scratch_connection() as con:
+        for n in range(2, 6):
+            warehouse.commit({"bookings": _ints(n)})
+        assert _count(con, "bookings") == 1
+    warehouse.commit({"bookings": _ints(6)})
+    assert len(_data_files(tmp_path, "bookings")) == 2

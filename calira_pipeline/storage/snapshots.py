@@ -15,14 +15,18 @@ import fcntl
 import os
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
+from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
     WHOLE_TABLE,
     Manifest,
+    TableEntry,
     read_manifest,
     write_manifest,
 )
@@ -71,6 +75,30 @@ def ensure_entry_links(data_dir: Path) -> None:
     if not parquet.is_symlink():
         _replace_with_symlink(parquet, os.path.join(CURRENT, PARQUET_DIR))
     fsync_path(data_dir)
+
+
+def adopt_legacy(data_dir: Path) -> Manifest | None:
+    """The tables of a pre-snapshot data directory (real `parquet/<table>.parquet` files), hard
+    linked into `tables/` so they are never copied; None if there is no such directory."""
+    folder = data_dir / PARQUET_DIR
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    generation = f"legacy-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).isoformat()
+    entries = {}
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name.startswith(TMP_PREFIX):
+            continue
+        target = data_dir / TABLES / path.stem / generation / f"{WHOLE_TABLE}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(path, target)
+        rows = pq.read_metadata(target).num_rows
+        files = {WHOLE_TABLE: relative(data_dir, target)}
+        entries[path.stem] = TableEntry(generation, now, rows, files, {WHOLE_TABLE: rows})
+    return Manifest(generation, 0, None, SCHEMA_VERSION, now, str(data_dir), entries)
 
 
 def collect_garbage(data_dir: Path, current: Manifest | None) -> None:

@@ -27,11 +27,13 @@ import pyarrow.parquet as pq
 from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage import snapshots
 from calira_pipeline.storage.manifest import (
+    MANIFEST_FILE,
     WHOLE_TABLE,
     Manifest,
     TableEntry,
     check_partition_name,
     check_table_name,
+    read_manifest,
 )
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
 
@@ -84,16 +86,33 @@ class Warehouse:
         return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
     def scratch_connection(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB (UTC session) with a view over every published table."""
+        """An in-memory DuckDB (UTC session) with a view over every published table.
+
+        It also attaches the snapshot's DuckDB file read-only, which pins that snapshot: its
+        files are not removed by later publishes while this connection is open.
+        """
         con = duckdb.connect()
         con.execute("set TimeZone = 'UTC'")
-        for name, files in self.table_files().items():
-            con.execute(snapshots.view_sql(name, files))
+        folder = (self.data_dir / snapshots.CURRENT).resolve()
+        if not (folder / MANIFEST_FILE).exists():
+            return con
+        manifest = read_manifest(folder / MANIFEST_FILE)
+        pinned = snapshots.sql_string(str(folder / DUCKDB_FILE))
+        con.execute(f"attach {pinned} as calira_snapshot (read_only)")
+        for name, entry in sorted(manifest.tables.items()):
+            con.execute(snapshots.view_sql(name, [self.data_dir / f for f in entry.files.values()]))
         return con
 
     def schema_version(self) -> int | None:
+        """The schema version of the published data (None before the first publish)."""
+        manifest = snapshots.current_manifest(self.data_dir)
+        if manifest is not None:
+            return manifest.schema_version
         if not self.duckdb_path.exists():
             return None
+        # A data directory of the pre-snapshot layout keeps its version in the DuckDB file. (Never
+        # opened once snapshots exist: closing a second handle on a file a connection in this
+        # process holds would drop that connection's lock, and with it the snapshot's pin.)
         with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
             return _read_schema_version(con)
 
@@ -146,7 +165,7 @@ class Warehouse:
             manifest = self._current_or_legacy()
             if manifest is None:
                 return []
-            if manifest.root == str(self.data_dir) and self._database_opens():
+            if manifest.root == str(self.data_dir) and self._database_intact():
                 snapshots.ensure_entry_links(self.data_dir)
                 snapshots.collect_garbage(self.data_dir, manifest)
                 return []
@@ -194,41 +213,16 @@ class Warehouse:
     def _current_or_legacy(self) -> Manifest | None:
         current = snapshots.current_manifest(self.data_dir)
         try:
-            version = self.schema_version()
+            newest = self.schema_version() or 0
         except duckdb.Error:
-            version = None  # a damaged DuckDB file is rebuilt from the manifest
-        newest = max(version or 0, current.schema_version if current else 0)
+            newest = 0  # a damaged DuckDB file of the old layout; its Parquet files are adopted
         if newest > SCHEMA_VERSION:
             raise StorageError(
                 f"{self.duckdb_path} was written by a newer calira_pipeline (schema version "
                 f"{newest}, this one knows {SCHEMA_VERSION}); upgrade calira_pipeline or "
                 "point CALIRA_DATA_DIR at another directory"
             )
-        return current if current is not None else self._import_legacy()
-
-    def _import_legacy(self) -> Manifest | None:
-        """Adopt `parquet/<table>.parquet` files of the pre-snapshot layout (hard links)."""
-        folder = self.parquet_dir
-        if folder.is_symlink() or not folder.is_dir():
-            return None
-        generation = f"legacy-{uuid.uuid4().hex[:8]}"
-        now = datetime.now(UTC).isoformat()
-        entries = {}
-        for path in sorted(folder.glob("*.parquet")):
-            if path.name.startswith(TMP_PREFIX):
-                continue
-            target = self.data_dir / TABLES / path.stem / generation / f"{WHOLE_TABLE}.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, target)
-            rows = pq.read_metadata(target).num_rows
-            entries[path.stem] = TableEntry(
-                generation,
-                now,
-                rows,
-                {WHOLE_TABLE: snapshots.relative(self.data_dir, target)},
-                {WHOLE_TABLE: rows},
-            )
-        return Manifest(generation, 0, None, SCHEMA_VERSION, now, str(self.data_dir), entries)
+        return current if current is not None else snapshots.adopt_legacy(self.data_dir)
 
     def _write_table(
         self,
@@ -266,13 +260,13 @@ class Warehouse:
                 f"({new} vs {old}); write the whole table (no partition) to change its columns"
             )
 
-    def _database_opens(self) -> bool:
+    def _database_intact(self) -> bool:
+        # DuckDB's magic bytes, checked without opening the file in DuckDB (see schema_version).
         try:
-            with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
-                con.execute(f"select count(*) from {snapshots.META_TABLE}").fetchone()
-        except duckdb.Error:
+            with open(self.duckdb_path, "rb") as handle:
+                return handle.read(12)[8:12] == b"DUCK"
+        except OSError:
             return False
-        return True
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
