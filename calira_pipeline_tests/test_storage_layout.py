@@ -228,3 +228,17 @@ def test_a_scratch_connection_pins_the_snapshot_it_reads(tmp_path: Path) -> None
         assert _count(con, "bookings") == 1
     warehouse.commit({"bookings": _ints(6)})
     assert len(_data_files(tmp_path, "bookings")) == 2
+
+
+def test_a_copy_that_followed_the_links_keeps_working(tmp_path: Path) -> None:
+    Warehouse(tmp_path / "a").commit({"bookings": _ints(3), "other": _ints(1)})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # links become real files and folders
+    copy = Warehouse(tmp_path / "b")
+    copy.commit({"other": _ints(2)})
+    assert (tmp_path / "b" / "current").is_symlink()
+    assert (tmp_path / "b" / "calira.duckdb").is_symlink()
+    with connect(tmp_path / "b") as con:
+        assert (_count(con, "bookings"), _count(con, "other")) == (3, 2)
+        files = con.execute("select unnest(files) from _calira_tables").fetchall()
+        assert all(f.startswith(str(tmp_path / "b")) for (f,) in files)
+    assert list((tmp_path / "b").glob(".legacy-*")) == []

@@ -37,7 +37,7 @@ CURRENT = "current"
 SNAPSHOTS = "snapshots"
 TABLES = "tables"
 TMP_PREFIX = ".tmp-"
-LEGACY_PREFIX = ".legacy-parquet-"
+LEGACY_PREFIX = ".legacy-"
 META_TABLE = "_calira_tables"
 VERSION_TABLE = "_calira_schema"
 SNAPSHOT_TABLE = "_calira_snapshot"
@@ -57,7 +57,11 @@ def publish(data_dir: Path, manifest: Manifest) -> None:
     write_manifest(manifest, folder / MANIFEST_FILE)
     fsync_path(folder)
     fsync_path(folder.parent)
-    _replace_with_symlink(data_dir / CURRENT, os.path.join(SNAPSHOTS, manifest.snapshot))
+    current = data_dir / CURRENT
+    if current.is_dir() and not current.is_symlink():
+        # A copy that followed the links (shutil.copytree, rsync -L) made it a real directory.
+        current.rename(data_dir / f"{LEGACY_PREFIX}current-{uuid.uuid4().hex}")
+    _replace_with_symlink(current, os.path.join(SNAPSHOTS, manifest.snapshot))
     ensure_entry_links(data_dir)
 
 
@@ -71,7 +75,7 @@ def ensure_entry_links(data_dir: Path) -> None:
     parquet = data_dir / PARQUET_DIR
     if parquet.is_dir() and not parquet.is_symlink():
         # A directory cannot be renamed over; its files are already hard-linked into tables/.
-        parquet.rename(data_dir / f"{LEGACY_PREFIX}{uuid.uuid4().hex}")
+        parquet.rename(data_dir / f"{LEGACY_PREFIX}parquet-{uuid.uuid4().hex}")
     if not parquet.is_symlink():
         _replace_with_symlink(parquet, os.path.join(CURRENT, PARQUET_DIR))
     fsync_path(data_dir)
@@ -199,30 +203,65 @@ def view_sql(name: str, files: list[Path]) -> str:
 
 
 def _build_views(path: Path, manifest: Manifest, data_dir: Path) -> None:
+    # Metadata as views over constants too: a DuckDB file of views only is ~0.3 MB, a table
+    # costs a 256 kB block or more, and every commit writes one of these files.
+    tables = sorted(manifest.tables.items())
+    files = {name: [data_dir / f for f in entry.files.values()] for name, entry in tables}
+    statements = [
+        _constant_view(VERSION_TABLE, [("version", "integer")], [(manifest.schema_version,)]),
+        _constant_view(
+            SNAPSHOT_TABLE,
+            [
+                ("snapshot", "varchar"),
+                ("sequence", "bigint"),
+                ("previous", "varchar"),
+                ("published_at", "timestamptz"),
+            ],
+            [(manifest.snapshot, manifest.sequence, manifest.previous, manifest.published_at)],
+        ),
+        _constant_view(
+            META_TABLE,
+            [
+                ("name", "varchar"),
+                ("generation", "varchar"),
+                ("row_count", "bigint"),
+                ("published_at", "timestamptz"),
+                ("files", "varchar[]"),
+            ],
+            [
+                (name, e.generation, e.rows, e.published_at, [str(f) for f in files[name]])
+                for name, e in tables
+            ],
+        ),
+        *(view_sql(name, files[name]) for name, _ in tables),
+    ]
     with duckdb.connect(str(path)) as con:
-        con.execute(f"create table {VERSION_TABLE} (version integer)")
-        con.execute(f"insert into {VERSION_TABLE} values (?)", [manifest.schema_version])
-        con.execute(
-            f"create table {SNAPSHOT_TABLE} (snapshot varchar, sequence bigint, "
-            "previous varchar, published_at timestamptz)"
-        )
-        con.execute(
-            f"insert into {SNAPSHOT_TABLE} values (?, ?, ?, ?::timestamptz)",
-            [manifest.snapshot, manifest.sequence, manifest.previous, manifest.published_at],
-        )
-        con.execute(
-            f"create table {META_TABLE} (name varchar primary key, generation varchar, "
-            "row_count bigint, published_at timestamptz, files varchar[])"
-        )
-        for name, entry in sorted(manifest.tables.items()):
-            files = [data_dir / f for f in entry.files.values()]
-            con.execute(view_sql(name, files))
-            con.execute(
-                f"insert into {META_TABLE} values (?, ?, ?, ?::timestamptz, ?)",
-                [name, entry.generation, entry.rows, entry.published_at, [str(f) for f in files]],
-            )
+        con.execute(";\n".join(statements))
         con.execute("checkpoint")
     fsync_path(path)
+
+
+def _constant_view(
+    name: str, columns: list[tuple[str, str]], rows: list[tuple[object, ...]]
+) -> str:
+    selects = [
+        "select "
+        + ", ".join(
+            f"cast({_literal(v)} as {t}) as {c}" for v, (c, t) in zip(row, columns, strict=True)
+        )
+        for row in rows
+    ] or ["select " + ", ".join(f"cast(null as {t}) as {c}" for c, t in columns) + " where false"]
+    return f"create view {name} as " + " union all ".join(selects)
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]::varchar[]"
+    return sql_string(str(value))
 
 
 def _link_parquet(folder: Path, manifest: Manifest, data_dir: Path) -> None:
