@@ -18,7 +18,7 @@ it accepts connections, then runs `dagster asset materialize -m calira_pipeline.
   files it later deleted (`cancelled_write_bytes` is shown too) and Dagster's own run storage;
 - final data size: the data directory's regular files, each inode counted once, symlinks not
   followed (DAGSTER_HOME's size, the run's event log, is printed beside it: part of the bytes
-  written goes there).
+  written goes there; `--dagster-home-in-memory` puts it on /dev/shm to leave it out).
 
 `--code` puts another checkout first on PYTHONPATH (for example the main branch, to measure the
 previous storage side by side); by default this checkout's code runs.
@@ -117,17 +117,18 @@ def data_size(folder: Path) -> int:
     return total
 
 
-def run_contract(base_url: str, work: Path, select: str, code: Path) -> tuple[float, TreeStats]:
+def run_contract(
+    base_url: str, work: Path, select: str, code: Path, dagster_home: Path
+) -> tuple[float, TreeStats]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
     env.update(
         CALIRA_BASE_URL=f"{base_url}/v1",
         CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
         CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
         CALIRA_DATA_DIR=str(work / "data"),
-        DAGSTER_HOME=str(work / "dagster_home"),
+        DAGSTER_HOME=str(dagster_home),
         PYTHONPATH=os.pathsep.join([str(code), env.get("PYTHONPATH", "")]),
     )
-    (work / "dagster_home").mkdir()
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
     stats = TreeStats()
     started = time.perf_counter()
@@ -151,6 +152,12 @@ def main() -> None:
     parser.add_argument("--scale", default="medium", choices=["medium", "large", "demo", "small"])
     parser.add_argument("--select", default="*")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose code runs")
+    parser.add_argument(
+        "--dagster-home-in-memory",
+        action="store_true",
+        help="keep DAGSTER_HOME (the run's event log) on /dev/shm, so bytes written are the "
+        "data directory's alone",
+    )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}; code: {args.code}")
     port = _free_port()
@@ -160,19 +167,24 @@ def main() -> None:
     )
     try:
         _wait_for_port(port, sandbox)
-        with tempfile.TemporaryDirectory() as tmp:
+        home_parent = "/dev/shm" if args.dagster_home_in_memory else None
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            tempfile.TemporaryDirectory(dir=home_parent) as home,
+        ):
             wall, stats = run_contract(
-                f"http://127.0.0.1:{port}", Path(tmp), args.select, args.code
+                f"http://127.0.0.1:{port}", Path(tmp), args.select, args.code, Path(home)
             )
             maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
             size = data_size(Path(tmp) / "data")
-            dagster_size = data_size(Path(tmp) / "dagster_home")
+            dagster_size = data_size(Path(home))
             written = sum(stats.written.values())
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=60)
     mb = 1e6
-    print(f"scale {args.scale}, --select {args.select!r}")
+    where = "on /dev/shm" if args.dagster_home_in_memory else "on disk"
+    print(f"scale {args.scale}, --select {args.select!r}, DAGSTER_HOME {where}")
     print(f"wall time            {wall:8.1f} s")
     print(f"peak RSS (rusage)    {maxrss / mb:8.0f} MB")
     print(f"peak RSS (tree poll) {stats.peak_rss / mb:8.0f} MB")

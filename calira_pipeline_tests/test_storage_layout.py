@@ -242,3 +242,12 @@ def test_a_copy_that_followed_the_links_keeps_working(tmp_path: Path) -> None:
         files = con.execute("select unnest(files) from _calira_tables").fetchall()
         assert all(f.startswith(str(tmp_path / "b")) for (f,) in files)
     assert list((tmp_path / "b").glob(".legacy-*")) == []
+
+
+def test_a_data_dir_damaged_from_outside_is_refused_not_wiped(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    warehouse.commit({"bookings": _ints(3)})
+    shutil.rmtree(tmp_path / "snapshots")
+    with pytest.raises(StorageError, match="Restore it from a backup"):
+        warehouse.commit({"other": _ints(1)})
+    assert len(_data_files(tmp_path, "bookings")) == 1

@@ -212,6 +212,14 @@ class Warehouse:
 
     def _current_or_legacy(self) -> Manifest | None:
         current = snapshots.current_manifest(self.data_dir)
+        link = self.data_dir / snapshots.CURRENT
+        if current is None and link.is_symlink():
+            # Publishing never leaves this state; starting afresh would delete every table.
+            raise StorageError(
+                f"{link} points to {os.readlink(link)}, which is missing or has no manifest: "
+                "something outside calira_pipeline changed the data directory. Restore it from "
+                "a backup, or point CALIRA_DATA_DIR at an empty directory to start afresh"
+            )
         try:
             newest = self.schema_version() or 0
         except duckdb.Error:
