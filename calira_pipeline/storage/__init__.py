@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 
+from calira_pipeline.storage.snapshots import DUCKDB_FILE
 from calira_pipeline.storage.tables import SchemaMismatchError, rows_to_arrow
 from calira_pipeline.storage.warehouse import (
-    DUCKDB_FILE,
     PublishedTable,
     StorageError,
     Warehouse,

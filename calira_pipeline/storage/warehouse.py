@@ -1,18 +1,18 @@
-"""The data directory: Parquet files plus a DuckDB file, replaced atomically by a single writer.
+"""The data directory: immutable Parquet files published by reference, one writer at a time.
 
 Why not the stock DuckDB I/O manager: it deletes then inserts without a transaction and holds the
 database read-write, so a crash leaves an empty table and a notebook holding the file open makes
-runs fail. Here every write goes to a temporary file that is renamed into place, and the DuckDB
-file is rebuilt as a copy and renamed over the old one. Readers that already have the old file open
-keep reading the old inode; new readers see the new file. Nobody ever waits for anybody.
+runs fail. Why not a DuckDB file of native tables rebuilt per commit (this project's first
+design): every commit copied the whole warehouse. Here a commit writes only the tables it
+changes, as new files, and publishes a new snapshot (a small DuckDB file of views over every
+table's files) by renaming one symlink: all tables of a commit switch together, readers never
+wait, and a reader holding an old snapshot keeps it (see `snapshots.collect_garbage`).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,15 +25,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.schema import SCHEMA_VERSION
+from calira_pipeline.storage import snapshots
+from calira_pipeline.storage.manifest import (
+    MANIFEST_FILE,
+    WHOLE_TABLE,
+    Manifest,
+    TableEntry,
+    check_partition_name,
+    check_table_name,
+    read_manifest,
+)
+from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
 
-DUCKDB_FILE = "calira.duckdb"
-GENERATION_KEY = b"calira_generation"
-_TMP_PREFIX = ".tmp-"
 # DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
 # so a 1M-row table written as one group (pyarrow's default) is read on a single core.
 PARQUET_ROW_GROUP_ROWS = 122_880
-_META_TABLE = "_calira_tables"
-_VERSION_TABLE = "_calira_schema"
 
 
 class StorageError(RuntimeError):
@@ -52,61 +58,119 @@ class Warehouse:
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.parquet_dir = self.data_dir / "parquet"
         self.duckdb_path = self.data_dir / DUCKDB_FILE
+        self.parquet_dir = self.data_dir / snapshots.PARQUET_DIR  # readers' stable paths
 
-    def parquet_path(self, table: str) -> Path:
-        return self.parquet_dir / f"{table}.parquet"
+    # -- reading -------------------------------------------------------------------------------
+
+    def table_files(self) -> dict[str, list[Path]]:
+        """Every published table's data files (absolute), as of now."""
+        manifest = snapshots.current_manifest(self.data_dir)
+        if manifest is None:
+            return {}
+        return {
+            name: [self.data_dir / f for f in entry.files.values()]
+            for name, entry in sorted(manifest.tables.items())
+        }
 
     def has_table(self, table: str) -> bool:
-        return self.parquet_path(table).exists()
+        return table in self.table_files()
 
     def read_table(self, table: str) -> pa.Table:
-        path = self.parquet_path(table)
-        if not path.exists():
+        files = self.table_files().get(table)
+        if files is None:
             raise StorageError(
-                f"table {table!r} has not been materialised yet ({path} is missing); "
+                f"table {table!r} has not been materialised yet in {self.data_dir}; "
                 f"materialise the {table} asset first"
             )
-        return pq.read_table(path)
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
     def scratch_connection(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB (UTC session) with a view over every published Parquet file."""
+        """An in-memory DuckDB (UTC session) with a view over every published table.
+
+        It also attaches the snapshot's DuckDB file read-only, which pins that snapshot: its
+        files are not removed by later publishes while this connection is open.
+        """
         con = duckdb.connect()
         con.execute("set TimeZone = 'UTC'")
-        for name, path in self._parquet_files().items():
-            con.execute(
-                f'create view "{name}" as select * from read_parquet({_sql_string(str(path))})'
-            )
+        folder = (self.data_dir / snapshots.CURRENT).resolve()
+        if not (folder / MANIFEST_FILE).exists():
+            return con
+        manifest = read_manifest(folder / MANIFEST_FILE)
+        pinned = snapshots.sql_string(str(folder / DUCKDB_FILE))
+        con.execute(f"attach {pinned} as calira_snapshot (read_only)")
+        for name, entry in sorted(manifest.tables.items()):
+            con.execute(snapshots.view_sql(name, [self.data_dir / f for f in entry.files.values()]))
         return con
 
-    def commit(self, tables: Mapping[str, pa.Table]) -> list[PublishedTable]:
-        """Write `tables` as Parquet and publish them to DuckDB.
+    def schema_version(self) -> int | None:
+        """The schema version of the published data (None before the first publish)."""
+        manifest = snapshots.current_manifest(self.data_dir)
+        if manifest is not None:
+            return manifest.schema_version
+        if not self.duckdb_path.exists():
+            return None
+        # A data directory of the pre-snapshot layout keeps its version in the DuckDB file. (Never
+        # opened once snapshots exist: closing a second handle on a file a connection in this
+        # process holds would drop that connection's lock, and with it the snapshot's pin.)
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
+            return _read_schema_version(con)
 
-        The DuckDB file switches to all of `tables` at once or not at all. Each Parquet file is
-        replaced whole; a run killed between two Parquet renames leaves some files of this commit
-        new and the rest old, and the next commit or `repair` reloads them (the next run of the
-        asset rewrites all of its tables).
+    # -- writing -------------------------------------------------------------------------------
+
+    def commit(
+        self, tables: Mapping[str, pa.Table], partition: str | None = None
+    ) -> list[PublishedTable]:
+        """Write `tables` as new Parquet files and publish them all in one snapshot.
+
+        Without `partition` each table is replaced whole. With it, only that partition's file of
+        each table is replaced and the table's other partitions stay as they are (a table stored
+        whole becomes partitioned: its whole-table file is dropped). Costs the size of `tables`.
         """
+        for name in tables:
+            check_table_name(name)
+        if partition is not None:
+            check_partition_name(partition)
         with self._writer_lock():
-            generation = uuid.uuid4().hex
-            staged: dict[str, Path] = {}
+            current = self._current_or_legacy()
+            sequence = current.sequence + 1 if current else 1
+            snapshot = f"{sequence:08d}-{uuid.uuid4().hex[:8]}"
+            published_at = datetime.now(UTC).isoformat()
+            entries = dict(current.tables) if current else {}
             try:
                 for name, table in tables.items():
-                    staged[name] = self._stage_parquet(name, table, generation)
-                db_tmp = self._build_database(staged)
-                # Parquet first: if killed between the renames, `repair` reloads DuckDB from it.
-                for name, tmp in staged.items():
-                    os.replace(tmp, self.parquet_path(name))
-                os.replace(db_tmp, self.duckdb_path)
+                    entries[name] = self._write_table(
+                        name, table, partition, snapshot, published_at, entries.get(name)
+                    )
+                manifest = Manifest(
+                    snapshot=snapshot,
+                    sequence=sequence,
+                    previous=current.snapshot if current else None,
+                    schema_version=SCHEMA_VERSION,
+                    published_at=published_at,
+                    root=str(self.data_dir),
+                    tables=entries,
+                )
+                snapshots.publish(self.data_dir, manifest)
             finally:
-                for leftover in self.data_dir.glob(f"{_TMP_PREFIX}*"):
-                    leftover.unlink(missing_ok=True)
-                for leftover in staged.values():
-                    leftover.unlink(missing_ok=True)
-            _fsync_dir(self.parquet_dir)
-            _fsync_dir(self.data_dir)
-            return [PublishedTable(n, t.num_rows, generation) for n, t in tables.items()]
+                # Also removes this commit's files if it failed before the switch.
+                snapshots.collect_garbage(self.data_dir, snapshots.current_manifest(self.data_dir))
+            return [PublishedTable(n, entries[n].rows, snapshot) for n in tables]
+
+    def repair(self) -> list[str]:
+        """Republish the current tables if the DuckDB file is missing, damaged or was built for
+        another location of the data directory; remove leftovers. Returns the tables republished.
+        """
+        with self._writer_lock():
+            manifest = self._current_or_legacy()
+            if manifest is None:
+                return []
+            if manifest.root == str(self.data_dir) and self._database_intact():
+                snapshots.ensure_entry_links(self.data_dir)
+                snapshots.collect_garbage(self.data_dir, manifest)
+                return []
+        self.commit({})
+        return sorted(manifest.tables)
 
     def write_report(self, name: str, html: str, images: Mapping[str, bytes]) -> list[Path]:
         """Write reports/<name> and one PNG per image, each atomically; return their paths."""
@@ -118,34 +182,18 @@ class Warehouse:
             files[f"{slug}.png"] = png
         written = []
         for file_name, content in files.items():
-            tmp = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{file_name}"
+            tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}-{file_name}"
             tmp.write_bytes(content)
             os.replace(tmp, folder / file_name)
             written.append(folder / file_name)
         return written
-
-    def repair(self) -> list[str]:
-        """Reload every Parquet file the DuckDB file does not match; return their names."""
-        with self._writer_lock():
-            stale = self._stale_tables()
-            if stale or not self.duckdb_path.exists():
-                db_tmp = self._build_database({})
-                os.replace(db_tmp, self.duckdb_path)
-                _fsync_dir(self.data_dir)
-            return stale
-
-    def schema_version(self) -> int | None:
-        if not self.duckdb_path.exists():
-            return None
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
-            return _read_schema_version(con)
 
     # -- internals -----------------------------------------------------------------------------
 
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
         try:
-            self.parquet_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / TABLES).mkdir(parents=True, exist_ok=True)
             lock_file = open(self.data_dir / ".writer.lock", "a+")  # noqa: SIM115
         except OSError as exc:
             raise StorageError(
@@ -156,71 +204,77 @@ class Warehouse:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 # Holding the only writer lock means any temp file left here is from a killed run.
-                for folder in (self.data_dir, self.parquet_dir):
-                    for orphan in folder.glob(f"{_TMP_PREFIX}*"):
-                        orphan.unlink(missing_ok=True)
+                for orphan in self.data_dir.glob(f"{TMP_PREFIX}*"):
+                    orphan.unlink(missing_ok=True)
                 yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def _stage_parquet(self, name: str, table: pa.Table, generation: str) -> Path:
-        tmp = self.parquet_dir / f"{_TMP_PREFIX}{name}-{generation}.parquet"
-        meta = dict(table.schema.metadata or {})
-        meta[GENERATION_KEY] = generation.encode()
-        write_parquet(table.replace_schema_metadata(meta), tmp)
-        _fsync_file(tmp)
-        return tmp
+    def _current_or_legacy(self) -> Manifest | None:
+        current = snapshots.current_manifest(self.data_dir)
+        link = self.data_dir / snapshots.CURRENT
+        if current is None and link.is_symlink():
+            # Publishing never leaves this state; starting afresh would delete every table.
+            raise StorageError(
+                f"{link} points to {os.readlink(link)}, which is missing or has no manifest: "
+                "something outside calira_pipeline changed the data directory. Restore it from "
+                "a backup, or point CALIRA_DATA_DIR at an empty directory to start afresh"
+            )
+        try:
+            newest = self.schema_version() or 0
+        except duckdb.Error:
+            newest = 0  # a damaged DuckDB file of the old layout; its Parquet files are adopted
+        if newest > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.duckdb_path} was written by a newer calira_pipeline (schema version "
+                f"{newest}, this one knows {SCHEMA_VERSION}); upgrade calira_pipeline or "
+                "point CALIRA_DATA_DIR at another directory"
+            )
+        return current if current is not None else snapshots.adopt_legacy(self.data_dir)
 
-    def _stale_tables(self) -> list[str]:
-        published = self._published_generations()
-        return sorted(
-            name
-            for name, path in self._parquet_files().items()
-            if published.get(name) != _parquet_generation(path)
-        )
+    def _write_table(
+        self,
+        name: str,
+        table: pa.Table,
+        partition: str | None,
+        generation: str,
+        published_at: str,
+        existing: TableEntry | None,
+    ) -> TableEntry:
+        part = partition or WHOLE_TABLE
+        staged = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
+        target = self.data_dir / TABLES / name / generation / f"{part}.parquet"
+        try:
+            write_parquet(table, staged)
+            snapshots.fsync_path(staged)
+            if partition and existing is not None and set(existing.files) != {WHOLE_TABLE}:
+                self._check_same_schema(name, staged, existing)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+        files = {part: snapshots.relative(self.data_dir, target)}
+        rows = {part: table.num_rows}
+        if partition is None or existing is None or set(existing.files) == {WHOLE_TABLE}:
+            return TableEntry(generation, published_at, table.num_rows, files, rows)
+        return existing.with_partitions(generation, published_at, files, rows)
 
-    def _parquet_files(self) -> dict[str, Path]:
-        if not self.parquet_dir.exists():
-            return {}
-        return {
-            p.stem: p
-            for p in sorted(self.parquet_dir.glob("*.parquet"))
-            if not p.name.startswith(_TMP_PREFIX)
-        }
+    def _check_same_schema(self, name: str, staged: Path, existing: TableEntry) -> None:
+        new = pq.read_schema(staged).remove_metadata()
+        old = pq.read_schema(self.data_dir / next(iter(existing.files.values()))).remove_metadata()
+        if not new.equals(old):
+            raise StorageError(
+                f"table {name}: the new partition's columns differ from the stored partitions' "
+                f"({new} vs {old}); write the whole table (no partition) to change its columns"
+            )
 
-    def _published_generations(self) -> dict[str, str]:
-        if not self.duckdb_path.exists():
-            return {}
-        with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
-            if not _has_table(con, _META_TABLE):
-                return {}
-            rows = con.execute(f"select name, generation from {_META_TABLE}").fetchall()
-        return {str(n): str(g) for n, g in rows}
-
-    def _build_database(self, staged: Mapping[str, Path]) -> Path:
-        """Copy the DuckDB file, replace `staged` and any stale tables, return the copy."""
-        db_tmp = self.data_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}.duckdb"
-        if self.duckdb_path.exists():
-            shutil.copyfile(self.duckdb_path, db_tmp)
-        sources = {**self._parquet_files(), **staged}
-        with duckdb.connect(str(db_tmp)) as con:
-            version = _read_schema_version(con)
-            if version is not None and version > SCHEMA_VERSION:
-                db_tmp.unlink(missing_ok=True)
-                raise StorageError(
-                    f"{self.duckdb_path} was written by a newer calira_pipeline (schema version "
-                    f"{version}, this one knows {SCHEMA_VERSION}); upgrade calira_pipeline or "
-                    "point CALIRA_DATA_DIR at another directory"
-                )
-            _ensure_meta(con)
-            published = dict(con.execute(f"select name, generation from {_META_TABLE}").fetchall())
-            for name, path in sorted(sources.items()):
-                generation = _parquet_generation(path)
-                if name in staged or published.get(name) != generation:
-                    _load_table(con, name, path, generation)
-            con.execute("checkpoint")
-        _fsync_file(db_tmp)
-        return db_tmp
+    def _database_intact(self) -> bool:
+        # DuckDB's magic bytes, checked without opening the file in DuckDB (see schema_version).
+        try:
+            with open(self.duckdb_path, "rb") as handle:
+                return handle.read(12)[8:12] == b"DUCK"
+        except OSError:
+            return False
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -228,59 +282,12 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
 
 
-def _load_table(con: duckdb.DuckDBPyConnection, name: str, path: Path, generation: str) -> None:
-    con.execute("begin")
-    con.execute(f'create or replace table "{name}" as select * from read_parquet(?)', [str(path)])
-    rows = con.execute(f'select count(*) from "{name}"').fetchone()
-    con.execute(
-        f"insert or replace into {_META_TABLE} values (?, ?, ?, ?)",
-        [name, generation, rows[0] if rows else 0, datetime.now(UTC)],
-    )
-    con.execute("commit")
-
-
-def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"create table if not exists {_META_TABLE} (name varchar primary key, generation varchar, "
-        "row_count bigint, published_at timestamptz)"
-    )
-    con.execute(f"create table if not exists {_VERSION_TABLE} (version integer)")
-    con.execute(f"delete from {_VERSION_TABLE}")
-    con.execute(f"insert into {_VERSION_TABLE} values (?)", [SCHEMA_VERSION])
-
-
 def _read_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
-    if not _has_table(con, _VERSION_TABLE):
-        return None
-    row = con.execute(f"select max(version) from {_VERSION_TABLE}").fetchone()
-    return int(row[0]) if row and row[0] is not None else None
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     row = con.execute(
-        "select count(*) from information_schema.tables where table_name = ?", [name]
+        "select count(*) from information_schema.tables where table_name = ?",
+        [snapshots.VERSION_TABLE],
     ).fetchone()
-    return bool(row and row[0])
-
-
-def _parquet_generation(path: Path) -> str:
-    meta = pq.read_schema(path).metadata or {}
-    value = meta.get(GENERATION_KEY)
-    return value.decode() if value else json.dumps([path.stat().st_size, path.stat().st_mtime_ns])
-
-
-def _sql_string(value: str) -> str:
-    # DDL cannot take bound parameters; quote the path as a SQL string literal.
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync_file(path)
+    if not row or not row[0]:
+        return None
+    version = con.execute(f"select max(version) from {snapshots.VERSION_TABLE}").fetchone()
+    return int(version[0]) if version and version[0] is not None else None

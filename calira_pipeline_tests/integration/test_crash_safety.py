@@ -177,12 +177,13 @@ def test_sigkill_at_random_moments_never_mixes_or_loses_a_table(tmp_path: Path) 
                     if got != now[table]:
                         changed.append(f"{table}/{view}")
                     now[table] = got
-            for collection in COLLECTIONS:  # one DuckDB file rename publishes a whole commit
-                assert len({duckdb_now[t] for t in COLLECTION_TABLES[collection]}) == 1, (
-                    attempt,
-                    collection,
-                    duckdb_now,
-                )
+            for collection in COLLECTIONS:  # one rename publishes a whole commit, both views
+                for now in (duckdb_now, parquet_now):
+                    assert len({now[t] for t in COLLECTION_TABLES[collection]}) == 1, (
+                        attempt,
+                        collection,
+                        now,
+                    )
             signatures.add(tuple(changed))
             log.append(
                 f"run {attempt:2d} at {fraction:4.2f} x {active:.1f}s on {source.name}: "
