@@ -133,7 +133,7 @@ def test_relative_data_dir_setting_is_relative_to_the_project_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     notebooks = _project(tmp_path / "clone")
-    (tmp_path / "clone" / "data").rename(tmp_path / "clone" / "elsewhere")
+    Warehouse(tmp_path / "clone" / "elsewhere").commit({"bookings": _bookings(1, 2)})
     monkeypatch.chdir(notebooks)
     monkeypatch.setenv("CALIRA_DATA_DIR", "elsewhere")
     with connect() as con:
