@@ -622,7 +622,7 @@ def _incremental_bookings(base_url: str, data_dir: Path) -> dg.ExecuteInProcessR
             ),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
-        run_config={"ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}},
+        run_config={"ops": {"fetch_calira": {"config": {"mode": "incremental"}}}},
     )
 
 
