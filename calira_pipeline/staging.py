@@ -127,7 +127,7 @@ def write_query(sql: str, target: Path, spec: TableSpec, temp_dir: Path) -> int:
         con.execute(f"set memory_limit = '{SORT_MEMORY_LIMIT}'")
         con.execute(f"set temp_directory = '{_quote(temp_dir / 'duckdb-spill')}'")
         con.execute("set preserve_insertion_order = false")
-        reader = con.execute(sql).fetch_record_batch(PARQUET_ROW_GROUP_ROWS)
+        reader = con.execute(sql).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
         with pq.ParquetWriter(target, spec.arrow_schema, compression="zstd") as writer:
             for batch in reader:
                 table = pa.Table.from_batches([batch]).select(spec.column_names)
