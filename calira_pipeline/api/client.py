@@ -68,6 +68,7 @@ class CaliraClient:
             raise ConfigError(
                 f"Unknown collection {collection!r}; choose one of {sorted(COLLECTION_TABLES)}."
             )
+
         async def into_lists(fetcher: CollectionFetcher) -> tuple[Rows, int | None]:
             rows: Rows = {table: [] for table in COLLECTION_TABLES[collection]}
             _, api_total = await fetcher.fetch(collection, account_ids, rows)
@@ -96,10 +97,16 @@ class CaliraClient:
         async with self._http() as http:
             semaphore = asyncio.Semaphore(self.settings.concurrency)
             limiter = AdaptiveRateLimiter(self.settings.max_rps, self._clock, self._sleep)
+            # One token provider, so the collections' first requests share one token request
+            # (its requests are counted in the first collection's stats).
+            providers: list[TokenProvider] = []
 
             async def one(collection: str) -> CollectionResult:
                 stats = FetchStats()
-                fetcher = self._fetcher(http, stats, collection, semaphore, limiter)
+                fetcher = self._fetcher(
+                    http, stats, collection, semaphore, limiter, providers[0] if providers else None
+                )
+                providers.append(fetcher.session.provider)
                 _, api_total = await fetcher.fetch(collection, None, sinks[collection])
                 stats.wall_time_s = self._clock() - started
                 stats.records = len(sinks[collection][COLLECTION_TABLES[collection][0]])
@@ -190,6 +197,7 @@ class CaliraClient:
         collection: str,
         semaphore: asyncio.Semaphore | None = None,
         limiter: AdaptiveRateLimiter | None = None,
+        provider: TokenProvider | None = None,
     ) -> CollectionFetcher:
         settings = self.settings
         sender = RetryingSender(
@@ -206,7 +214,7 @@ class CaliraClient:
             logger=self._logger,
             secrets=self._secrets,
         )
-        provider = TokenProvider(
+        provider = provider or TokenProvider(
             settings, sender, self._tokens, self._wall, self._logger, self._secrets
         )
         session = ApiSession(settings.base_url, sender, provider, stats, self._secrets, collection)
