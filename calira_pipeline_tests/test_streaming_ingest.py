@@ -75,13 +75,13 @@ def test_a_collection_far_larger_than_a_batch_is_written_in_bounded_batches(
     sandbox = Sandbox(SandboxConfig(scale="small", seed=3))
     batch = 100
     writer = StagedTableWriter(RAW_TABLES["bookings"], tmp_path, _policy(tmp_path), batch)
-    results = _client(sandbox.transport()).fetch_streaming({"bookings": {"bookings": writer}})
+    fetched = _client(sandbox.transport()).fetch_streaming({"bookings": {"bookings": writer}})
     staged = pq.read_table(writer.finish())
 
     total = len(sandbox.dataset.bookings)
     assert total >= 15 * batch  # far more than one batch
     assert writer.max_buffered_rows <= batch
-    assert staged.num_rows == total == results["bookings"].stats.records
+    assert staged.num_rows == total == fetched.results["bookings"].stats.records
     # Typed, masked and sorted exactly as the whole-table path writes them.
     listed = _client(sandbox.transport()).fetch("bookings").rows["bookings"]
     whole = rows_to_arrow(RAW_TABLES["bookings"], _policy(tmp_path).apply("bookings", listed))
@@ -93,7 +93,7 @@ def test_two_collections_fetched_together_share_one_request_budget(tmp_path: Pat
     sandbox = Sandbox(SandboxConfig(scale="small", seed=4, faults=FaultConfig(latency_ms=5)))
     recording = RecordingTransport(sandbox.transport())
     sinks: dict[str, Any] = {"bookings": {"bookings": []}, "equipment": {"equipment": []}}
-    results = _client(recording).fetch_streaming(sinks)
+    results = _client(recording).fetch_streaming(sinks).results
 
     assert len(sinks["bookings"]["bookings"]) == len(sandbox.dataset.bookings)
     assert len(sinks["equipment"]["equipment"]) == len(sandbox.dataset.equipment)

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -24,6 +25,14 @@ from .session import ApiSession
 from .settings import ClientSettings
 
 T = TypeVar("T")
+
+
+@dataclass
+class StreamingResults:
+    """What a concurrent fetch returns: a result or an error per collection."""
+
+    results: dict[str, CollectionResult] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
 
 
 class CaliraClient:
@@ -76,17 +85,18 @@ class CaliraClient:
 
         return await self._run(collection, into_lists)
 
-    def fetch_streaming(self, sinks: Mapping[str, Sinks]) -> dict[str, CollectionResult]:
+    def fetch_streaming(self, sinks: Mapping[str, Sinks]) -> StreamingResults:
         """Synchronous ``afetch_streaming``."""
         return _run_sync(lambda: self.afetch_streaming(sinks))
 
-    async def afetch_streaming(self, sinks: Mapping[str, Sinks]) -> dict[str, CollectionResult]:
+    async def afetch_streaming(self, sinks: Mapping[str, Sinks]) -> StreamingResults:
         """Fetch every collection in `sinks` at the same time, parsing rows into its sinks.
 
         All collections share one HTTP connection pool, one budget of ``concurrency`` requests
         in flight and one rate limiter, so a group fetch asks no more of the API than one
         collection would; each collection keeps its own stats, warnings and progress. The
-        results carry no rows (they went to the sinks).
+        results carry no rows (they went to the sinks). A collection that fails does not stop
+        the others: its exception is returned in ``errors``.
         """
         unknown = sorted(set(sinks) - set(COLLECTION_TABLES))
         if unknown:
@@ -97,16 +107,16 @@ class CaliraClient:
         async with self._http() as http:
             semaphore = asyncio.Semaphore(self.settings.concurrency)
             limiter = AdaptiveRateLimiter(self.settings.max_rps, self._clock, self._sleep)
-            # One token provider, so the collections' first requests share one token request
-            # (its requests are counted in the first collection's stats).
-            providers: list[TokenProvider] = []
 
-            async def one(collection: str) -> CollectionResult:
+            async def one(collection: str) -> CollectionResult | Exception:
+                try:
+                    return await fetch_one(collection)
+                except Exception as error:  # reported per collection; the others go on
+                    return error
+
+            async def fetch_one(collection: str) -> CollectionResult:
                 stats = FetchStats()
-                fetcher = self._fetcher(
-                    http, stats, collection, semaphore, limiter, providers[0] if providers else None
-                )
-                providers.append(fetcher.session.provider)
+                fetcher = self._fetcher(http, stats, collection, semaphore, limiter)
                 _, api_total = await fetcher.fetch(collection, None, sinks[collection])
                 stats.wall_time_s = self._clock() - started
                 stats.records = len(sinks[collection][COLLECTION_TABLES[collection][0]])
@@ -119,8 +129,14 @@ class CaliraClient:
                     warnings=fetcher.warnings,
                 )
 
-            results = await asyncio.gather(*(one(c) for c in sinks))
-        return dict(zip(sinks, results, strict=True))
+            outcomes = await asyncio.gather(*(one(c) for c in sinks))
+        done = StreamingResults()
+        for collection, outcome in zip(sinks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                done.errors[collection] = outcome
+            else:
+                done.results[collection] = outcome
+        return done
 
     def _http(self) -> httpx.AsyncClient:
         limits = httpx.Limits(
@@ -197,7 +213,6 @@ class CaliraClient:
         collection: str,
         semaphore: asyncio.Semaphore | None = None,
         limiter: AdaptiveRateLimiter | None = None,
-        provider: TokenProvider | None = None,
     ) -> CollectionFetcher:
         settings = self.settings
         sender = RetryingSender(
@@ -214,7 +229,7 @@ class CaliraClient:
             logger=self._logger,
             secrets=self._secrets,
         )
-        provider = provider or TokenProvider(
+        provider = TokenProvider(
             settings, sender, self._tokens, self._wall, self._logger, self._secrets
         )
         session = ApiSession(settings.base_url, sender, provider, stats, self._secrets, collection)

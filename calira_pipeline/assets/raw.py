@@ -20,6 +20,7 @@ from pydantic import Field
 
 from calira_pipeline import progress
 from calira_pipeline.api import CaliraClient, CollectionResult
+from calira_pipeline.api.client import StreamingResults
 from calira_pipeline.assets.metadata import column_schema
 from calira_pipeline.assets.raw_checks import RAW_CHECKS, check_spec
 from calira_pipeline.assets.raw_step import (
@@ -32,7 +33,11 @@ from calira_pipeline.assets.raw_step import (
     rows_in,
     staged_metadata,
 )
-from calira_pipeline.assets.retry import INGEST_RETRY_POLICY, permanent_errors_fail_without_retry
+from calira_pipeline.assets.retry import (
+    INGEST_RETRY_POLICY,
+    is_permanent,
+    permanent_errors_fail_without_retry,
+)
 from calira_pipeline.ingest_lock import ingestion_lock
 from calira_pipeline.pii import PiiPolicy
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
@@ -136,21 +141,30 @@ def _fetch_check_publish(
     staging = Staging(folder, PiiPolicy.for_data_dir(calira.pii, store.data_dir))
     client = calira.client(logger=context.log, on_progress=_progress_logger(context))
     context.log.info(f"reading {', '.join(collections)} from {calira.source} at the same time")
-    results, extra = _fetch(context, config, client, store, staging, collections)
+    fetched, extra = _fetch(context, config, client, store, staging, collections)
+    results = fetched.results
     counts = {
         c: count_check(r, COLLECTION_TABLES[c][0], rows_in(staging.files[COLLECTION_TABLES[c][0]]))
         for c, r in results.items()
     }
-    _fail_on_short_load(counts, results, calira.source)
+    failures: dict[str, BaseException | str] = dict(fetched.errors)
+    for collection, check in counts.items():
+        if not check.passed and collection not in _EMPTY_BY_CONTRACT:
+            failures[collection] = _short_load(check)
     selected_tables = {key.to_user_string() for key in context.selected_asset_keys}
     selected_checks = set(context.selected_asset_check_keys)
-    publish = {t: path for t, path in staging.files.items() if t in selected_tables}
+    publish = {
+        t: path
+        for t, path in staging.files.items()
+        if t in selected_tables and _COLLECTION_OF[t] not in failures
+    }
     checks = [
         *(c for c in counts.values() if _key(c) in selected_checks),
         *evaluate_checks(store, publish, selected_checks),
     ]
     metadata = {t: staged_metadata(t, path) for t, path in publish.items()}
-    store.commit(publish)  # every table of the run switches together, in one snapshot
+    if publish:
+        store.commit(publish)  # every table of the run switches together, in one snapshot
     for table in publish:
         collection = _COLLECTION_OF[table]
         yield dg.MaterializeResult(
@@ -162,6 +176,8 @@ def _fetch_check_publish(
             },
             check_results=[c for c in checks if c.asset_key == dg.AssetKey(table)],
         )
+    if failures:
+        _fail(failures, results, calira.source)
 
 
 def _key(check: dg.AssetCheckResult) -> dg.AssetCheckKey:
@@ -176,7 +192,7 @@ def _fetch(
     store: Warehouse,
     staging: Staging,
     collections: list[str],
-) -> tuple[dict[str, CollectionResult], dict[str, dict[str, Any]]]:
+) -> tuple[StreamingResults, dict[str, dict[str, Any]]]:
     """Fetch into staged files; the incremental bookings walk (if asked) follows the others."""
     incremental = "bookings" in collections and config.mode == "incremental"
     if incremental and not store.has_table("bookings"):
@@ -185,37 +201,58 @@ def _fetch(
     streamed = [c for c in collections if not (incremental and c == "bookings")]
     extra: dict[str, dict[str, Any]] = {}
     try:
-        results = client.fetch_streaming({c: staging.sinks(c) for c in streamed})
+        fetched = client.fetch_streaming({c: staging.sinks(c) for c in streamed})
         if incremental:
-            result, fresh_rows = fetch_bookings_incremental(
-                client, store, staging, config.overlap_pages
-            )
-            results["bookings"] = result
-            extra["bookings"] = {
-                "refresh_mode": "incremental",
-                "new_or_changed_rows": fresh_rows,
-                # Which end of the list was newest and why the walk stopped (a full read when
-                # the order could not be told, or when the count showed an unread gap).
-                **{f"incremental/{key}": value for key, value in result.notes.items()},
-            }
+            try:
+                result, fresh_rows = fetch_bookings_incremental(
+                    client, store, staging, config.overlap_pages
+                )
+            except Exception as error:  # reported with the other collections' errors
+                fetched.errors["bookings"] = error
+            else:
+                fetched.results["bookings"] = result
+                extra["bookings"] = {
+                    "refresh_mode": "incremental",
+                    "new_or_changed_rows": fresh_rows,
+                    # Which end of the list was newest and why the walk stopped (a full read
+                    # when the order could not be told, or when the count showed a gap).
+                    **{f"incremental/{key}": value for key, value in result.notes.items()},
+                }
     except BaseException:
         staging.abort()
         raise
+    for collection in fetched.errors:
+        staging.discard(collection)
     staging.finish()
-    return results, extra
+    return fetched, extra
 
 
-def _fail_on_short_load(
-    counts: dict[str, dg.AssetCheckResult], results: dict[str, CollectionResult], source: str
+def _short_load(check: dg.AssetCheckResult) -> str:
+    return (
+        f"{check.description}; nothing was written for it and its previous tables are intact. "
+        "Re-run; if it persists, the API's X-Total-Records disagrees with its pages (see the "
+        "fetch/* metadata)."
+    )
+
+
+def _fail(
+    failures: dict[str, BaseException | str],
+    results: dict[str, CollectionResult],
+    source: str,
 ) -> None:
-    failed = [c for c, check in counts.items() if not check.passed and c not in _EMPTY_BY_CONTRACT]
-    if not failed:
-        return
+    """Fail the step after the other collections were published, naming each failed one."""
+    permanent = all(isinstance(e, BaseException) and is_permanent(e) for e in failures.values())
+    suffix = " (not retried: re-running cannot fix this)" if permanent else ""
+    lines = [f"{c}: {error}{suffix}" for c, error in failures.items()]
     raise dg.Failure(
-        description="; ".join(f"{c}: {counts[c].description}" for c in failed)
-        + "; nothing was written and the previous tables are intact. Re-run; if it persists, "
-        "the API's X-Total-Records disagrees with its pages (see the fetch/* metadata).",
-        metadata={k: v for c in failed for k, v in fetch_metadata(results[c], source).items()},
+        description="\n".join(lines),
+        metadata={
+            f"{c}/{k}": v
+            for c in failures
+            if c in results
+            for k, v in fetch_metadata(results[c], source).items()
+        },
+        allow_retries=not permanent,
     )
 
 

@@ -44,6 +44,13 @@ class Staging:
             )
         return {t: self.writers[t] for t in COLLECTION_TABLES[collection]}
 
+    def discard(self, collection: str) -> None:
+        """Drop a failed collection's writers (their files go with the staging folder)."""
+        for table in COLLECTION_TABLES[collection]:
+            writer = self.writers.pop(table, None)
+            if writer is not None:
+                writer.abort()
+
     def finish(self) -> dict[str, Path]:
         for table, writer in self.writers.items():
             self.files[table] = writer.finish()
