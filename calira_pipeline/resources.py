@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api.settings import display_url
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
@@ -59,7 +60,10 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @property
     def source(self) -> str:
         """`sandbox`, or the host of the API being read."""
-        return urlsplit(self.base_url).netloc if self.base_url else SANDBOX_SOURCE
+        if not self.base_url:
+            return SANDBOX_SOURCE
+        parts = urlsplit(display_url(self.base_url))  # never the userinfo of a URL
+        return parts.netloc
 
     def settings(self) -> ClientSettings:
         max_rps = float(self.max_rps) if self.max_rps else None

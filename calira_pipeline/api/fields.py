@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .errors import RecordError
+from .errors import RecordError, safe_excerpt
 
 _CENTS = Decimal("0.01")
 _UTC = dt.UTC
@@ -31,9 +31,7 @@ class Where:
     record_id: object
 
     def error(self, field: str, value: object, expected: str) -> RecordError:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:80] + "…"
+        shown = safe_excerpt(repr(value), (), 80)
         return RecordError(
             f"{self.endpoint}: {self.kind} {self.record_id} has {field} {shown}, not {expected}; "
             "the API sent something the parser does not understand — check the record in Calira "

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import httpx
 
-from .errors import ApiError, redact
+from .errors import ApiError, safe_excerpt
 from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import FetchStats
 
@@ -29,11 +29,8 @@ def describe(request: httpx.Request) -> str:
 
 
 def body_excerpt(response: httpx.Response, secrets: list[str], limit: int = 200) -> str:
-    text = response.content[: limit * 4].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    return redact(text, secrets) or "(empty body)"
+    """The start of a response body for a message, secrets redacted before it is cut."""
+    return safe_excerpt(response.content, secrets, limit, empty="(empty body)")
 
 
 def parse_retry_after(response: httpx.Response, wall_now: Callable[[], float]) -> float | None:

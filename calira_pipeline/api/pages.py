@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from .errors import PaginationError, RecordError
+from .errors import PaginationError, RecordError, safe_excerpt
 from .fields import coerce_id
 from .http import describe
 from .session import ApiSession, BodyFault
@@ -48,8 +48,9 @@ def header_int(response: httpx.Response, name: str, minimum: int) -> int | None:
         # Retryable like a missing header: a garbled value is as transient as a dropped one.
         raise BodyFault(
             "bad_headers",
-            f"{describe(response.request)} sent a malformed {name} header ({raw[:40]!r}), so "
-            "the number of pages is unknown and the list is not read partially",
+            f"{describe(response.request)} sent a malformed {name} header "
+            f"({safe_excerpt(raw, (), 40)!r}), so the number of pages is unknown and the list is "
+            "not read partially",
             _MALFORMED_ADVICE,
             PaginationError,
         )

@@ -76,13 +76,34 @@ def default_oauth_url(base_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+def display_url(url: str) -> str:
+    """``url`` safe for a message: scheme, host, port and path; never userinfo or a query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
 def check_url_is_safe(url: str, what: str, allow_insecure_http: bool) -> None:
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # httpx would turn user:password into "Authorization: Basic", replacing our Bearer token
+        # (every request then fails with 401), and the URL would carry the password into logs.
+        raise ConfigError(
+            f"{what} must not contain a user name or password (the part before '@'); remove it "
+            "and authenticate with CALIRA_CLIENT_ID/CALIRA_CLIENT_SECRET or a token instead."
+        )
+    shown = display_url(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{what} {url!r} is not an absolute http(s) URL.")
+        raise ConfigError(f"{what} {shown!r} is not an absolute http(s) URL.")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ConfigError(
-            f"{what} {url!r} uses plain HTTP, which would send tokens in clear text; use https "
+            f"{what} {shown!r} uses plain HTTP, which would send tokens in clear text; use https "
             "(plain http is allowed only for loopback hosts or with allow_insecure_http=True)."
         )
 
