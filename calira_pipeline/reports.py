@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from calira_pipeline.chart_text import plain_text
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -63,7 +65,7 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection) -> bytes:
     ).fetchall()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.28 * len(rows) + 1)))
-    names = [str(r[0])[:40] for r in reversed(rows)]
+    names = [plain_text(r[0], 40) for r in reversed(rows)]
     values = [float(r[1] or 0) for r in reversed(rows)]
     ax.barh(names, [v * 100 for v in values], color=[band_colour(v) for v in values])
     for threshold in (60, 80, 100):
@@ -97,7 +99,8 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection) -> bytes:
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1)
         ax.set_yticks(range(7), WEEKDAYS)
         ax.set_xticks(range(0, 24, 3))
-        ax.set_title(f"{lab_name} — mean instrument occupancy by local hour", fontsize=9)
+        title = f"{plain_text(lab_name)} — mean instrument occupancy by local hour"
+        ax.set_title(title, fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.02)
     return _png(fig)
 
@@ -133,9 +136,9 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection) -> bytes:
         bottom = [0.0] * len(months)
         for lab in top:
             values = [sum(c for m, lb, c in rows if m == month and lb == lab) for month in months]
-            ax.bar(months, values, bottom=bottom, width=20, label=lab[:30])
+            ax.bar(months, values, bottom=bottom, width=20, label=plain_text(lab, 30))
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.set_title(f"Monthly cost by requester lab ({currency})", fontsize=9)
+        ax.set_title(f"Monthly cost by requester lab ({plain_text(currency)})", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
     return _png(fig)
 
