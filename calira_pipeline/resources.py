@@ -54,6 +54,18 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
     pii: str = Field(default="hash", description="Personal data: keep, hash or drop (CALIRA_PII).")
+    timeout_s: int = Field(
+        default=120, description="Longest one request may take, start to end (CALIRA_TIMEOUT_S)."
+    )
+    max_retry_wait_s: int = Field(
+        default=300,
+        description="How long one request may keep failing before the run fails "
+        "(CALIRA_MAX_RETRY_WAIT_S).",
+    )
+    max_runtime_s: int = Field(
+        default=4 * 3600,
+        description="Longest one collection's fetch may take (CALIRA_MAX_RUNTIME_S).",
+    )
     sandbox_scale: str = "demo"
     sandbox_seed: int = 0
 
@@ -74,6 +86,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 client_secret=SANDBOX_CLIENT_SECRET,
                 concurrency=self.concurrency,
                 max_rps=max_rps,
+                **self._limits(),
             )
         token_file = self.token_file or str(Path(self.data_dir) / ".calira-token.json")
         return ClientSettings(
@@ -90,7 +103,15 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             else self.token_file,
             concurrency=self.concurrency,
             max_rps=max_rps,
+            **self._limits(),
         )
+
+    def _limits(self) -> dict[str, Any]:
+        return {
+            "timeout_s": self.timeout_s,
+            "max_retry_wait_s": self.max_retry_wait_s,
+            "max_runtime_s": self.max_runtime_s,
+        }
 
     def client(
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None

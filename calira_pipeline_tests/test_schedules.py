@@ -45,3 +45,12 @@ def test_marts_follow_their_inputs_through_declarative_automation() -> None:
     for mart in [*MART_SPECS, "facility_report"]:
         assert second.get_num_requested(dg.AssetKey(mart)) == 1, mart
     assert second.get_num_requested(dg.AssetKey("bookings")) == 0
+
+
+def test_ingestion_jobs_carry_a_maximum_runtime() -> None:
+    for schedule in (daily_full_refresh, hourly_bookings_incremental):
+        job = defs.resolve_job_def(schedule.job_name)
+        seconds = int(job.tags["dagster/max_runtime"])
+        assert 0 < seconds <= 6 * 3600
+    hourly = defs.resolve_job_def(hourly_bookings_incremental.job_name)
+    assert int(hourly.tags["dagster/max_runtime"]) <= 3600  # done before the next tick

@@ -127,8 +127,15 @@ class ClientSettings:
     scopes: str | Sequence[str] | None = None
     concurrency: int = 8
     max_rps: float | None = None
-    timeout_s: float = 30.0
+    # One request, start to end (connect, send, the whole body), however steadily bytes arrive.
+    timeout_s: float = 120.0
+    # Silence allowed between two reads (and for connect/write); capped by timeout_s.
+    read_timeout_s: float = 30.0
+    # How long one request may keep failing (backoff waits plus timed-out attempts) before the
+    # error is raised.
     max_retry_wait_s: float = 300.0
+    # One collection's whole fetch (one raw asset step), so no hostile server keeps a run forever.
+    max_runtime_s: float = 4 * 3600.0
     per_page: int = 100
     max_pages: int = 100_000
     refresh_margin_s: float = 60.0
@@ -146,8 +153,15 @@ class ClientSettings:
             )
         if self.concurrency < 1 or not 1 <= self.per_page <= 100 or self.max_pages < 1:
             raise ConfigError("concurrency and max_pages must be >= 1 and per_page within 1..100.")
-        if self.timeout_s <= 0 or self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
-            raise ConfigError("timeout_s must be > 0; max_retry_wait_s, refresh_margin_s >= 0.")
+        if min(self.timeout_s, self.read_timeout_s, self.max_runtime_s) <= 0:
+            raise ConfigError(
+                "timeout_s (CALIRA_TIMEOUT_S), read_timeout_s and max_runtime_s "
+                "(CALIRA_MAX_RUNTIME_S) must be > 0."
+            )
+        if self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
+            raise ConfigError(
+                "max_retry_wait_s (CALIRA_MAX_RETRY_WAIT_S) and refresh_margin_s must be >= 0."
+            )
         if self.max_rps is not None and self.max_rps <= 0:
             raise ConfigError("max_rps must be > 0 (or None for no client-side limit).")
 
