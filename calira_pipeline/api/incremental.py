@@ -18,6 +18,7 @@ from .errors import ConfigError, PaginationError
 from .fetching import CollectionFetcher, Listed, ListSpec, needs_detail
 from .fields import Where
 from .pages import ListPage, item_id, read_page
+from .pagination import check_overrun
 from .records import parse_booking
 from .results import UnknownFields
 
@@ -101,6 +102,7 @@ class IncrementalBookings:
                 )
                 return
             page += 1
+            check_overrun(self._where, page, self.per_page, listed.total)
 
     async def _read(self, page: int) -> ListPage:
         if page > self.fetcher.max_pages:
