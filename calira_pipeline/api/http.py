@@ -15,6 +15,7 @@ import httpx
 from .errors import ApiError, safe_excerpt
 from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import FetchStats
+from .settings import display_url
 
 T = TypeVar("T")
 RequestFactory = Callable[[], Awaitable[httpx.Request]]
@@ -37,6 +38,21 @@ def describe(request: httpx.Request) -> str:
 def body_excerpt(response: httpx.Response, secrets: list[str], limit: int = 200) -> str:
     """The start of a response body for a message, secrets redacted before it is cut."""
     return safe_excerpt(response.content, secrets, limit, empty="(empty body)")
+
+
+def redirect_error(request: httpx.Request, response: httpx.Response) -> ApiError | None:
+    """An error for a 3xx answer, which is never followed: it could carry the token elsewhere."""
+    if not 300 <= response.status_code < 400:
+        return None
+    location = response.headers.get("Location", "")
+    target = display_url(str(request.url.join(location))) if location else "nowhere"
+    return ApiError(
+        f"{describe(request)} was redirected (HTTP {response.status_code}) to "
+        f"{safe_excerpt(target, (), 120)!r}, and redirects are never followed because they could "
+        "carry the token to another host. Check CALIRA_BASE_URL / CALIRA_TOKEN_URL: set them to "
+        "the address the API answers on directly (https, no trailing redirect).",
+        status=response.status_code,
+    )
 
 
 def parse_retry_after(response: httpx.Response, wall_now: Callable[[], float]) -> float | None:

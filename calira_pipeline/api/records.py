@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .fields import (
+    INT64_MAX,
+    INT64_MIN,
     RefColumns,
     Where,
     first_present,
@@ -115,7 +117,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
 
 def _required_id(record: dict[str, Any], where: Where) -> int:
     raw = record.get("id")
-    if raw.__class__ is int:
+    if raw.__class__ is int and INT64_MIN <= raw <= INT64_MAX:
         return raw
     value = opt_int(raw, "id", where)
     if value is None:
@@ -231,7 +233,9 @@ def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) 
     row["cost"] = opt_money(get("cost"), "cost", where)
     duration = get("duration")
     row["duration_minutes"] = (
-        duration if duration.__class__ is int else opt_int(duration, "duration", where)
+        duration
+        if duration.__class__ is int and INT64_MIN <= duration <= INT64_MAX
+        else opt_int(duration, "duration", where)
     )
     row["requester_group_name"] = _nested_text(
         record, "requester_group", "name", "requester_group.name", where
@@ -241,7 +245,11 @@ def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) 
     row["requester_email"] = _nested_text(record, "requester", "email", "requester.email", where)
     row["requester_sector"] = _nested_text(record, "requester", "sector", "requester.sector", where)
     user_id = get("user_id")
-    row["user_id"] = user_id if user_id.__class__ is int else opt_int(user_id, "user_id", where)
+    row["user_id"] = (
+        user_id
+        if user_id.__class__ is int and INT64_MIN <= user_id <= INT64_MAX
+        else opt_int(user_id, "user_id", where)
+    )
     row["last_public_note"] = _nested_text(
         record, "last_public_note", "message", "last_public_note.message", where
     )

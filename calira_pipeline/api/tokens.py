@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, ConfigError
+from .errors import AuthError, ConfigError, safe_excerpt
 from .settings import Secret
+
+# Ten years: anything longer is a server bug (and a 400-digit number overflows a float).
+MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,21 @@ class TokenSet:
     issued_at: float | None = None
 
     @classmethod
-    def from_response(cls, payload: Mapping[str, Any], now_wall: float) -> TokenSet:
+    def from_response(
+        cls, payload: Mapping[str, Any], now_wall: float, where: str = "The token endpoint"
+    ) -> TokenSet:
         access = payload.get("access_token")
         if not isinstance(access, str) or not access:
-            raise AuthError("The token endpoint answered without an access_token.")
+            raise AuthError(f"{where} answered without an access_token.")
         expires_in = payload.get("expires_in")
         expires_at: float | None = None
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            if not 0 <= expires_in <= MAX_EXPIRES_IN_S:  # False for NaN too
+                raise AuthError(
+                    f"{where} answered with expires_in {safe_excerpt(repr(expires_in), (), 40)}, "
+                    f"not a number of seconds between 0 and {MAX_EXPIRES_IN_S}; the token "
+                    "endpoint is misbehaving (check CALIRA_TOKEN_URL) — report it to Calira."
+                )
             # Doorkeeper also sends created_at (server clock); our own clock is the safer base
             # because a fast server clock would otherwise make fresh tokens look expired.
             expires_at = now_wall + float(expires_in)
