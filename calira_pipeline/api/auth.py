@@ -64,7 +64,7 @@ class TokenProvider:
         self._logger = logger
         self._lock = asyncio.Lock()
         self._store = (
-            TokenFileStore(settings.token_file)
+            TokenFileStore(settings.token_file, logger)
             if self.mode == "refresh_token" and settings.token_file is not None
             else None
         )

@@ -8,9 +8,12 @@ new one locks the integration out until a human re-authorises, so writes are ato
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -23,6 +26,10 @@ from .settings import Secret
 
 # Ten years: anything longer is a server bug (and a 400-digit number overflows a float).
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
+_LINK_REFUSED = (
+    "{what} {path} is a symbolic link, which is never followed (a planted link could receive "
+    "the tokens); replace it with a regular file or point CALIRA_TOKEN_FILE at the real path."
+)
 
 
 @dataclass(frozen=True)
@@ -98,17 +105,53 @@ class TokenSet:
 
 
 class TokenFileStore:
-    """A JSON token file plus a sibling ``.lock`` file for cross-process exclusion."""
+    """A JSON token file plus a sibling ``.lock`` file for cross-process exclusion.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Neither is ever opened through a symbolic link (``O_NOFOLLOW``): a link planted by another
+    user could otherwise receive our tokens, or keep a spent refresh token at its target while
+    the link is replaced. A token file others can read is made private (0600) with a warning.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], logger: logging.Logger | None = None) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._logger = logger or logging.getLogger("calira_pipeline.api")
+
+    def _open_private(self, path: Path, flags: int, what: str) -> int:
+        """``os.open`` that refuses links and anything but our own regular file."""
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(_LINK_REFUSED.format(what=what, path=path)) from None
+            raise
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_uid != os.geteuid():
+            problem = "belongs to another user"
+        if problem is not None:
+            os.close(fd)
+            raise ConfigError(f"{what} {path} {problem}; remove it and log in again.")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+            self._logger.warning(
+                "calira: %s %s was readable by other users (mode %o); it is now 0600. Its "
+                "tokens may have been read: consider revoking them and logging in again.",
+                what,
+                path,
+                stat.S_IMODE(info.st_mode),
+            )
+        return fd
 
     def load(self) -> TokenSet | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = self._open_private(self.path, os.O_RDONLY, "Token file")
         except FileNotFoundError:
             return None
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            text = handle.read()
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -122,6 +165,8 @@ class TokenFileStore:
     def save(self, tokens: TokenSet) -> None:
         """Write atomically: temp file in the same directory, fsync, then ``os.replace``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_symlink():  # os.replace would swap the link for a regular file
+            raise ConfigError(_LINK_REFUSED.format(what="Token file", path=self.path))
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
@@ -138,7 +183,7 @@ class TokenFileStore:
     def acquire_lock(self) -> int:
         """Block until this process holds an exclusive ``flock``; returns the fd to release."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_private(self.lock_path, os.O_RDWR | os.O_CREAT, "Token lock file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
