@@ -20,6 +20,7 @@ from calira_pipeline.pii import PiiPolicy, mask_tables
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES, TableSpec
 from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage.writable import ensure_writable
 
 RAW_GROUP = "raw"
 OWNERS = ["team:facility-data"]
@@ -113,6 +114,7 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ) -> Iterator[dg.MaterializeResult[Any]]:
         store = warehouse.warehouse()
+        ensure_writable(store.data_dir, store.parquet_dir)
         policy = PiiPolicy.for_data_dir(calira.pii, store.data_dir)
         client = calira.client(logger=context.log, on_progress=_progress_logger(context))
         incremental = config.mode == "incremental"
