@@ -70,9 +70,7 @@ class HostileApi:
         body = await _request_body(receive)
         if self.mode == "echo_secret" and path == "/oauth/token":
             form = dict(parse_qsl(body.decode()))
-            description = ECHO_PADDING[:170] + form.get("client_secret", "")
-            payload = {"error": "invalid_client", "error_description": description}
-            await _respond(send, Exchange(401, [], json.dumps(payload).encode()))
+            await _respond(send, Exchange(401, [], _echo(form.get("client_secret", ""))))
             return
         exchange = await _buffered(self.app, scope, body)
         if self.mode == "trickle" and path == BOOKINGS:
@@ -136,6 +134,13 @@ class HostileApi:
             return
         finally:
             gone.cancel()
+
+
+def _echo(secret: str) -> bytes:
+    """An error body with ``secret`` starting 30 characters before the 200-character cut."""
+    prefix = json.dumps({"error": "invalid_client", "error_description": ""})[:-2]
+    padding = (ECHO_PADDING * 3)[: 170 - len(prefix)]
+    return json.dumps({"error": "invalid_client", "error_description": padding + secret}).encode()
 
 
 def _renamed(body: Any, names: tuple[str, ...]) -> Any:
