@@ -20,7 +20,7 @@ _CENTS = Decimal("0.01")
 # DECIMAL(18,2): 16 digits before the point.
 _MONEY_LIMIT = Decimal(10) ** 16
 # Ids and counts are BIGINT: a larger integer cannot be stored (pyarrow raised a bare
-# OverflowError for an id of 2**70).
+# OverflowError for an id of 2**70). Hot paths repeat these as hex literals, which are faster.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _UTC = dt.UTC
 # Same settings as ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)``;
@@ -208,7 +208,7 @@ def ref_into(row: dict[str, Any], record: dict[str, Any], cols: RefColumns, wher
     ident = value.get("id")
     row[cols.id_col] = (
         ident
-        if ident.__class__ is int and INT64_MIN <= ident <= INT64_MAX
+        if ident.__class__ is int and -0x8000000000000000 <= ident <= 0x7FFFFFFFFFFFFFFF
         else opt_int(ident, cols.id_field, where)
     )
     name = value.get("name")
