@@ -63,11 +63,12 @@ def dev(args: list[str]) -> None:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    _run(BIN / "dagster", "dev", "-w", "workspace.yaml", *args, env=env)
+    # `dg dev` reads the project from pyproject.toml ([tool.dg]) and the project's `.env`.
+    _run(BIN / "dg", "dev", *args, env=env)
 
 
-# One API ingestion at a time across runs (the nightly schedule and a manual run may overlap);
-# the warehouse serialises its own writes with a file lock either way.
+# One API ingestion at a time across runs in this instance (the nightly schedule and a manual run
+# may overlap). Under any other instance the data directory's ingestion lock serialises them.
 DAGSTER_YAML = """\
 concurrency:
   pools:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from calira_pipeline import progress
 from calira_pipeline.progress import TextProgressBar
+from calira_pipeline.settings import load_dotenv_file
 from calira_pipeline.storage import DEFAULT_DATA_DIR, connect
 
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The same `.env` that `dg dev` reads, so doctor and the CLI see what the UI's runs see.
+    load_dotenv_file()
     args = build_parser().parse_args(argv)
     code = args.handler(args)
     return int(code or 0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
+import calira_pipeline.defs
 from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
@@ -16,21 +19,39 @@ from calira_pipeline.settings import (
     MART_VARIABLES,
     env_bound_fields,
 )
+from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS, *MART_ASSETS]
 ALL_CHECKS: list[dg.AssetChecksDefinition] = [*RAW_CHECKS]
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
-    jobs=JOBS,
-    schedules=SCHEDULES,
-    # One process per run: steps are I/O-bound API walks with their own internal concurrency, and a
-    # process per step (the multiprocess default) costs seconds of imports for each of ~30 steps.
-    executor=dg.in_process_executor,
-    resources={
-        "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
-        "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
-        "mart_config": MartConfigResource(**env_bound_fields(MART_VARIABLES)),
-    },
-)
+
+def _user_defs() -> dg.Definitions:
+    # A source checkout (dg's project layout, pyproject.toml above the package) autoloads
+    # components too; an installed wheel has no project root, so plain Python defs are loaded.
+    root = Path(__file__).resolve().parent
+    if (root.parent / "pyproject.toml").exists():
+        return dg.load_from_defs_folder(path_within_project=root)
+    return dg.load_definitions_from_package_module(calira_pipeline.defs)
+
+
+def _core_defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        # One process per run: steps are I/O-bound API walks with their own internal concurrency,
+        # and a process per step (the multiprocess default) costs seconds of imports per step.
+        executor=dg.in_process_executor,
+        resources={
+            "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
+            "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+            "mart_config": MartConfigResource(**env_bound_fields(MART_VARIABLES)),
+            # For your own assets (calira_pipeline/defs/): Dagster's DuckDBResource, read-only.
+            "duckdb": WarehouseDuckDBResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+        },
+    )
+
+
+# Whatever `dg scaffold defs` puts in calira_pipeline/defs/ joins the same code location.
+defs = dg.Definitions.merge(_core_defs(), _user_defs())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
+
+from tqdm import tqdm
 
 Listener = Callable[[str, int, int, int], None]
 _listeners: list[Listener] = []
@@ -24,27 +27,63 @@ def publish(collection: str, pages_done: int, pages_total: int, records: int) ->
 
 
 class TextProgressBar:
-    """`bookings  [██████░░░░░░]  12/20 pages  1,200 records`, redrawn in place."""
+    """Per-collection progress: tqdm bars on a terminal, throttled plain lines anywhere else.
 
-    WIDTH = 30
+    Redrawing a bar in place only works on a terminal; in a log file or a CI console every redraw
+    would land as text, so there each collection prints at most one line per `min_interval_s`
+    (plus its first and last).
+    """
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        stream: TextIO = sys.stderr,
+        *,
+        interactive: bool | None = None,
+        min_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
-        self.current: str | None = None
+        self.interactive = stream.isatty() if interactive is None else interactive
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._bars: dict[str, tqdm[Any]] = {}
+        self._last_line: dict[str, float] = {}
 
     def __call__(self, collection: str, pages_done: int, pages_total: int, records: int) -> None:
-        if self.current not in (None, collection):
-            self.stream.write("\n")
-        self.current = collection
-        filled = self.WIDTH * pages_done // max(pages_total, 1)
-        bar = "█" * filled + "░" * (self.WIDTH - filled)
+        if self.interactive:
+            self._draw_bar(collection, pages_done, pages_total, records)
+            return
+        now = self.clock()
+        last = self._last_line.get(collection)
+        finished = pages_done >= pages_total
+        if last is not None and not finished and now - last < self.min_interval_s:
+            return
+        if finished and last == float("inf"):
+            return  # the last line of this collection is already out
+        self._last_line[collection] = float("inf") if finished else now
         self.stream.write(
-            f"\r  {collection:<14} [{bar}] {pages_done:>5}/{pages_total} pages "
-            f"{records:>9,} records"
+            f"  {collection}: {pages_done}/{pages_total} pages, {records:,} records\n"
         )
         self.stream.flush()
 
+    def _draw_bar(self, collection: str, pages_done: int, pages_total: int, records: int) -> None:
+        bar = self._bars.get(collection)
+        if bar is None:
+            bar = self._bars[collection] = tqdm(
+                desc=f"  {collection:<14}",
+                total=pages_total,
+                unit=" pages",
+                file=self.stream,
+                position=len(self._bars),
+                leave=True,
+                dynamic_ncols=True,
+            )
+        bar.total = pages_total
+        bar.n = pages_done
+        bar.set_postfix_str(f"{records:,} records", refresh=False)
+        bar.refresh()
+
     def close(self) -> None:
-        if self.current is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()

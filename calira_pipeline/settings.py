@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
-
-import dagster as dg
 
 # resource field -> environment variable; secrets are passed as dg.EnvVar so Dagster never
 # stores or displays their values.
@@ -37,6 +36,41 @@ INT_VARIABLES: dict[str, str] = {
 }
 
 
+# Read when the code location loads (a RetryPolicy is part of the definitions).
+INGEST_RETRIES_VARIABLE = "CALIRA_INGEST_RETRIES"
+DEFAULT_INGEST_RETRIES = 2
+
+
+def ingest_retries() -> int:
+    """Step retries after the client's own bounded retries are spent (CALIRA_INGEST_RETRIES)."""
+    raw = os.environ.get(INGEST_RETRIES_VARIABLE) or str(DEFAULT_INGEST_RETRIES)
+    try:
+        retries = int(raw)
+    except ValueError:
+        retries = -1
+    if not 0 <= retries <= 10:
+        raise ValueError(
+            f"{INGEST_RETRIES_VARIABLE}={raw!r} is not a whole number from 0 to 10; "
+            f"unset it for the default ({DEFAULT_INGEST_RETRIES})"
+        )
+    return retries
+
+
+def load_dotenv_file(start: Path | None = None) -> Path | None:
+    """Load `.env` from the project root (as `dg dev` does); variables already set win."""
+    from dotenv import load_dotenv
+
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() or (folder / ".env").exists():
+            env_file = folder / ".env"
+            if env_file.is_file():
+                load_dotenv(env_file, override=False)
+                return env_file
+            return None
+    return None
+
+
 def env_bound_fields(
     variables: Mapping[str, str], ints: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -44,6 +78,7 @@ def env_bound_fields(
 
     Unset variables keep the field's default, so one code path serves the sandbox and the real API.
     """
+    import dagster as dg  # here, so the CLI's `.env` loading does not pay for importing Dagster
     bound: dict[str, Any] = {
         field: dg.EnvVar(var) for field, var in variables.items() if os.environ.get(var)
     }

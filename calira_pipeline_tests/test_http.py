@@ -14,6 +14,7 @@ from calira_pipeline.api import ApiError, CaliraClient, CaliraError, ClientSetti
 from calira_pipeline.api.http import parse_retry_after
 from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
 from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
+from calira_pipeline.assets.retry import is_permanent
 
 
 def fake_with(n: int = 5) -> FakeCalira:
@@ -429,3 +430,4 @@ def test_a_fetch_longer_than_max_runtime_stops_with_a_clear_error() -> None:
     message = str(info.value)
     assert "Fetching bookings took longer than max_runtime_s=0.3s (CALIRA_MAX_RUNTIME_S)" in message
     assert "nothing was stored" in message
+    assert is_permanent(info.value)  # a step retry would run out of time again

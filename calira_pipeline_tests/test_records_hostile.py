@@ -14,6 +14,7 @@ from calira_pipeline.api.pages import item_id
 from calira_pipeline.api.records import parse_booking
 from calira_pipeline.api.results import UnknownFields
 from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
+from calira_pipeline.assets.retry import is_permanent
 from calira_pipeline.schema import RAW_TABLES
 from calira_pipeline.storage import rows_to_arrow
 
@@ -130,3 +131,4 @@ def test_a_redirect_is_reported_as_a_redirect(path: str) -> None:
     message = str(info.value)
     assert "was redirected (HTTP 302) to 'https://elsewhere.example/v1/x'" in message
     assert "X-Total-Records" not in message and "pw" not in message and "abc" not in message
+    assert is_permanent(info.value)  # the next attempt would be redirected too

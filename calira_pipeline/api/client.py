@@ -14,7 +14,7 @@ import httpx
 
 from ..schema import COLLECTION_TABLES
 from .auth import TokenProvider, TokenState
-from .errors import ApiError, ConfigError
+from .errors import ConfigError, RuntimeExceededError
 from .fetching import CollectionFetcher, ProgressCallback
 from .http import RetryingSender
 from .incremental import IncrementalBookings, Rows
@@ -118,7 +118,7 @@ class CaliraClient:
             except TimeoutError:
                 if not budget.expired():
                     raise
-                raise ApiError(
+                raise RuntimeExceededError(
                     f"Fetching {collection} took longer than max_runtime_s="
                     f"{self.settings.max_runtime_s:g}s (CALIRA_MAX_RUNTIME_S) after "
                     f"{stats.requests} requests and {stats.pages} pages, so it was stopped and "

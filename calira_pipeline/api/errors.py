@@ -83,6 +83,10 @@ class ApiError(CaliraError):
         self.status = status
 
 
+class RuntimeExceededError(ApiError):
+    """A fetch ran past its maximum runtime (CALIRA_MAX_RUNTIME_S); repeating it would too."""
+
+
 class MissingScopeError(AuthError):
     """The token lacks an OAuth scope an endpoint needs."""
 

@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -29,6 +30,13 @@ CHARTS = {
 }
 
 
+# Managers read the marts the morning after the nightly refresh: warn when a mart misses one night,
+# fail when it misses two (the raw tables carry the same windows).
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=50), warn_window=timedelta(hours=26)
+)
+
+
 def _severity(value: str) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if value == "error" else dg.AssetCheckSeverity.WARN
 
@@ -43,6 +51,7 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
         owners=OWNERS,
         tags={"layer": "marts"},
         automation_condition=dg.AutomationCondition.eager(),
+        freshness_policy=MART_FRESHNESS,
         check_specs=[dg.AssetCheckSpec(n, asset=spec.name) for n in check_names(spec.name)],
     )
     def _mart(
@@ -90,6 +99,7 @@ def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
     owners=OWNERS,
     tags={"layer": "reports"},
     automation_condition=dg.AutomationCondition.eager(),
+    freshness_policy=MART_FRESHNESS,
 )
 def facility_report(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """One self-contained HTML report (and a PNG per chart) under $CALIRA_DATA_DIR/reports/."""

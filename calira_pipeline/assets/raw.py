@@ -15,18 +15,20 @@ from pydantic import Field
 from calira_pipeline import progress
 from calira_pipeline.api import CollectionResult
 from calira_pipeline.assets.metadata import column_schema, table_metadata
+from calira_pipeline.assets.retry import INGEST_RETRY_POLICY, permanent_errors_fail_without_retry
 from calira_pipeline.incremental import merge_by_id, unchanged_predicate
+from calira_pipeline.ingest_lock import ingestion_lock
 from calira_pipeline.pii import PiiPolicy, mask_tables
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES, TableSpec
-from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage import Warehouse, rows_to_arrow
 from calira_pipeline.storage.writable import ensure_writable
 
 RAW_GROUP = "raw"
 OWNERS = ["team:facility-data"]
 COUNT_CHECK = "loaded_count_matches_api_total"
-_EMPTY_BY_CONTRACT = {"current_user"}
-PROGRESS_LOG_INTERVAL_S = 5.0  # client-credentials tokens have no user: 0 rows is right
+_EMPTY_BY_CONTRACT = {"current_user"}  # client-credentials tokens have no user: 0 rows is right
+PROGRESS_LOG_INTERVAL_S = 5.0
 
 
 # Bookings refresh hourly (incremental) and everything nightly; warn before the next run is due.
@@ -106,6 +108,7 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(COUNT_CHECK, asset=primary, blocking=True)],
         can_subset=False,
         pool="calira_api",
+        retry_policy=INGEST_RETRY_POLICY,
     )
     def _fetch(
         context: dg.AssetExecutionContext,
@@ -116,12 +119,27 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         store = warehouse.warehouse()
         ensure_writable(store.data_dir, store.parquet_dir)
         policy = PiiPolicy.for_data_dir(calira.pii, store.data_dir)
-        client = calira.client(logger=context.log, on_progress=_progress_logger(context))
         incremental = config.mode == "incremental"
         if incremental and (collection != "bookings" or not store.has_table("bookings")):
             context.log.info(f"{collection}: no incremental read possible here; reading in full")
             incremental = False
         mode = "incremental" if incremental else "full"
+        with (
+            ingestion_lock(store.data_dir, context.log.info),
+            permanent_errors_fail_without_retry(collection),
+        ):
+            yield from _fetch_and_store(context, config, calira, store, policy, mode)
+
+    def _fetch_and_store(
+        context: dg.AssetExecutionContext,
+        config: FetchConfig,
+        calira: CaliraApiResource,
+        store: Warehouse,
+        policy: PiiPolicy,
+        mode: str,
+    ) -> Iterator[dg.MaterializeResult[Any]]:
+        client = calira.client(logger=context.log, on_progress=_progress_logger(context))
+        incremental = mode == "incremental"
         context.log.info(f"reading {collection} from {calira.source} ({mode})")
         if incremental:
             stored = store.read_table(primary)

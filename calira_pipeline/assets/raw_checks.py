@@ -104,7 +104,11 @@ def build_raw_check(check: RawCheck) -> dg.AssetChecksDefinition:
         blocking=check.severity == dg.AssetCheckSeverity.ERROR,
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.warehouse().scratch_connection() as con:
+        store = warehouse.warehouse()
+        missing = [t for t in (check.table, *check.needs) if not store.has_table(t)]
+        if missing:
+            return _not_evaluated(check, missing)
+        with store.scratch_connection() as con:
             relation = con.sql(check.violations_sql)
             count_row = con.sql(f"select count(*) from ({check.violations_sql})").fetchone()
             failing = int(count_row[0]) if count_row else 0
@@ -119,6 +123,21 @@ def build_raw_check(check: RawCheck) -> dg.AssetChecksDefinition:
         )
 
     return _check
+
+
+def _not_evaluated(check: RawCheck, missing: list[str]) -> dg.AssetCheckResult:
+    # A fresh data directory (e.g. `dg launch --assets bookings` alone) has no referenced table
+    # yet: say so instead of failing the run with a DuckDB "table does not exist" error.
+    names = ", ".join(missing)
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"Not evaluated: {names} has not been materialised in this data directory yet; "
+            f"materialise {names} and the check runs with the next materialisation."
+        ),
+        metadata={"evaluated": False, "missing_tables": dg.MetadataValue.json(missing)},
+    )
 
 
 RAW_CHECKS: list[dg.AssetChecksDefinition] = [

@@ -36,6 +36,8 @@ def pipeline_env(
         CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
         CALIRA_DATA_DIR=str(data_dir),
         DAGSTER_HOME=str(dagster_home or data_dir.parent / "dagster_home"),
+        # Runs that fail on purpose fail at once, not after the step retries' backoff.
+        CALIRA_INGEST_RETRIES="0",
     )
     env.update(extra)
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
