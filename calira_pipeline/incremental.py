@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calira_pipeline.api.merge import LIST_VALUES_KEY, same_value
 from calira_pipeline.pii import PiiPolicy
 from calira_pipeline.schema import TableSpec
 
 _NOT_COMPARED = {"raw_json"}  # a slim list item's JSON never equals the stored detail's
+_DISAGREED = "list_detail_fields"
 
 
 def unchanged_predicate(
@@ -20,7 +23,11 @@ def unchanged_predicate(
     """True when the stored row with the same id already holds every value the new row carries.
 
     Values the new row lacks (None: the slim list shape has no cost, labs, …) are not compared;
-    the new row is masked with the same personal-data policy as the stored one first.
+    the new row is masked with the same personal-data policy as the stored one first. Where the
+    stored booking's list item disagreed with its detail (``list_detail_fields``), the stored
+    columns hold the detail's values, so the list's value is compared with the list value kept
+    in the stored ``raw_json`` instead: a booking the list always reports differently is not
+    "changed" on every run.
     """
     index = {row_id: i for i, row_id in enumerate(stored.column("id").to_pylist())}
     columns = {name: stored.column(name) for name in stored.column_names}
@@ -30,17 +37,56 @@ def unchanged_predicate(
         if position is None:
             return False
         masked = policy.apply(table, [row])[0]
+        disagreed = _disagreed_fields(columns, position)
+        if disagreed and not _same_list_values(columns, position, masked, disagreed):
+            return False
         return all(
             columns[name][position].as_py() == value
             for name, value in masked.items()
-            if value is not None and name in columns and name not in _NOT_COMPARED
+            if value is not None
+            and name in columns
+            and name not in _NOT_COMPARED
+            and not _from_fields(name, disagreed)
         )
 
     return is_unchanged
 
 
+def _disagreed_fields(columns: dict[str, pa.ChunkedArray], position: int) -> list[str]:
+    if _DISAGREED not in columns:
+        return []
+    text = columns[_DISAGREED][position].as_py()
+    return [field.strip() for field in text.split(",")] if text else []
+
+
+def _from_fields(column: str, fields: list[str]) -> bool:
+    """``requester_email`` comes from API field ``requester``; ``status`` from ``status``."""
+    return any(column == field or column.startswith(f"{field}_") for field in fields)
+
+
+def _same_list_values(
+    columns: dict[str, pa.ChunkedArray], position: int, row: dict[str, Any], fields: list[str]
+) -> bool:
+    stored_raw = columns["raw_json"][position].as_py() if "raw_json" in columns else None
+    if not stored_raw or not row.get("raw_json"):
+        return False
+    kept = json.loads(stored_raw).get(LIST_VALUES_KEY) or {}
+    listed = json.loads(row["raw_json"])
+    return all(
+        field in listed and field in kept and same_value(listed[field], kept[field])
+        for field in fields
+    )
+
+
 def merge_by_id(stored: pa.Table, fresh: pa.Table, spec: TableSpec) -> pa.Table:
-    """Stored rows replaced by fresh rows with the same id, plus the new ones, sorted by id."""
+    """Stored rows replaced by fresh rows with the same id, plus the new ones, sorted by id.
+
+    Columns added to the schema since the stored table was written are filled with nulls.
+    """
+    for field in spec.arrow_schema:
+        if field.name not in stored.column_names:
+            stored = stored.append_column(field, pa.nulls(stored.num_rows, field.type))
+    stored = stored.select(spec.column_names)
     if fresh.num_rows == 0:
         return stored
     keep = pc.invert(pc.is_in(stored.column("id"), value_set=fresh.column("id")))

@@ -35,6 +35,7 @@ PII_COLUMNS: dict[str, tuple[str, ...]] = {
 _RAW_TOP_LEVEL = ("first_name", "last_name", "email", "supervisor")
 _RAW_NESTED = {"requester": ("name", "email"), "creator": ("name",), "contact_person": ("name",)}
 _RAW_LISTS = {"selected_users": ("name", "email")}
+_LIST_VALUES = "_list_values"  # calira_pipeline.api.merge.LIST_VALUES_KEY
 
 
 class PiiConfigError(ValueError):
@@ -105,6 +106,9 @@ def _mask_record(record: dict[str, Any], mask: Callable[[Any], Any]) -> None:
                 for name in fields:
                     if name in item:
                         item[name] = mask(item[name])
+    listed = record.get(_LIST_VALUES)  # what the list said where its detail disagreed
+    if isinstance(listed, dict):
+        _mask_record(listed, mask)
 
 
 def _load_or_create_salt(path: Path) -> bytes:

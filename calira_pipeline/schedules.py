@@ -32,8 +32,9 @@ full_refresh_job = dg.define_asset_job(
 incremental_bookings_job = dg.define_asset_job(
     "incremental_bookings",
     selection=dg.AssetSelection.assets("bookings"),
-    description="New and changed bookings only: /bookings is walked newest-first until a page "
-    "holds nothing new (plus an overlap); marts follow through declarative automation.",
+    description="New and changed bookings only: /bookings is walked from its newest end (told "
+    "from the first and last pages; every page when the order is unclear) until a page holds "
+    "nothing new (plus an overlap); marts follow through declarative automation.",
     config={"ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}},
     tags={MAX_RUNTIME_TAG: str(INCREMENTAL_MAX_RUNTIME_S)},
 )

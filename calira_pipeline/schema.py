@@ -138,6 +138,13 @@ BOOKINGS = TableSpec(
         Column("requester_sector", TEXT, "Requester sector."),
         Column("user_id", ID, "user_id of the slim list shape."),
         Column("last_public_note", TEXT, "Message of the last public note."),
+        Column(
+            "list_detail_fields",
+            TEXT,
+            "Fields on which the list item and the detail disagreed, comma-separated (the "
+            "columns hold the detail's values; raw_json keeps the list's under _list_values); "
+            "null when they agreed.",
+        ),
         RAW_JSON,
     ),
 )

@@ -1,4 +1,5 @@
-"""Incremental bookings: newest-first walk from page 1 that keeps only new or changed bookings."""
+"""Incremental bookings: a walk from the list's newest end that keeps only new or changed
+bookings (page 1 and the last page are read first to tell which end that is)."""
 
 from __future__ import annotations
 
@@ -83,12 +84,13 @@ def test_nothing_new_reads_page_one_plus_overlap_pages(overlap: int) -> None:
     fake, client, stored = setup()
     result = client.fetch_bookings_incremental(unchanged_against(stored), overlap)
     assert result.rows == {"bookings": []}
-    assert list_pages(fake) == list(range(1, overlap + 2))
-    assert result.stats.pages == overlap + 1 and result.stats.requests == overlap + 1
+    assert list_pages(fake) == [1, 10, *range(2, overlap + 2)]  # page 10 is the last
+    assert result.stats.pages == overlap + 2 and result.stats.requests == overlap + 2
     assert result.api_total == 95 and result.collection == "bookings"
     assert result.stats.stop_reason == "nothing_new"
     assert result.notes["stop_reason"] == "nothing_new"
-    assert result.notes["pages_read"] == str(overlap + 1)
+    assert result.notes["pages_read"] == str(overlap + 2)
+    assert result.notes["list_order"] == "newest_first"
     assert "stop_reason" not in result.stats.as_metadata()
 
 
@@ -99,7 +101,7 @@ def test_new_bookings_at_head_are_returned_exactly() -> None:
     rows = result.rows["bookings"]
     assert [r["id"] for r in rows] == [98, 97, 96]
     assert set(rows[0]) == set(RAW_TABLES["bookings"].column_names)
-    assert list_pages(fake) == [1, 2, 3]  # page 1 had news, page 2 quiet, page 3 overlap
+    assert list_pages(fake) == [1, 10, 2, 3]  # page 1 had news, page 2 quiet, page 3 overlap
     assert result.stats.records == 3 and result.stats.detail_requests == 0
 
 
@@ -108,7 +110,7 @@ def test_more_new_bookings_than_a_page() -> None:
     fake.bookings[:0] = [booking(i) for i in range(120, 95, -1)]
     result = client.fetch_bookings_incremental(unchanged_against(stored), overlap_pages=0)
     assert [r["id"] for r in result.rows["bookings"]] == list(range(120, 95, -1))
-    assert list_pages(fake) == [1, 2, 3, 4]
+    assert list_pages(fake) == [1, 12, 2, 3, 4]
 
 
 def test_changed_status_on_page_two_is_found_by_the_overlap_page() -> None:
@@ -116,7 +118,7 @@ def test_changed_status_on_page_two_is_found_by_the_overlap_page() -> None:
     fake.bookings[14]["status"] = "Cancelled"
     result = client.fetch_bookings_incremental(unchanged_against(stored), overlap_pages=1)
     assert [(r["id"], r["status"]) for r in result.rows["bookings"]] == [(81, "Cancelled")]
-    assert list_pages(fake) == [1, 2]
+    assert list_pages(fake) == [1, 10, 2]
 
 
 def test_slim_list_fetches_details_only_for_new_or_changed_ids() -> None:
@@ -163,11 +165,11 @@ def test_stops_at_end_of_a_short_list() -> None:
     assert result.stats.stop_reason == "end_of_list" and result.api_total == 5
 
 
-def test_full_last_page_is_confirmed_by_an_empty_page() -> None:
+def test_a_two_page_list_is_read_whole() -> None:
     fake = FakeCalira(bookings=[booking(i) for i in range(20, 0, -1)])
     result = client_for(fake).fetch_bookings_incremental(lambda row: False)
     assert len(result.rows["bookings"]) == 20
-    assert list_pages(fake) == [1, 2, 3]
+    assert list_pages(fake) == [1, 2]  # newest-first: past the last page is older still
 
 
 def test_never_stops_on_a_short_page_alone() -> None:
@@ -180,7 +182,7 @@ def test_never_stops_on_a_short_page_alone() -> None:
 
     fake.inject = short_page_two
     result = client_for(fake).fetch_bookings_incremental(lambda row: False)
-    assert list_pages(fake) == [1, 2, 3, 4]
+    assert list_pages(fake) == [1, 3, 2]  # first, last, then on from the newest end
     assert len(result.rows["bookings"]) == 25  # 16..20 were lost by the server, not by us
 
 
@@ -217,7 +219,7 @@ def test_deletions_during_walk_do_not_skip_a_changed_booking() -> None:
     fake.before_page = delete_before_page_two
     result = client.fetch_bookings_incremental(unchanged_against(stored), overlap_pages=1)
     assert [(r["id"], r["status"]) for r in result.rows["bookings"]] == [(30, "Cancelled")]
-    assert list_pages(fake) == [1, 2, 1]
+    assert list_pages(fake) == [1, 4, 2, 1]
     assert result.stats.drift_events == 1
 
 
@@ -226,14 +228,14 @@ def test_trusts_echoed_per_page() -> None:
     client = client_for(fake, per_page=100)
     client.fetch_bookings_incremental(unchanged_against(stored))
     sizes = [r.url.params["per_page"] for r in fake.requests if r.url.path == "/v1/bookings"]
-    assert sizes == ["100", "10"]
+    assert sizes == ["100", "10", "10"]  # page 1, the last page (10), the overlap page 2
 
 
 def test_page_ceiling_raises() -> None:
     fake = FakeCalira(bookings=[booking(i) for i in range(100, 0, -1)])
     with pytest.raises(PaginationError, match="max_pages=3.*full fetch"):
         client_for(fake, max_pages=3).fetch_bookings_incremental(lambda row: False)
-    assert list_pages(fake) == [1, 2, 3]
+    assert list_pages(fake) == [1]  # the last page, 10, is past the ceiling
 
 
 def test_slim_rows_offered_to_predicate_are_partial() -> None:
@@ -263,7 +265,7 @@ def test_transient_bad_body_on_page_two_is_retried() -> None:
     result = client.fetch_bookings_incremental(unchanged_against(stored))
     assert [r["id"] for r in result.rows["bookings"]] == [81]
     assert result.stats.retries_by_cause["bad_body"] == 1
-    assert list_pages(fake) == [1, 2, 2]
+    assert list_pages(fake) == [1, 10, 2, 2]
 
 
 def test_negative_overlap_is_config_error() -> None:

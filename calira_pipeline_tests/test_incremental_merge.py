@@ -44,3 +44,32 @@ def test_merge_replaces_by_id_adds_new_and_keeps_the_rest_sorted() -> None:
     assert merged.column("status").to_pylist() == ["Booked", "Cancelled", "Requested", "Booked"]
     assert merged.schema == BOOKINGS.arrow_schema
     assert merge_by_id(stored, rows_to_arrow(BOOKINGS, []), BOOKINGS).equals(stored)
+
+
+def test_a_booking_whose_list_always_disagrees_is_unchanged_until_the_list_changes(
+    tmp_path: Path,
+) -> None:
+    policy = PiiPolicy.for_data_dir("hash", tmp_path)
+    detail = {
+        **_row(1, "Booked"),
+        "list_detail_fields": "status",
+        "raw_json": '{"_list_values":{"status":"Completed"},"id":1,"status":"Booked"}',
+    }
+    stored = rows_to_arrow(BOOKINGS, policy.apply("bookings", [detail]))
+    is_unchanged = unchanged_predicate(stored, "bookings", policy)
+
+    def listed(status: str) -> dict[str, object]:
+        return {**_row(1, status, cost=None), "raw_json": f'{{"id":1,"status":"{status}"}}'}
+
+    assert is_unchanged(listed("Completed"))  # what the list said last time
+    assert not is_unchanged(listed("Cancelled"))
+    assert not is_unchanged(listed("Booked"))  # the list now agrees: worth a fresh detail
+
+
+def test_merge_fills_columns_added_since_the_stored_table_was_written() -> None:
+    stored = rows_to_arrow(BOOKINGS, [_row(1, "Booked"), _row(2, "Booked")])
+    old = stored.drop_columns(["list_detail_fields"])
+    merged = merge_by_id(old, rows_to_arrow(BOOKINGS, [_row(3, "Booked")]), BOOKINGS)
+    assert merged.schema == BOOKINGS.arrow_schema
+    assert merged.column("list_detail_fields").null_count == 3
+    assert merge_by_id(old, rows_to_arrow(BOOKINGS, []), BOOKINGS).equals(stored)

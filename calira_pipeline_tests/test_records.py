@@ -290,6 +290,8 @@ def _reference_booking(record: dict[str, Any], where: Where) -> dict[str, Any]:
     row["last_public_note"] = fields.opt_text(
         fields.sub(record, "last_public_note").get("message"), "last_public_note.message", where
     )
+    listed = record.get("_list_values")
+    row["list_detail_fields"] = ", ".join(sorted(listed)) if isinstance(listed, dict) else None
     row["raw_json"] = _plain_raw_json(record)
     return row
 

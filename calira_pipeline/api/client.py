@@ -7,7 +7,7 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -69,26 +69,37 @@ class CaliraClient:
         return await self._run(collection, lambda fetcher: fetcher.fetch(collection, account_ids))
 
     def fetch_bookings_incremental(
-        self, is_unchanged: Callable[[dict[str, Any]], bool], overlap_pages: int = 1
+        self,
+        is_unchanged: Callable[[dict[str, Any]], bool],
+        overlap_pages: int = 1,
+        known_ids: Collection[int] | None = None,
     ) -> CollectionResult:
         """Synchronous ``afetch_bookings_incremental``."""
-        return _run_sync(lambda: self.afetch_bookings_incremental(is_unchanged, overlap_pages))
+        return _run_sync(
+            lambda: self.afetch_bookings_incremental(is_unchanged, overlap_pages, known_ids)
+        )
 
     async def afetch_bookings_incremental(
-        self, is_unchanged: Callable[[dict[str, Any]], bool], overlap_pages: int = 1
+        self,
+        is_unchanged: Callable[[dict[str, Any]], bool],
+        overlap_pages: int = 1,
+        known_ids: Collection[int] | None = None,
     ) -> CollectionResult:
-        """Only the bookings that are new or changed, read newest-first from page 1.
+        """Only the bookings that are new or changed, read from the list's newest end.
 
         ``is_unchanged(row)`` gets each list item as a schema row (a slim list item leaves the
         columns it lacks None) and answers True when the stored booking already has those
-        values. The walk stops after the first page with nothing new plus ``overlap_pages``
-        more, or at the end of the list. Returned rows are complete (slim items are merged with
-        their details); ``notes`` and ``stats.stop_reason`` say why the walk stopped.
+        values. Page 1 and the last page tell which end is newest; the walk goes from there and
+        stops after the first page with nothing new plus ``overlap_pages`` more, or at the other
+        end; an order it cannot tell means every page is read. With ``known_ids`` (the stored
+        bookings' ids) a walk that stopped early while the count shows an unread record is not
+        stored reads the rest. Returned rows are complete (slim items are merged with their
+        details); ``notes`` say which order was found and why the walk stopped.
         """
         walks: list[IncrementalBookings] = []
 
         async def walk(fetcher: CollectionFetcher) -> tuple[Rows, int | None]:
-            walks.append(IncrementalBookings(fetcher, is_unchanged, overlap_pages))
+            walks.append(IncrementalBookings(fetcher, is_unchanged, overlap_pages, known_ids))
             return await walks[0].fetch()
 
         result = await self._run("bookings", walk)

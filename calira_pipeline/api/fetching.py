@@ -13,6 +13,7 @@ from ..schema import COLLECTION_TABLES
 from .errors import ApiError
 from .fields import Where
 from .http import describe, run_all
+from .merge import merge_detail
 from .pagination import ListWalker
 from .records import (
     parse_account,
@@ -27,10 +28,14 @@ from .session import ApiSession
 
 ProgressCallback = Callable[[str, int, int, int], None]
 
-# List items lacking any of these (by key, any alias) are completed from their details endpoint:
-# the slim 0.1.3 booking list has no cost/currency/labs/requester, slim equipment lists no
-# parent/serial number, group items no equipment, project items no funding codes or users.
+# The fields the pipeline needs per endpoint: list items lacking any of these (by key, any alias)
+# are completed from their details endpoint. The 0.1.3 account list is {id, name, account_type}
+# only (a lab's zone is in GET /accounts/{id}; independent labs have no department or
+# organisation key even in full lists, so those cannot mark a slim item); the slim 0.1.3 booking
+# list has no cost/currency/labs/requester, slim equipment lists no parent/serial number, group
+# items no equipment, project items no funding codes or users.
 DETAIL_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "accounts": (("timezone",),),
     "bookings": (("cost",), ("currency",), ("provider_lab",), ("requester_lab",), ("requester",)),
     "equipment": (("parent_id", "parent"), ("serial_number",), ("manufacturing_year",)),
     "groups": (("equipment",),),
@@ -55,6 +60,7 @@ _DETAIL_KEYS: dict[str, tuple[frozenset[str], tuple[frozenset[str], ...]]] = {
     )
     for collection, needs in DETAIL_NEEDS.items()
 }
+_DISAGREEMENT_WARNINGS = 10  # examples in the warnings; the metadata counts them all
 _NO_DETAIL_KEYS: tuple[frozenset[str], tuple[frozenset[str], ...]] = (frozenset(), ())
 
 
@@ -220,13 +226,24 @@ class CollectionFetcher:
                     f"{describe(response.request)} is 404: deleted during the fetch, dropped."
                 )
                 return None
-            # Project details carry no id; the list item's id (and any field only the list has,
-            # e.g. sub_category on equipment) survives the merge.
-            merged = {**item.record, **detail, "id": item.record["id"]}
+            merged, differences = merge_detail(item.record, detail)
+            if differences:
+                self._note_disagreement(collection, record_id, sorted(differences))
             return Listed(merged, describe(response.request), item.scope_id)
 
         completed = await run_all(complete(item) for item in listed)
         return [item for item in completed if item is not None]
+
+    def _note_disagreement(self, collection: str, record_id: int, fields: list[str]) -> None:
+        self.stats.list_detail_disagreements += 1
+        if self.stats.list_detail_disagreements > _DISAGREEMENT_WARNINGS:
+            return
+        # Field names only: the values can be personal data (raw_json holds them, masked).
+        self.warnings.append(
+            f"{KIND[collection]} {record_id}: the list and the detail disagree on "
+            f"{', '.join(fields)}; the columns take the detail, raw_json keeps the list's "
+            "values under _list_values."
+        )
 
     def _detail_body(self, response: httpx.Response) -> dict[str, Any] | None:
         """The detail object, or None for a 404 (deleted since it was listed)."""

@@ -22,6 +22,7 @@ from .fields import (
     ref_into,
     sub,
 )
+from .merge import LIST_VALUES_KEY
 from .results import UnknownFields
 
 Row = dict[str, Any]
@@ -111,6 +112,8 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "groups": frozenset(("id", "name", "equipment")),
     "current_user": frozenset(("id", "first_name", "last_name", "email")),
 }
+# Added by the client itself when a list item and its detail disagree (see api.merge).
+KNOWN_FIELDS = {name: fields | {LIST_VALUES_KEY} for name, fields in KNOWN_FIELDS.items()}
 
 
 # Fast paths below check BIGINT range with literals (INT64_MIN/INT64_MAX in fields.py): half
@@ -255,6 +258,8 @@ def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) 
     row["last_public_note"] = _nested_text(
         record, "last_public_note", "message", "last_public_note.message", where
     )
+    listed = get(LIST_VALUES_KEY)
+    row["list_detail_fields"] = ", ".join(sorted(listed)) if isinstance(listed, dict) else None
     row["raw_json"] = raw_json(record)
     return row
 

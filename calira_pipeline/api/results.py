@@ -20,6 +20,7 @@ class FetchStats:
     duplicates_dropped: int = 0
     drift_events: int = 0
     deleted_during_fetch: int = 0
+    list_detail_disagreements: int = 0  # records whose list item and detail differ
     retries_by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CAUSES, 0))
     rate_limited: int = 0
     bytes_received: int = 0
@@ -39,6 +40,7 @@ class FetchStats:
             "duplicates_dropped": self.duplicates_dropped,
             "drift_events": self.drift_events,
             "deleted_during_fetch": self.deleted_during_fetch,
+            "list_detail_disagreements": self.list_detail_disagreements,
             "rate_limited": self.rate_limited,
             "retries": self.retries,
             "bytes_received": self.bytes_received,

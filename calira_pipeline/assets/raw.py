@@ -144,11 +144,19 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         if incremental:
             stored = store.read_table(primary)
             result = client.fetch_bookings_incremental(
-                unchanged_predicate(stored, primary, policy), config.overlap_pages
+                unchanged_predicate(stored, primary, policy),
+                config.overlap_pages,
+                known_ids=frozenset(stored.column("id").to_pylist()),
             )
             fresh = rows_to_arrow(RAW_TABLES[primary], policy.apply(primary, result.rows[primary]))
             arrow = {primary: merge_by_id(stored, fresh, RAW_TABLES[primary])}
-            extra = {"refresh_mode": "incremental", "new_or_changed_rows": fresh.num_rows}
+            extra = {
+                "refresh_mode": "incremental",
+                "new_or_changed_rows": fresh.num_rows,
+                # Which end of the list was newest and why the walk stopped (a full read when
+                # the order could not be told, or when the count showed an unread gap).
+                **{f"incremental/{key}": value for key, value in result.notes.items()},
+            }
         else:
             result = client.fetch(collection)
             rows = mask_tables(policy, {t: result.rows.get(t, []) for t in tables})

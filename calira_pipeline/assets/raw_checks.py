@@ -85,12 +85,17 @@ RULE_CHECKS = [
         "select equipment_id, list(distinct currency) as currencies from bookings "
         "where currency is not null group by equipment_id having count(distinct currency) > 1",
     ),
+    # A warning, never blocking: a lab without a usable zone is bucketed in
+    # CALIRA_DEFAULT_TIMEZONE and its bookings are listed in booking_quality_issues.
     RawCheck(
         "lab_has_timezone",
         "accounts",
-        "Every lab has a time zone (needed to bucket its bookings into local days).",
-        "select id, name from accounts where lower(account_type) = 'lab' "
-        "and coalesce(trim(timezone), '') = ''",
+        "Every lab has a time zone DuckDB recognises. Bookings of any other lab are bucketed in "
+        "CALIRA_DEFAULT_TIMEZONE (default UTC) and listed in booking_quality_issues.",
+        "select id, name, timezone from accounts where lower(account_type) = 'lab' "
+        "and (coalesce(trim(timezone), '') = '' or lower(trim(timezone)) not in "
+        "(select lower(name) from pg_timezone_names()))",
+        dg.AssetCheckSeverity.WARN,
     ),
 ]
 

@@ -60,7 +60,8 @@ _INSTRUMENT = {
     "timezone": "IANA zone the instrument's days are bucketed in.",
 }
 _COST = {
-    "currency": "Upper-cased ISO currency; never summed across currencies.",
+    "currency": "Upper-cased ISO currency: the booking's, else its equipment's (null when "
+    "neither has one, a row of its own); never summed across currencies.",
     "booking_type": "Case-folded booking type.",
     "status": "Case-folded, trimmed status.",
     "status_category": "counted, tentative, excluded or unknown (from MartSettings).",
@@ -121,7 +122,12 @@ _SPECS = (
             "is_maintenance": "booking_type is a maintenance type.",
             "usage_role": "use, tentative, maintenance or null (feeds no occupancy).",
             "booking_timezone": "Provider lab's zone, else the equipment lab's, else the default.",
-            "timezone_source": "provider_lab, equipment_lab or default.",
+            "timezone_source": "provider_lab, equipment_lab or default (CALIRA_DEFAULT_TIMEZONE: "
+            "the lab has no zone, or one DuckDB does not recognise).",
+            "provider_timezone_raw": "The provider lab's time zone as the API sent it.",
+            "currency": "Upper-cased ISO currency: the booking's, else its equipment's.",
+            "currency_source": "Where currency came from: booking, equipment or unknown.",
+            "list_detail_fields": "Fields on which the list item and the detail disagreed.",
             "hours": "end - start in hours; 0 when not positive or missing.",
         },
         grain_columns=("booking_id",),
@@ -310,7 +316,8 @@ _SPECS = (
         grain="One row per booking per data-quality issue.",
         description="Issues: overlap (counted use bookings on one instrument), missing_time, "
         "non_positive_duration, longer_than_limit, duration_mismatch, unknown_status, "
-        "unknown_provider_timezone (fallback zone used), null_cost_counted, missing_equipment.",
+        "unknown_provider_timezone (fallback zone used), null_cost_counted, missing_equipment, "
+        "unknown_currency (neither booking nor equipment has one), list_detail_disagreement.",
         column_descriptions={
             "booking_id": "Booking id.",
             "equipment_id": "Equipment id.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,6 +22,7 @@ from calira_pipeline.sandbox.world import JSON
 if TYPE_CHECKING:
     from calira_pipeline.sandbox.core import Sandbox
 
+T = TypeVar("T")
 Handler = Callable[[Request, AccessToken], Response]
 AsyncHandler = Callable[[Request], Awaitable[Response]]
 _HTML_ERROR = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
@@ -42,8 +43,18 @@ class Api:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
         self.ds = sandbox.dataset
-        self.slim = sandbox.config.list_shape == "slim"
-        self.live = sandbox.config.live_aliases
+        config = sandbox.config
+        self.profile_2022 = config.payload_profile == "2022"
+        self.slim = config.list_shape == "slim"
+        self.slim_equipment = self.slim or self.profile_2022
+        self.slim_accounts = config.account_list == "slim" or self.profile_2022
+        self.disagreement_rate = config.list_disagreement_rate
+        self.live = config.live_aliases
+        self.ordering = v.ListOrdering(config.seed)
+
+    def _ordered(self, total: int, newest: Callable[[int], T]) -> Callable[[int], T]:
+        # Read per request: a test can flip the order between two runs.
+        return self.ordering.apply(self.sb.list_order, total, newest)
 
     # -- the pipeline every /v1 request goes through -------------------------------------------
     def wrap(self, endpoint: Endpoint) -> AsyncHandler:
@@ -99,7 +110,9 @@ class Api:
     # -- accounts, groups, projects, me ---------------------------------------------------------
     def accounts(self, request: Request, _: AccessToken) -> Response:
         items = self.ds.accounts
-        return v.paginate(request.query_params, len(items), lambda k: items[-1 - k])
+        view = v.account_list_item if self.slim_accounts else (lambda account: account)
+        return v.paginate(request.query_params, len(items),
+                          self._ordered(len(items), lambda k: view(items[-1 - k])))
 
     def account(self, request: Request, _: AccessToken) -> Response:
         return v.json_response(self._account(request.path_params["id"]))
@@ -116,7 +129,7 @@ class Api:
         if labs is not None:
             items = [g for g in items if self.ds.group_account[g["id"]] in labs]
         return v.paginate(request.query_params, len(items),
-                          lambda k: v.group_list_item(items[-1 - k]))
+                          self._ordered(len(items), lambda k: v.group_list_item(items[-1 - k])))
 
     def group(self, request: Request, _: AccessToken) -> Response:
         raw = request.path_params["id"]
@@ -128,8 +141,8 @@ class Api:
     def projects(self, request: Request, _: AccessToken) -> Response:
         account = self._account(request.path_params["account_id"])
         items = self.ds.projects.get(account["id"], [])
-        return v.paginate(request.query_params, len(items),
-                          lambda k: v.project_list_item(items[-1 - k]))
+        return v.paginate(request.query_params, len(items), self._ordered(
+            len(items), lambda k: v.project_list_item(items[-1 - k])))
 
     def project(self, request: Request, _: AccessToken) -> Response:
         account = self._account(request.path_params["account_id"])
@@ -154,13 +167,16 @@ class Api:
             items = [e for e in items if e["lab"]["id"] in labs]
         if v.parse_bool(request.query_params.get("exclude_parents")):
             items = [e for e in items if e["parent_id"] is not None]
-        return v.paginate(request.query_params, len(items), lambda k: v.equipment_view(
-            items[-1 - k], listing=True, slim=self.slim, live_aliases=self.live))
+        return v.paginate(request.query_params, len(items), self._ordered(
+            len(items), lambda k: v.equipment_view(items[-1 - k], listing=True,
+                                                   slim=self.slim_equipment,
+                                                   live_aliases=self.live)))
 
     def equipment_detail(self, request: Request, _: AccessToken) -> Response:
         index = self._equipment_index(request.path_params["id"])
         return v.json_response(v.equipment_view(self.ds.equipment[index], listing=False,
-                                                slim=self.slim, live_aliases=self.live))
+                                                slim=self.slim_equipment,
+                                                live_aliases=self.live))
 
     def _equipment_index(self, raw: str) -> int:
         index = self.ds.equipment_index(parse_id(raw, "Equipment"))
@@ -173,8 +189,8 @@ class Api:
         labs = self._labs_filter(request, "provider_account")
         lab_ids = sorted(labs) if labs is not None else None
         rows = self.ds.bookings.select(lab_ids=lab_ids)
-        response = v.paginate_encoded(request.query_params, len(rows),
-                                      lambda k: self._booking_json(rows.newest(k), "equipment_id"))
+        response = v.paginate_encoded(request.query_params, len(rows), self._ordered(
+            len(rows), lambda k: self._booking_json(rows.newest(k), "equipment_id")))
         self.sb.insert_head_bookings(lab_ids)
         return response
 
@@ -182,15 +198,23 @@ class Api:
         index = self._equipment_index(request.path_params["id"])
         rows = self.ds.bookings.select(equipment_index=index)
         key = "asset_id" if self.live else "equipment_id"
-        return v.paginate_encoded(request.query_params, len(rows),
-                                  lambda k: self._booking_json(rows.newest(k), key))
+        return v.paginate_encoded(request.query_params, len(rows), self._ordered(
+            len(rows), lambda k: self._booking_json(rows.newest(k), key)))
 
     def _booking_json(self, pos: int, equipment_key: str) -> bytes:
-        if not self.slim and equipment_key == "equipment_id":
-            return self.ds.bookings.detail_json(pos)  # the list item is the detail, as is
-        return v.encode_json(self._booking_item(pos, equipment_key))
+        store = self.ds.bookings
+        disagrees = self.disagreement_rate > 0 and v.disagrees(store.row(pos)[0],
+                                                               self.disagreement_rate)
+        if not (self.slim or self.profile_2022 or disagrees) and equipment_key == "equipment_id":
+            return store.detail_json(pos)  # the list item is the detail, as is
+        item = self._booking_item(pos, equipment_key)
+        if disagrees:
+            item["status"] = v.disagreeing_status(item["status"])
+        return v.encode_json(item)
 
     def _booking_item(self, pos: int, equipment_key: str) -> JSON:
+        if self.profile_2022:
+            return v.booking_list_item_2022(self.ds.bookings.detail(pos), equipment_key)
         if self.slim:
             return self.ds.bookings.slim(pos, equipment_key)
         item = self.ds.bookings.detail(pos)
@@ -203,6 +227,8 @@ class Api:
         pos = self.ds.bookings.position_of(parse_id(raw, "Booking"))
         if pos is None:
             raise not_found("Booking", raw)
+        if self.profile_2022:
+            return v.json_response(v.booking_detail_2022(self.ds.bookings.detail(pos)))
         return Response(self.ds.bookings.detail_json(pos), media_type="application/json")
 
     def _labs_filter(self, request: Request, name: str) -> set[int] | None:

@@ -16,6 +16,10 @@ ALL_SCOPES: frozenset[str] = frozenset(
 DEFAULT_REFERENCE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 
 ListShape = Literal["full", "slim"]
+ListOrder = Literal["newest", "oldest", "shuffled"]
+PayloadProfile = Literal["current", "2022"]
+LIST_ORDERS: tuple[ListOrder, ...] = ("newest", "oldest", "shuffled")
+PAYLOAD_PROFILES: tuple[PayloadProfile, ...] = ("current", "2022")
 RetryAfterForm = Literal["seconds", "http-date", "zero", "mixed"]
 
 
@@ -130,6 +134,15 @@ class SandboxConfig:
     scale: str | Scale = "small"
     list_shape: ListShape = "full"
     live_aliases: bool = False
+    # Shapes of older or odder deployments (see "Older payload shapes" in the API notes):
+    # every list's order (the docs promise newest-first; a captured production list was not),
+    # GET /accounts items as {id, name, account_type} only, the 2022 booking payloads (details
+    # without currency, times, local times, creator or requester group; 0.1.3 lists), and the
+    # share of bookings whose list item says another status than their detail.
+    list_order: ListOrder = "newest"
+    account_list: ListShape = "full"
+    payload_profile: PayloadProfile = "current"
+    list_disagreement_rate: float = 0.0
     token_lifetime_s: float = 7200
     clients: Mapping[str, ClientApp] = field(default_factory=_default_clients)
     faults: FaultConfig = FaultConfig()
@@ -141,6 +154,16 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.list_shape not in ("full", "slim"):
             raise ValueError(f"list_shape must be 'full' or 'slim', not {self.list_shape!r}")
+        if self.list_order not in LIST_ORDERS:
+            raise ValueError(f"list_order must be one of {LIST_ORDERS}, not {self.list_order!r}")
+        if self.account_list not in ("full", "slim"):
+            raise ValueError(f"account_list must be 'full' or 'slim', not {self.account_list!r}")
+        if self.payload_profile not in PAYLOAD_PROFILES:
+            raise ValueError(
+                f"payload_profile must be one of {PAYLOAD_PROFILES}, not {self.payload_profile!r}"
+            )
+        if not 0.0 <= self.list_disagreement_rate <= 1.0:
+            raise ValueError("list_disagreement_rate must lie in [0, 1]")
         if self.reference_time.tzinfo is None:
             raise ValueError("reference_time must be timezone-aware")
         resolve_scale(self.scale)

@@ -13,6 +13,7 @@ from calira_pipeline.sandbox.auth import Grant, TokenAuthority
 from calira_pipeline.sandbox.config import (
     ALL_SCOPES,
     SANDBOX_CLIENT_ID,
+    ListOrder,
     SandboxConfig,
     resolve_scale,
 )
@@ -39,6 +40,8 @@ class Sandbox:
                                         self.config.clock)
         self.faults = FaultInjector(self.config.faults, self.config.clock, sleep)
         self.inserted_booking_ids: list[int] = []
+        # Every list's order; the API may change it between two reads (set it to simulate that).
+        self.list_order: ListOrder = self.config.list_order
         self._insert_cursor = 0
         self.app: ASGIApp = build_app(self)
 

@@ -13,6 +13,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from calira_pipeline.sandbox.config import (
+    LIST_ORDERS,
+    PAYLOAD_PROFILES,
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SCALES,
@@ -80,6 +82,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-shape", choices=("full", "slim"), default="full")
     parser.add_argument("--live-aliases", action="store_true",
                         help="use the live API's field names (model_number, availabity_status)")
+    parser.add_argument("--list-order", choices=LIST_ORDERS, default="newest",
+                        help="order of every list (the docs say newest; a captured one was not)")
+    parser.add_argument("--account-list", choices=("full", "slim"), default="full",
+                        help="slim: GET /accounts items are {id, name, account_type} (0.1.3)")
+    parser.add_argument("--payload-profile", choices=PAYLOAD_PROFILES, default="current",
+                        help="2022: booking details without currency, times, creator or "
+                        "requester group; lists in the 0.1.3 shape")
+    parser.add_argument("--list-disagreement-rate", type=float, default=0.0, metavar="SHARE",
+                        help="share of bookings whose list status contradicts their detail")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=None, metavar="RPS")
     parser.add_argument("--error-rate", type=float, default=0.0)
@@ -93,7 +104,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
                          seed=args.seed)
     return SandboxConfig(seed=args.seed, scale=args.scale, list_shape=args.list_shape,
                          live_aliases=args.live_aliases, token_lifetime_s=args.token_lifetime,
-                         faults=faults)
+                         list_order=args.list_order, account_list=args.account_list,
+                         payload_profile=args.payload_profile,
+                         list_disagreement_rate=args.list_disagreement_rate, faults=faults)
 
 
 def run_from_args(args: argparse.Namespace) -> None:

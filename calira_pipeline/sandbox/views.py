@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
+from calira_pipeline.sandbox.config import ListOrder
 from calira_pipeline.sandbox.world import JSON
+
+T = TypeVar("T")
 
 MAX_PER_PAGE = 100
 PAGINATION_HEADERS = ("X-Total-Records", "X-Current-Page", "X-Per-Page")
 EQUIPMENT_DETAIL_ONLY = frozenset({"parent_id", "parent_name", "manufacturing_year",
                                    "serial_number"})
+ACCOUNT_LIST_0_1_3 = ("id", "name", "account_type")
+BOOKING_LIST_2022 = ("id", "start_time", "end_time", "status", "user_id", "equipment_id")
+# Added to the spec in February 2023: absent from the booking details captured in 2022.
+BOOKING_DETAIL_NOT_IN_2022 = frozenset({"currency", "charging_type", "start_time", "end_time",
+                                        "local_start_time", "local_end_time", "creator",
+                                        "requester_group"})
 
 
 class ApiError(Exception):
@@ -109,3 +119,55 @@ def project_list_item(project: JSON) -> JSON:
 
 def project_detail(project: JSON) -> JSON:
     return {k: v for k, v in project.items() if k != "id"}  # the docs' sample has no id
+
+
+class ListOrdering:
+    """Which record a list position holds: newest first (as documented), oldest first (as a
+    captured production list came back), or a fixed shuffle per list length."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._shuffles: dict[int, list[int]] = {}
+
+    def apply(self, order: ListOrder, total: int, newest: Callable[[int], T]) -> Callable[[int], T]:
+        if order == "oldest":
+            return lambda k: newest(total - 1 - k)
+        if order == "shuffled":
+            shuffle = self._shuffle(total)
+            return lambda k: newest(shuffle[k])
+        return newest
+
+    def _shuffle(self, total: int) -> list[int]:
+        if total not in self._shuffles:
+            positions = list(range(total))
+            random.Random(f"calira-sandbox-order-{self.seed}-{total}").shuffle(positions)
+            self._shuffles[total] = positions
+        return self._shuffles[total]
+
+
+def account_list_item(account: JSON) -> JSON:
+    """A ``GET /accounts`` item in the 0.1.3 spec: the rest is in ``GET /accounts/{id}``."""
+    return {k: account[k] for k in ACCOUNT_LIST_0_1_3}
+
+
+def booking_list_item_2022(detail: JSON, equipment_key: str) -> JSON:
+    item = {"id": detail["id"], "start_time": detail["start_time"],
+            "end_time": detail["end_time"], "status": detail["status"],
+            "user_id": detail["requester"]["id"], "equipment_id": detail["equipment"]["id"]}
+    if equipment_key != "equipment_id":
+        item[equipment_key] = item.pop("equipment_id")
+    return item
+
+
+def booking_detail_2022(detail: JSON) -> JSON:
+    return {k: v for k, v in detail.items() if k not in BOOKING_DETAIL_NOT_IN_2022}
+
+
+def disagrees(booking_id: int, rate: float) -> bool:
+    """Whether this booking's list item contradicts its detail (a fixed ``rate`` share)."""
+    return rate > 0 and (booking_id * 2654435761) % 10_000 < rate * 10_000
+
+
+def disagreeing_status(status: str) -> str:
+    """The captured case: ``Completed`` in the list while the detail still says ``Booked``."""
+    return "Booked" if status.lower() == "completed" else "Completed"

@@ -1,4 +1,5 @@
--- Bookings normalised from the raw table: status category, usage role, provider-lab time zone.
+-- Bookings normalised from the raw table: status category, usage role, provider-lab time zone,
+-- currency (the equipment's when the booking has none, as in details captured before 2023).
 -- Timestamps become naive UTC here (via epoch microseconds, no ICU call) so no later step depends
 -- on the session's TimeZone; marts emit naive UTC and build_mart labels those columns UTC.
 -- The booking_facts mart stores this once; checks recompute it from raw to reconcile against.
@@ -11,13 +12,19 @@ WITH normalised AS (
         make_timestamp(epoch_us(b.end_time)) AS end_utc,
         b.duration_minutes,
         b.cost,
-        upper(trim(b.currency)) AS currency,
+        upper(coalesce(nullif(trim(b.currency), ''), nullif(trim(e.currency), ''))) AS currency,
+        CASE
+            WHEN nullif(trim(b.currency), '') IS NOT NULL THEN 'booking'
+            WHEN nullif(trim(e.currency), '') IS NOT NULL THEN 'equipment'
+            ELSE 'unknown'
+        END AS currency_source,
         lower(trim(b.status)) AS status,
         b.status AS status_raw,
         lower(trim(b.booking_type)) AS booking_type,
         b.provider_lab_id,
         b.requester_lab_id,
         b.requester_group_name,
+        b.list_detail_fields,
         e.lab_id AS equipment_lab_id
     FROM bookings AS b
     LEFT JOIN equipment AS e ON e.id = b.equipment_id
@@ -28,6 +35,7 @@ classified AS (
         coalesce(sm.category, 'unknown') AS status_category,
         mt.booking_type IS NOT NULL AS is_maintenance,
         pz.timezone AS provider_timezone,
+        pz.timezone_raw AS provider_timezone_raw,
         coalesce(pz.timezone, ez.timezone, s.default_timezone) AS booking_timezone,
         CASE
             WHEN pz.timezone IS NOT NULL THEN 'provider_lab'

@@ -50,10 +50,31 @@ issues AS (
     WHERE status_category = 'unknown'
     UNION ALL
     SELECT booking_id, 'unknown_provider_timezone', 'warning',
-        'provider lab time zone unknown; bucketed in ' || booking_timezone
-        || ' (' || timezone_source || ')'
+        CASE
+            WHEN provider_lab_id IS NULL THEN 'no provider lab'
+            WHEN coalesce(trim(provider_timezone_raw), '') = ''
+                THEN 'provider lab ' || provider_lab_id || ' has no time zone'
+            ELSE 'provider lab ' || provider_lab_id || ' has time zone '''
+                || provider_timezone_raw || ''', which DuckDB does not recognise'
+        END || '; bucketed in ' || booking_timezone || ' ('
+        || CASE timezone_source
+            WHEN 'default' THEN 'CALIRA_DEFAULT_TIMEZONE'
+            ELSE 'the zone of the equipment''s lab'
+        END || ')'
     FROM mart__bookings
     WHERE provider_timezone IS NULL
+    UNION ALL
+    SELECT booking_id, 'unknown_currency', 'warning',
+        'neither the booking nor its equipment has a currency; its cost stays in the '
+        || 'null-currency rows of the cost marts'
+    FROM mart__bookings
+    WHERE currency_source = 'unknown' AND coalesce(cost, 0) <> 0
+    UNION ALL
+    SELECT booking_id, 'list_detail_disagreement', 'info',
+        'the list item and the detail disagree on ' || list_detail_fields
+        || '; the columns hold the detail''s values, raw_json keeps the list''s under _list_values'
+    FROM mart__bookings
+    WHERE list_detail_fields IS NOT NULL
     UNION ALL
     SELECT booking_id, 'null_cost_counted', 'warning', 'counted booking without a cost'
     FROM mart__bookings

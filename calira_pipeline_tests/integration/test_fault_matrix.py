@@ -605,6 +605,60 @@ def test_fault_cell(cell: Cell, baseline: Path, tmp_path: Path) -> None:
     cell.extra(obs)
 
 
+# -- between runs: the list order changes under the hourly incremental refresh ---------------------
+
+
+def _incremental_bookings(base_url: str, data_dir: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        RAW_ASSETS,
+        selection=["bookings"],
+        raise_on_error=False,
+        resources={
+            "calira": CaliraApiResource(
+                base_url=base_url + "/v1",
+                client_id=SANDBOX_CLIENT_ID,
+                client_secret=SANDBOX_CLIENT_SECRET,
+                data_dir=str(data_dir),
+            ),
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+        },
+        run_config={"ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}},
+    )
+
+
+@pytest.mark.parametrize(
+    "flip", [("newest", "oldest"), ("oldest", "shuffled"), ("oldest", "newest")]
+)
+def test_list_order_flips_between_runs(tmp_path: Path, flip: tuple[str, str]) -> None:
+    """A full read of one order, then new bookings and the other order by the hourly run: the
+    incremental walk finds which end is newest again and loads exactly the new bookings."""
+    first, then = flip
+    sb = Sandbox(SandboxConfig(seed=FAULTY_SEED, scale="tiny", list_order=first))  # type: ignore[arg-type]
+    proxy = FaultProxy(sb.app)
+    data_dir = tmp_path / "data"
+    with serve_in_thread(proxy) as base_url:
+        full, _ = materialize(base_url, data_dir)
+        assert full.success, _failures(full)
+        before = snapshot(data_dir, ["bookings"])["bookings"]
+        sb.list_order = then  # type: ignore[assignment]
+        new_ids = sb.add_bookings(7)
+        requests_before = proxy.requests
+        result = _incremental_bookings(base_url, data_dir)
+    after = snapshot(data_dir, ["bookings"])["bookings"]
+    keys = set(after.parquet_rows)
+    exact = (
+        result.success
+        and keys == truth_keys(sb)["bookings"]
+        and after.parquet_count == len(keys) == after.duckdb_count
+        and keys - set(before.parquet_rows) == {(i,) for i in new_ids}
+        and all(after.parquet_rows[k] == row for k, row in before.parquet_rows.items())
+    )
+    label = "exact" if exact else "DATA WRONG"
+    cell = f"list order flips between runs ({first} -> {then}, incremental)"
+    MATRIX.append((cell, "exact", label, proxy.requests - requests_before, 0))
+    assert label == "exact", (sorted(keys ^ truth_keys(sb)["bookings"])[:5], _failures(result))
+
+
 # -- client-level cells: the resource has no timeout or retry budget field -------------------------
 
 
