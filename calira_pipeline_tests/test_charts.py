@@ -134,7 +134,8 @@ def test_mart_previews_show_names_and_newest_rows_first(
     assert header.startswith("| equipment_name | lab_name |")
     with connect(full_run[0]) as con:
         newest = con.execute("select max(month) from equipment_utilisation_monthly").fetchone()[0]
-    assert f"| {newest} |" in first
+    # Cells are Markdown-escaped (API text renders as text), so compare the unescaped row.
+    assert f"| {newest} |" in first.replace("\\", "")
     lines = meta["bookings"]["preview"].value.splitlines()
     column = [c.strip() for c in lines[0].split("|")].index("start_time")
     starts = [[c.strip() for c in line.split("|")][column] for line in lines[2:]]
