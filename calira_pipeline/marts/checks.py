@@ -1,4 +1,4 @@
-"""Data checks on a built mart (the lead wires them as Dagster asset checks)."""
+"""Data checks on a built mart (calira_pipeline.assets.mart_checks runs them as asset checks)."""
 
 from __future__ import annotations
 
@@ -186,6 +186,15 @@ def check_descriptions(name: str) -> dict[str, str]:
     if name == "booking_quality_issues":
         checks[_OVERLAP_SHARE] = _OVERLAP_DESCRIPTION
     return checks
+
+
+def check_severities(name: str) -> dict[str, Severity]:
+    """Each check of mart `name` and its severity, known before it runs (error ones block)."""
+    severities: dict[str, Severity] = dict.fromkeys(check_descriptions(name), "error")
+    severities.update({check.name: check.severity for check in _SQL_CHECKS.get(name, ())})
+    if name == "booking_quality_issues":
+        severities[_OVERLAP_SHARE] = "warning"
+    return severities
 
 
 def check_names(name: str) -> list[str]:

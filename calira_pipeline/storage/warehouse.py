@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,9 @@ from calira_pipeline.storage.manifest import (
     read_manifest,
 )
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
+
+INCOMING = "incoming"  # folders DuckDB writes new tables into before commit_files publishes them
+_WriteEntry = Callable[[str, str, str, TableEntry | None], TableEntry]
 
 # DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
 # so a 1M-row table written as one group (pyarrow's default) is read on a single core.
@@ -127,10 +131,50 @@ class Warehouse:
         each table is replaced and the table's other partitions stay as they are (a table stored
         whole becomes partitioned: its whole-table file is dropped). Costs the size of `tables`.
         """
-        for name in tables:
-            check_table_name(name)
         if partition is not None:
             check_partition_name(partition)
+
+        def write(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
+            return self._write_table(name, tables[name], partition, snapshot, at, existing)
+
+        return self._publish(list(tables), write)
+
+    @contextmanager
+    def incoming(self) -> Iterator[Path]:
+        """A fresh folder inside the data directory for Parquet files a writer such as DuckDB's
+        COPY produces (and for its spill files); removed on exit, published or not."""
+        folder = self.data_dir / INCOMING / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def commit_files(self, files: Mapping[str, Path]) -> list[PublishedTable]:
+        """Publish Parquet files already written in an `incoming()` folder, each as its table's
+        whole new content, in one snapshot. The files are moved, never read or rewritten."""
+        incoming = (self.data_dir / INCOMING).resolve()
+        for name, path in files.items():
+            if incoming not in Path(path).resolve().parents:
+                raise StorageError(
+                    f"table {name}: {path} is not in an incoming folder of {self.data_dir}; "
+                    "write it inside Warehouse.incoming() (a rename cannot cross file systems)"
+                )
+
+        def adopt(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
+            target = self.data_dir / TABLES / name / snapshot / f"{WHOLE_TABLE}.parquet"
+            rows = pq.ParquetFile(files[name]).metadata.num_rows
+            snapshots.fsync_path(Path(files[name]))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(files[name], target)
+            relative = snapshots.relative(self.data_dir, target)
+            return TableEntry(snapshot, at, rows, {WHOLE_TABLE: relative}, {WHOLE_TABLE: rows})
+
+        return self._publish(list(files), adopt)
+
+    def _publish(self, names: list[str], write: _WriteEntry) -> list[PublishedTable]:
+        for name in names:
+            check_table_name(name)
         with self._writer_lock():
             current = self._current_or_legacy()
             sequence = current.sequence + 1 if current else 1
@@ -138,10 +182,8 @@ class Warehouse:
             published_at = datetime.now(UTC).isoformat()
             entries = dict(current.tables) if current else {}
             try:
-                for name, table in tables.items():
-                    entries[name] = self._write_table(
-                        name, table, partition, snapshot, published_at, entries.get(name)
-                    )
+                for name in names:
+                    entries[name] = write(name, snapshot, published_at, entries.get(name))
                 manifest = Manifest(
                     snapshot=snapshot,
                     sequence=sequence,
@@ -155,7 +197,7 @@ class Warehouse:
             finally:
                 # Also removes this commit's files if it failed before the switch.
                 snapshots.collect_garbage(self.data_dir, snapshots.current_manifest(self.data_dir))
-            return [PublishedTable(n, entries[n].rows, snapshot) for n in tables]
+            return [PublishedTable(n, entries[n].rows, snapshot) for n in names]
 
     def repair(self) -> list[str]:
         """Republish the current tables if the DuckDB file is missing, damaged or was built for
