@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 
 from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage import snapshots
+from calira_pipeline.storage.incoming import adopt_file, incoming_folder, is_incoming
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
     WHOLE_TABLE,
@@ -38,7 +38,6 @@ from calira_pipeline.storage.manifest import (
 )
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
 
-INCOMING = "incoming"  # folders DuckDB writes new tables into before commit_files publishes them
 _WriteEntry = Callable[[str, str, str, TableEntry | None], TableEntry]
 
 # DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
@@ -139,36 +138,23 @@ class Warehouse:
 
         return self._publish(list(tables), write)
 
-    @contextmanager
-    def incoming(self) -> Iterator[Path]:
-        """A fresh folder inside the data directory for Parquet files a writer such as DuckDB's
-        COPY produces (and for its spill files); removed on exit, published or not."""
-        folder = self.data_dir / INCOMING / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    def incoming(self) -> AbstractContextManager[Path]:
+        """A fresh folder in the data directory for files DuckDB writes (tables, spills); removed
+        on exit. Publish its table files with `commit_files`."""
+        return incoming_folder(self.data_dir)
 
     def commit_files(self, files: Mapping[str, Path]) -> list[PublishedTable]:
         """Publish Parquet files already written in an `incoming()` folder, each as its table's
         whole new content, in one snapshot. The files are moved, never read or rewritten."""
-        incoming = (self.data_dir / INCOMING).resolve()
         for name, path in files.items():
-            if incoming not in Path(path).resolve().parents:
+            if not is_incoming(self.data_dir, Path(path)):
                 raise StorageError(
                     f"table {name}: {path} is not in an incoming folder of {self.data_dir}; "
                     "write it inside Warehouse.incoming() (a rename cannot cross file systems)"
                 )
 
         def adopt(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
-            target = self.data_dir / TABLES / name / snapshot / f"{WHOLE_TABLE}.parquet"
-            rows = pq.ParquetFile(files[name]).metadata.num_rows
-            snapshots.fsync_path(Path(files[name]))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(files[name], target)
-            relative = snapshots.relative(self.data_dir, target)
-            return TableEntry(snapshot, at, rows, {WHOLE_TABLE: relative}, {WHOLE_TABLE: rows})
+            return adopt_file(self.data_dir, name, Path(files[name]), snapshot, at)
 
         return self._publish(list(files), adopt)
 
