@@ -135,3 +135,86 @@ def test_error_checks_block_and_warnings_do_not() -> None:
     assert blocking[("booking_cost_monthly", "cost_reconciles_with_raw")] is True
     assert blocking[("booking_cost_monthly", "no_unknown_statuses")] is False
     assert blocking[("booking_quality_issues", "overlap_share_within_threshold")] is False
+
+
+def _publish_golden_raw(data_dir: Path, duplicate_a_booking: bool) -> None:
+    import pyarrow.parquet as pq
+
+    from calira_pipeline.storage import Warehouse
+    from calira_pipeline_tests.test_marts import (
+        ACCOUNT_ROWS,
+        BOOKING_ROWS,
+        EQUIPMENT_ROWS,
+        write_raw,
+    )
+
+    bookings = [*BOOKING_ROWS, BOOKING_ROWS[0]] if duplicate_a_booking else BOOKING_ROWS
+    raw = write_raw(data_dir.parent / "raw", bookings, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    Warehouse(data_dir).commit({name: pq.read_table(path) for name, path in raw.items()})
+
+
+def _run_downstream_of_raw(data_dir: Path) -> dg.ExecuteInProcessResult:
+    from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+    from calira_pipeline.resources import sandbox_resources
+
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("raw"),
+        resources=sandbox_resources(str(data_dir), "tiny"),
+        raise_on_error=False,
+    )
+
+
+def test_a_failed_error_check_on_staging_blocks_the_marts(tmp_path: Path) -> None:
+    from calira_pipeline.storage import Warehouse
+
+    data_dir = tmp_path / "data"
+    _publish_golden_raw(data_dir, duplicate_a_booking=True)
+    result = _run_downstream_of_raw(data_dir)
+    assert not result.success
+    failed = {
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    }
+    assert ("booking_facts", "grain_is_unique") in failed
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert built == {"booking_facts", "equipment_interval_days"}
+    assert not Warehouse(data_dir).has_table("equipment_utilisation_daily")
+
+
+def test_staging_and_marts_build_in_one_step_each_and_publish_by_reference(
+    tmp_path: Path,
+) -> None:
+    from calira_pipeline.storage import Warehouse
+
+    data_dir = tmp_path / "data"
+    _publish_golden_raw(data_dir, duplicate_a_booking=False)
+    result = _run_downstream_of_raw(data_dir)
+    assert result.success
+    steps = {
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"
+    }
+    assert steps == {
+        "build_staging",
+        "staging_checks",
+        "build_marts",
+        "mart_checks",
+        "facility_report",
+    }
+    store = Warehouse(data_dir)
+    files = store.table_files()
+    assert set(MART_SPECS) <= set(files)
+    metadata = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for name in MART_SPECS:
+        [path] = files[name]
+        assert metadata[name]["bytes_written"].value == path.stat().st_size
+        assert metadata[name]["dagster/row_count"].value == len(store.read_table(name))
+    assert list((data_dir / "incoming").iterdir()) == []
+    # Idempotent: a second run publishes the same rows.
+    first = store.read_table("equipment_utilisation_daily")
+    assert _run_downstream_of_raw(data_dir).success
+    assert store.read_table("equipment_utilisation_daily").equals(first)
