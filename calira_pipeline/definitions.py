@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 import calira_pipeline.defs
-from calira_pipeline.assets.mart_checks import MART_CHECKS
+from calira_pipeline.assets.mart_checks import MART_CHECKS, run_mart_checks
 from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.assets.raw_checks import RAW_CHECKS
@@ -51,7 +51,7 @@ def _core_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=JOBS,
+        jobs=[*JOBS, run_mart_checks],
         schedules=SCHEDULES,
         sensors=[automation_sensor],
         # One process per run: steps are I/O-bound API walks with their own internal concurrency,

@@ -105,3 +105,10 @@ def test_lineage_runs_raw_to_staging_to_marts_to_report() -> None:
         assert "booking_facts" in parents(mart) and "bookings" not in parents(mart)
     assert "equipment_utilisation_monthly" in parents("lab_utilisation_monthly")
     assert "booking_cost_monthly" in parents("facility_report")
+
+
+def test_the_mart_checks_job_runs_checks_only() -> None:
+    job = defs.resolve_job_def("run_mart_checks")
+    # Only the two check steps: no build step, so running it rebuilds nothing.
+    executable = {n.name for n in job.graph.node_defs}
+    assert executable == {"staging_checks", "mart_checks"}
