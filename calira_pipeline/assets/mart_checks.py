@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 from calira_pipeline.assets.marts import MART_NAMES
-from calira_pipeline.marts import STAGING, mart_check_failures
-from calira_pipeline.marts.checks import check_descriptions, check_severities
+from calira_pipeline.marts import STAGING
+from calira_pipeline.marts.checks import check_descriptions, check_marts, check_severities
 from calira_pipeline.marts_config import MartConfigResource
 from calira_pipeline.resources import WarehouseResource
 
@@ -46,18 +46,13 @@ def _run_checks(
     settings = mart_config.settings()
     with store.incoming() as folder, store.scratch_connection() as con:
         mart_config.limits().apply(con, folder / "spill")
+        built = [n for n in names if n in wanted and store.has_table(n)]
+        results = check_marts(con, built, settings) if built else {}
         for name in (n for n in names if n in wanted):
-            if not store.has_table(name):
-                for check in sorted(wanted[name]):
-                    yield dg.AssetCheckResult(
-                        asset_key=name,
-                        check_name=check,
-                        passed=False,
-                        severity=_severity(check_severities(name)[check]),
-                        description=f"{name} has not been materialised yet; materialise it first",
-                    )
+            if name not in results:
+                yield from _not_built(name, wanted[name])
                 continue
-            for result in mart_check_failures(con, name, settings):
+            for result in results[name]:
                 if result.check_name in wanted[name]:
                     yield dg.AssetCheckResult(
                         asset_key=name,
@@ -67,6 +62,17 @@ def _run_checks(
                         description=result.description,
                         metadata={"failing_rows": result.failing_rows, **result.metadata},
                     )
+
+
+def _not_built(name: str, checks: set[str]) -> Iterator[dg.AssetCheckResult]:
+    for check in sorted(checks):
+        yield dg.AssetCheckResult(
+            asset_key=name,
+            check_name=check,
+            passed=False,
+            severity=_severity(check_severities(name)[check]),
+            description=f"{name} has not been materialised yet; materialise it first",
+        )
 
 
 def checks_for(op_name: str, names: list[str]) -> dg.AssetChecksDefinition:
