@@ -147,11 +147,12 @@ def check_marts(
     results: dict[str, list[CheckResult]] = {}
     try:
         prepare_session(con, settings, CHECK_PRELUDES)
-        # Several checks scan the normalised raw bookings: normalise them once.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE mart__raw_bookings AS SELECT * FROM mart__bookings;"
-            "CREATE OR REPLACE TEMP VIEW mart__bookings AS SELECT * FROM mart__raw_bookings"
-        )
+        if any(name in _SQL_CHECKS or name == "booking_quality_issues" for name in names):
+            # Several checks scan the normalised raw bookings: normalise them once.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE mart__raw_bookings AS SELECT * FROM mart__bookings;"
+                "CREATE OR REPLACE TEMP VIEW mart__bookings AS SELECT * FROM mart__raw_bookings"
+            )
         for name in names:
             results[name] = _checks_of(con, MART_SPECS[name], settings)
     finally:
