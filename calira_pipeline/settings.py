@@ -34,6 +34,9 @@ MART_INT_VARIABLES: dict[str, str] = {
 INT_VARIABLES: dict[str, str] = {
     "concurrency": "CALIRA_CONCURRENCY",
     "sandbox_seed": "CALIRA_SANDBOX_SEED",
+    "timeout_s": "CALIRA_TIMEOUT_S",
+    "max_retry_wait_s": "CALIRA_MAX_RETRY_WAIT_S",
+    "max_runtime_s": "CALIRA_MAX_RUNTIME_S",
 }
 
 

@@ -45,8 +45,12 @@ def test_utilisation_chart_numbers_are_the_marts_and_never_above_100(
     assert rows and "SANDBOX DATA" in chart["chart"].value
     with connect(full_run[0]) as con:
         # The window holds only complete months: it ends before the month of the data's clock.
-        newest = con.execute("select max(requested_at)::date from bookings").fetchone()[0]
+        newest, oldest = con.execute(
+            "select max(requested_at)::date, min(start_time)::date from bookings"
+        ).fetchone()
         assert last < newest.replace(day=1)
+        # Nor a month the data starts part-way through.
+        assert first > oldest
         expected = dict(
             con.execute(
                 "select e.name, 100 * sum(u.booked_hours) / sum(u.available_hours) "

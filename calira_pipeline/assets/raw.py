@@ -23,11 +23,13 @@ from calira_pipeline.pii import PiiPolicy, mask_tables
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES, TableSpec
 from calira_pipeline.storage import Warehouse, rows_to_arrow
+from calira_pipeline.storage.writable import ensure_writable
 
 RAW_GROUP = "raw"
 OWNERS = ["team:facility-data"]
 COUNT_CHECK = "loaded_count_matches_api_total"
 _EMPTY_BY_CONTRACT = {"current_user"}  # client-credentials tokens have no user: 0 rows is right
+PROGRESS_LOG_INTERVAL_S = 5.0
 
 
 # Bookings refresh hourly (incremental) and everything nightly; warn before the next run is due.
@@ -125,6 +127,7 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ) -> Iterator[dg.MaterializeResult[Any]]:
         store = warehouse.warehouse()
+        ensure_writable(store.data_dir, store.parquet_dir)
         policy = PiiPolicy.for_data_dir(calira.pii, store.data_dir)
         incremental = config.mode == "incremental"
         if incremental and (collection != "bookings" or not store.has_table("bookings")):
@@ -197,15 +200,19 @@ def build_collection_asset(collection: str) -> dg.AssetsDefinition:
 
 def _progress_logger(context: dg.AssetExecutionContext) -> Any:
     started = time.monotonic()
-    last_logged: dict[str, int] = {}
+    last_logged: dict[str, tuple[int, float]] = {}
 
     def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
         progress.publish(collection, pages_done, pages_total, records)
-        # About ten lines per collection however long it is, plus the last page.
+        # About ten lines per collection however long it is, plus the last page; and never more
+        # than one per PROGRESS_LOG_INTERVAL_S: past the reported total every page is "the last".
         step = max(1, pages_total // 10)
-        if pages_done != pages_total and pages_done - last_logged.get(collection, 0) < step:
+        pages_then, logged_at = last_logged.get(collection, (0, float("-inf")))
+        due = pages_done == pages_total or pages_done - pages_then >= step
+        now = time.monotonic()
+        if not due or now - logged_at < PROGRESS_LOG_INTERVAL_S:
             return
-        last_logged[collection] = pages_done
+        last_logged[collection] = (pages_done, now)
         elapsed = max(time.monotonic() - started, 1e-6)
         eta = elapsed / pages_done * (pages_total - pages_done) if pages_done else 0.0
         context.log.info(
