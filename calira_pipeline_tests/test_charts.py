@@ -194,15 +194,16 @@ def test_chart_source_falls_back_to_the_configured_api(full_run: Any, tmp_path: 
     """A fresh instance that never loaded bookings labels charts by the configured API."""
     import shutil
 
-    from calira_pipeline.assets.marts import MART_ASSETS
+    from calira_pipeline.assets.marts import build_marts
     from calira_pipeline.resources import CaliraApiResource, sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data")
-    monthly = next(a for a in MART_ASSETS if a.key == dg.AssetKey("equipment_utilisation_monthly"))
     for api, sandbox in ((None, True), ("https://api.example.org/v1", False)):
         resources = sandbox_resources(str(tmp_path / "data"), "tiny")
         resources["calira"] = CaliraApiResource(base_url=api, data_dir=str(tmp_path / "data"))
-        result = dg.materialize([monthly], resources=resources)
+        result = dg.materialize(
+            [build_marts], selection=["equipment_utilisation_monthly"], resources=resources
+        )
         chart = _metadata(result)["equipment_utilisation_monthly"]
         assert ("SANDBOX DATA" in chart["chart"].value) is sandbox
         assert chart["data_source"].value == ("sandbox" if sandbox else "api.example.org")
