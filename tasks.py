@@ -90,6 +90,9 @@ concurrency:
     default_limit: 1
 telemetry:
   enabled: false
+# Enforces the jobs' dagster/max_runtime tags (and fails runs whose worker died).
+run_monitoring:
+  enabled: true
 """
 
 COMMANDS = {"demo": demo, "test": test, "dev": dev, "notebook": notebook}

@@ -1,23 +1,33 @@
-"""Benchmark: build every mart over N synthetic bookings; compare the daily table with pandas.
+"""Benchmark the marts as runs build them, and the daily table against pandas.
 
-    .venv/bin/python benchmarks/marts.py                 # 1M bookings
+    .venv/bin/python benchmarks/marts.py                        # 1M synthetic bookings
     .venv/bin/python benchmarks/marts.py --bookings 100000
+    .venv/bin/python benchmarks/marts.py --data-dir DIR         # raw tables a run already loaded
 
-All marts: build_all itself (one DuckDB session, 1 GB buffer pool), timed per mart; CPU time is
-printed too because wall time on a shared 2-core machine moves with other load. Peak memory is the
-process's max RSS (resource.getrusage), read right after build_all and before the pandas baseline
-runs, so it covers data generation plus all marts.
+Asset path: everything downstream of the raw group (staging, marts, their checks, the report),
+built by the assets' own code over raw tables published in a data directory, two ways:
+- CLI: `dagster asset materialize -m calira_pipeline.definitions --select 'not group:raw'` in a
+  subprocess (process start and code-location load included);
+- in process: `dg.materialize` of the same selection in a fresh Python process.
+For each: wall time, peak RSS of the process tree and bytes it wrote to disk (/proc polled, see
+benchmarks/pipeline.py). With --data-dir the tables are those a real run loaded (e.g. from the
+sandbox at scale large through `--select group:raw`); otherwise synthetic bookings are generated
+and published first. The data directory gets new staging/mart snapshots (raw is untouched).
 
-Daily table: build_mart("equipment_utilisation_daily") from the raw Parquet (it has no upstream
-mart) against pandas_daily, a straightforward pandas version of the same rows and hour, count and
-ratio columns (pandas tz support, repeat rows per local day, sort + running max for unions); the
-two results are compared and their largest difference printed.
+Daily table: build_tables (the assets' build) of equipment_utilisation_daily and the two staging
+tables it reads, in one session, over the first 1M raw bookings against pandas_daily, a
+straightforward pandas version of the same rows and hour, count and ratio columns; the two
+results are compared and their largest difference printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +38,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calira_pipeline.marts import MartSettings, build_mart, register_parquet_views
-from calira_pipeline.marts.build import iter_build_all
+from calira_pipeline.marts import MartSettings, build_tables, register_parquet_views
 from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
-from calira_pipeline.storage import write_parquet
+from calira_pipeline.storage import Warehouse, write_parquet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline import BIN, TreeStats  # noqa: E402
+
+NOT_RAW = "not group:raw"
+SETTINGS = MartSettings()
 
 ZONES = (
     "Europe/London",
@@ -253,12 +268,14 @@ def sql_daily(paths: dict[str, Path], limit: int, scratch: Path) -> tuple[pa.Tab
     pq.write_table(pq.read_table(paths["bookings"]).slice(0, limit), subset)
     con = duckdb.connect()
     register_parquet_views(con, {**paths, "bookings": subset})
-    # The daily mart's whole path from raw Parquet (it has no upstream mart), one build_mart call.
+    # The daily table's whole path from raw Parquet as the assets run it: its two staging tables
+    # and the mart in one session, each file written by DuckDB (read back untimed to compare).
+    names = ["booking_facts", "equipment_interval_days", "equipment_utilisation_daily"]
     started = time.perf_counter()
-    table = build_mart(con, "equipment_utilisation_daily", MartSettings())
+    built = {name: path for name, path, _ in build_tables(con, names, scratch / "daily", SETTINGS)}
     seconds = time.perf_counter() - started
     con.close()
-    return table, seconds
+    return pq.read_table(built["equipment_utilisation_daily"]), seconds
 
 
 def max_difference(sql_table: pa.Table, pandas_frame: pd.DataFrame) -> float:
@@ -274,60 +291,129 @@ def max_difference(sql_table: pa.Table, pandas_frame: pd.DataFrame) -> float:
     return max(float((both[f"{c}_x"] - both[f"{c}_y"]).abs().max()) for c in columns)
 
 
+def measure(command: list[str], data_dir: Path, dagster_home: Path) -> dict[str, float]:
+    """Run `command` with CALIRA_DATA_DIR=data_dir; wall time, peak RSS and bytes written of its
+    process tree."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+    env.update(CALIRA_DATA_DIR=str(data_dir), DAGSTER_HOME=str(dagster_home))
+    stats = TreeStats()
+    log = dagster_home / "run.log"  # a file, not a pipe: a full pipe would stall the run
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(command, cwd=data_dir.parent, env=env, stdout=sink, stderr=sink)
+        while proc.poll() is None:
+            stats.poll(proc.pid)
+            time.sleep(0.05)  # sampling interval of the /proc poll
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{command} failed:\n{log.read_text(errors='replace')[-4000:]}")
+    written = sum(stats.written.values()) - sum(stats.cancelled.values())
+    cpu = _children_cpu() - cpu_before
+    return {"wall": wall, "cpu": cpu, "peak_rss": stats.peak_rss, "written": written}
+
+
+def _children_cpu() -> float:
+    """User + system CPU of waited-for children: robust to other load on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def in_process_asset_path(data_dir: Path) -> None:
+    """The child of `--in-process`: dg.materialize of everything downstream of raw."""
+    import dagster as dg
+
+    from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+    from calira_pipeline.resources import sandbox_resources
+
+    started = time.perf_counter()
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("raw"),
+        resources=sandbox_resources(str(data_dir), "tiny"),
+    )
+    steps = {
+        e.step_key: e.event_specific_data.duration_ms / 1000  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "STEP_SUCCESS"
+    }
+    print(json.dumps({"materialize_s": time.perf_counter() - started, "steps": steps}))
+
+
+def asset_path(data_dir: Path) -> None:
+    mb = 1e6
+    with tempfile.TemporaryDirectory() as home:
+        cli = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
+        figures = measure([*cli, "--select", NOT_RAW], data_dir, Path(home))
+        print(
+            f"asset path, CLI `dagster asset materialize --select '{NOT_RAW}'`: "
+            f"{figures['wall']:.1f} s wall (process start included), {figures['cpu']:.1f} s CPU, "
+            f"peak RSS {figures['peak_rss'] / mb:,.0f} MB, "
+            f"written {figures['written'] / mb:,.0f} MB"
+        )
+    with tempfile.TemporaryDirectory() as home:
+        child = [sys.executable, __file__, "--in-process-child", str(data_dir)]
+        figures = measure(child, data_dir, Path(home))
+        report = json.loads((Path(home) / "run.log").read_text().strip().splitlines()[-1])
+        print(
+            f"asset path, in process (dg.materialize, same selection): "
+            f"{report['materialize_s']:.1f} s in materialize, {figures['wall']:.1f} s wall with "
+            f"imports, {figures['cpu']:.1f} s CPU, peak RSS {figures['peak_rss'] / mb:,.0f} MB, "
+            f"written {figures['written'] / mb:,.0f} MB"
+        )
+        for step, seconds in report["steps"].items():
+            print(f"  step {step:32s} {seconds:6.2f} s")
+
+
+def publish_raw(paths: dict[str, Path], data_dir: Path) -> None:
+    """Publish generated raw tables as a run would (the harness's cost, not measured)."""
+    Warehouse(data_dir).commit({name: pq.read_table(path) for name, path in paths.items()})
+
+
+def raw_files(data_dir: Path) -> dict[str, Path]:
+    files = Warehouse(data_dir).table_files()
+    missing = {"bookings", "equipment", "accounts"} - set(files)
+    if missing or any(len(files[name]) != 1 for name in ("bookings", "equipment", "accounts")):
+        raise SystemExit(f"{data_dir}: raw tables missing or partitioned: {sorted(missing)}")
+    return {name: files[name][0] for name in ("bookings", "equipment", "accounts")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument("--data-dir", type=Path, help="a data directory with raw tables loaded")
+    parser.add_argument("--daily-only", action="store_true", help="skip the asset path")
+    parser.add_argument("--in-process-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process_child:
+        in_process_asset_path(args.in_process_child)
+        return
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        started = time.perf_counter()
-        paths = generate(args.bookings, scratch)
-        print(f"generated {args.bookings:,} bookings in {time.perf_counter() - started:.1f} s")
-        cpu_before = _cpu_seconds()
-        seconds = build_timed(paths, scratch / "marts")
-        cpu = _cpu_seconds() - cpu_before
-        total = sum(seconds.values())
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"all marts (DuckDB build_all): {total:.1f} s wall, {cpu:.1f} s CPU, "
-            f"peak RSS {peak_mb:,.0f} MB"
-        )
-        full_daily = seconds["equipment_utilisation_daily"]
-
-        limit = min(args.bookings, PANDAS_SUBSET)
+        if args.data_dir:
+            data_dir = args.data_dir.resolve()
+        else:
+            started = time.perf_counter()
+            data_dir = scratch / "data"
+            publish_raw(generate(args.bookings, scratch), data_dir)
+            print(f"generated {args.bookings:,} bookings in {time.perf_counter() - started:.1f} s")
+        paths = raw_files(data_dir)
+        bookings = pq.read_metadata(paths["bookings"]).num_rows
+        print(f"{bookings:,} raw bookings in {data_dir}")
+        if not args.daily_only:
+            asset_path(data_dir)
+        limit = min(bookings, PANDAS_SUBSET)
         sql_table, sql_seconds = sql_daily(paths, limit, scratch)
         pandas_frame, pandas_seconds = pandas_daily(paths, limit)
         print(
             f"daily table on {limit:,} bookings: DuckDB {sql_seconds:.2f} s "
-            f"(equipment_utilisation_daily from raw Parquet, all its columns), "
+            f"(build_tables: equipment_utilisation_daily and its staging tables from raw Parquet, "
+            f"each written by DuckDB), "
             f"pandas {pandas_seconds:.2f} s (same rows and hour/count/ratio columns); "
             f"max difference {max_difference(sql_table, pandas_frame):.2e}"
         )
         print(f"ratio pandas / DuckDB at {limit:,}: {pandas_seconds / sql_seconds:.1f}x")
-        if limit < args.bookings:
-            extrapolated = pandas_seconds * args.bookings / limit
-            print(
-                f"pandas extrapolated linearly to {args.bookings:,}: {extrapolated:.1f} s "
-                f"(not run at full size); DuckDB daily at full size {full_daily:.2f} s; "
-                f"ratio {extrapolated / full_daily:.1f}x"
-            )
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process (robust to other load on the machine)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def build_timed(paths: dict[str, Path], out_dir: Path) -> dict[str, float]:
-    """build_all itself (one session, shared preludes), with a wall time per mart."""
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    for name, path in iter_build_all(paths, out_dir, MartSettings()):
-        seconds[name] = time.perf_counter() - started
-        print(f"  {name:42s} {pq.read_metadata(path).num_rows:>10,} rows {seconds[name]:6.2f} s")
-        started = time.perf_counter()
-    return seconds
 
 
 if __name__ == "__main__":

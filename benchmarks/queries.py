@@ -77,6 +77,8 @@ def prepare(n_bookings: int, scratch: Path) -> tuple[Path, Path]:
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     register_parquet_views(con, raw)
+    for staging in ("booking_facts", "equipment_interval_days"):  # what the daily mart reads
+        con.register(staging, build_mart(con, staging, MartSettings()))
     tables["equipment_utilisation_daily"] = build_mart(
         con, "equipment_utilisation_daily", MartSettings()
     )

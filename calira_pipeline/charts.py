@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from calira_pipeline import figures
+from calira_pipeline.chart_text import plain_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,8 +50,7 @@ def band_colour(utilisation: float) -> str:
 
 def label(text: str, width: int = 40) -> str:
     """A data value as literal chart text: `$` would otherwise start matplotlib mathtext."""
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("$", r"\$")
+    return plain_text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _pyplot() -> ModuleType:
@@ -267,8 +267,8 @@ def _cost_panel(ax: Any, total: figures.CurrencyTotal, costs: list[figures.Month
         if window.state(month) != "complete":
             ax.text(x, height, window.state(month), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months], fontsize=7)
-    ax.set_ylabel(f"Counted cost ({total.currency})")
-    ax.set_title(f"{total.currency} {total.counted_cost:,} counted over "
+    ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
+    ax.set_title(f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
                  f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
                  f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
                  "not plotted", fontsize=9, loc="left")

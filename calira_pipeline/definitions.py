@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 import calira_pipeline.defs
+from calira_pipeline.assets.mart_checks import MART_CHECKS, run_mart_checks
 from calira_pipeline.assets.marts import MART_ASSETS
 from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.marts_config import MartConfigResource
@@ -15,6 +16,7 @@ from calira_pipeline.schedules import JOBS, SCHEDULES
 from calira_pipeline.settings import (
     API_VARIABLES,
     INT_VARIABLES,
+    MART_INT_VARIABLES,
     MART_VARIABLES,
     env_bound_fields,
 )
@@ -22,7 +24,7 @@ from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS, *MART_ASSETS]
 # The raw checks are part of the raw step (`fetch_calira`), evaluated over its staged files.
-ALL_CHECKS: list[dg.AssetChecksDefinition] = []
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [*MART_CHECKS]
 
 # Dagster creates this sensor STOPPED unless it is declared; declared RUNNING, the marts follow
 # their inputs (every schedule run, every manual "Materialize") with no toggle in the UI.
@@ -49,7 +51,7 @@ def _core_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=JOBS,
+        jobs=[*JOBS, run_mart_checks],
         schedules=SCHEDULES,
         sensors=[automation_sensor],
         # One process per run: steps are I/O-bound API walks with their own internal concurrency,
@@ -58,7 +60,9 @@ def _core_defs() -> dg.Definitions:
         resources={
             "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
             "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
-            "mart_config": MartConfigResource(**env_bound_fields(MART_VARIABLES)),
+            "mart_config": MartConfigResource(
+                **env_bound_fields(MART_VARIABLES, MART_INT_VARIABLES)
+            ),
             # For your own assets (calira_pipeline/defs/): Dagster's DuckDBResource, read-only.
             "duckdb": WarehouseDuckDBResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
         },

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
+from calira_pipeline.api.settings import display_url
 from calira_pipeline.resources import resource_from_env
 from calira_pipeline.settings import API_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR
@@ -34,7 +35,10 @@ def _variables(environ: Mapping[str, str]) -> Finding:
     shown = []
     for var in sorted({*API_VARIABLES.values(), "CALIRA_CONCURRENCY", "CALIRA_PII"}):
         if environ.get(var):
-            shown.append(f"{var}={'(set)' if var in SECRET_VARIABLES else environ[var]}")
+            value = environ[var]
+            if var.endswith("_URL"):
+                value = display_url(value)  # never a password from user:password@host
+            shown.append(f"{var}={'(set)' if var in SECRET_VARIABLES else value}")
     return Finding(True, "variables", ", ".join(shown) or "none set (the sandbox will be used)")
 
 

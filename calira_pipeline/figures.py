@@ -53,6 +53,8 @@ class Window:
         return "partial" if month == self.end_month else "future"
 
     def label(self) -> str:
+        if self.months <= 0:
+            return f"no complete local month of data yet (as of {self.as_of:%Y-%m-%d %H:%M} UTC)"
         first, last = self.first_month.strftime("%b %Y"), self.last_month.strftime("%b %Y")
         return (
             f"{first} – {last} ({self.months} complete local months; data as of "
@@ -91,9 +93,21 @@ def recent_window(
     con: duckdb.DuckDBPyConnection, months: int = RECENT_MONTHS, now: datetime | None = None
 ) -> Window:
     as_of = data_as_of(con, now)
+    zones = lab_zones(con)
     # The current month starts earliest in the westernmost zone: before that, it is not over.
-    current = min(as_of.astimezone(zone).date().replace(day=1) for zone in lab_zones(con))
-    return Window(_add_months(current, -months), current, as_of, months)
+    current = min(as_of.astimezone(zone).date().replace(day=1) for zone in zones)
+    first = _add_months(current, -months)
+    # Nor is a month the data starts part-way through complete: its hours would look idle.
+    oldest = _scalar(con, "select min(start_time) from bookings")
+    if isinstance(oldest, datetime):
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        starts = max(oldest.astimezone(zone).replace(tzinfo=None) for zone in zones)
+        whole = starts.date().replace(day=1)
+        first = max(first, whole if starts == datetime(whole.year, whole.month, 1) else
+                    _add_months(whole, 1))
+    first = min(first, current)
+    return Window(first, current, as_of, (current.year - first.year) * 12 + current.month
+                  - first.month)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import time
 
 import dagster as dg
 
-from calira_pipeline.marts import MartSettings, OperatingHours
+from calira_pipeline.marts import DuckDBLimits, MartSettings, OperatingHours
 
 _DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 _SPEC = re.compile(
@@ -57,10 +57,16 @@ def parse_operating_hours(
 
 
 class MartConfigResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """How marts count time: operating hours (CALIRA_OPERATING_HOURS), fallback zone."""
+    """How marts count time: operating hours (CALIRA_OPERATING_HOURS), fallback zone; and the
+    DuckDB that builds them (CALIRA_DUCKDB_MEMORY_LIMIT, CALIRA_DUCKDB_THREADS)."""
 
     operating_hours: str | None = None
     default_timezone: str = "UTC"
+    duckdb_memory_limit: str = DuckDBLimits.memory_limit
+    duckdb_threads: int | None = None
+
+    def limits(self) -> DuckDBLimits:
+        return DuckDBLimits(self.duckdb_memory_limit, self.duckdb_threads)
 
     def settings(self) -> MartSettings:
         default, by_lab = parse_operating_hours(self.operating_hours)

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api.settings import display_url
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
@@ -53,13 +54,28 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     concurrency: int = Field(default=8, description="Maximum requests in flight.")
     max_rps: str | None = Field(default=None, description="Client-side requests-per-second cap.")
     pii: str = Field(default="hash", description="Personal data: keep, hash or drop (CALIRA_PII).")
+    timeout_s: int = Field(
+        default=120, description="Longest one request may take, start to end (CALIRA_TIMEOUT_S)."
+    )
+    max_retry_wait_s: int = Field(
+        default=300,
+        description="How long one request may keep failing before the run fails "
+        "(CALIRA_MAX_RETRY_WAIT_S).",
+    )
+    max_runtime_s: int = Field(
+        default=4 * 3600,
+        description="Longest one collection's fetch may take (CALIRA_MAX_RUNTIME_S).",
+    )
     sandbox_scale: str = "demo"
     sandbox_seed: int = 0
 
     @property
     def source(self) -> str:
         """`sandbox`, or the host of the API being read."""
-        return urlsplit(self.base_url).netloc if self.base_url else SANDBOX_SOURCE
+        if not self.base_url:
+            return SANDBOX_SOURCE
+        parts = urlsplit(display_url(self.base_url))  # never the userinfo of a URL
+        return parts.netloc
 
     def settings(self) -> ClientSettings:
         max_rps = float(self.max_rps) if self.max_rps else None
@@ -70,6 +86,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 client_secret=SANDBOX_CLIENT_SECRET,
                 concurrency=self.concurrency,
                 max_rps=max_rps,
+                **self._limits(),
             )
         token_file = self.token_file or str(Path(self.data_dir) / ".calira-token.json")
         return ClientSettings(
@@ -86,7 +103,15 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             else self.token_file,
             concurrency=self.concurrency,
             max_rps=max_rps,
+            **self._limits(),
         )
+
+    def _limits(self) -> dict[str, Any]:
+        return {
+            "timeout_s": self.timeout_s,
+            "max_retry_wait_s": self.max_retry_wait_s,
+            "max_runtime_s": self.max_runtime_s,
+        }
 
     def client(
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None

@@ -15,12 +15,18 @@ import dagster as dg
 DAILY_REFRESH_HOUR = int(os.environ.get("CALIRA_DAILY_REFRESH_HOUR") or 2)
 SCHEDULE_TIMEZONE = os.environ.get("CALIRA_SCHEDULE_TIMEZONE") or "UTC"
 INCREMENTAL_MINUTE = 20
+# Backstops enforced by the daemon when run monitoring is on (`tasks.py dev` turns it on); every
+# run, however launched, is also bounded per collection by CALIRA_MAX_RUNTIME_S in the client.
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+FULL_REFRESH_MAX_RUNTIME_S = 6 * 3600
+INCREMENTAL_MAX_RUNTIME_S = 3600  # the next hourly run is due
 
 full_refresh_job = dg.define_asset_job(
     "full_refresh",
     selection=dg.AssetSelection.all(),
     description="Every collection re-read in full (catches status changes on old bookings), then "
     "every mart rebuilt.",
+    tags={MAX_RUNTIME_TAG: str(FULL_REFRESH_MAX_RUNTIME_S)},
 )
 
 incremental_bookings_job = dg.define_asset_job(
@@ -30,6 +36,7 @@ incremental_bookings_job = dg.define_asset_job(
     "from the first and last pages; every page when the order is unclear) until a page holds "
     "nothing new (plus an overlap); marts follow through declarative automation.",
     config={"ops": {"fetch_calira": {"config": {"mode": "incremental"}}}},
+    tags={MAX_RUNTIME_TAG: str(INCREMENTAL_MAX_RUNTIME_S)},
 )
 
 daily_full_refresh = dg.ScheduleDefinition(

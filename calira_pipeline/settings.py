@@ -26,10 +26,17 @@ API_VARIABLES: dict[str, str] = {
 MART_VARIABLES: dict[str, str] = {
     "operating_hours": "CALIRA_OPERATING_HOURS",
     "default_timezone": "CALIRA_DEFAULT_TIMEZONE",
+    "duckdb_memory_limit": "CALIRA_DUCKDB_MEMORY_LIMIT",
+}
+MART_INT_VARIABLES: dict[str, str] = {
+    "duckdb_threads": "CALIRA_DUCKDB_THREADS",
 }
 INT_VARIABLES: dict[str, str] = {
     "concurrency": "CALIRA_CONCURRENCY",
     "sandbox_seed": "CALIRA_SANDBOX_SEED",
+    "timeout_s": "CALIRA_TIMEOUT_S",
+    "max_retry_wait_s": "CALIRA_MAX_RETRY_WAIT_S",
+    "max_runtime_s": "CALIRA_MAX_RUNTIME_S",
 }
 
 

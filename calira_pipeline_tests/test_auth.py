@@ -114,6 +114,32 @@ def test_plain_http_refused_unless_loopback_or_allowed(url: str) -> None:
         ClientSettings(base_url=loopback)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:pa55word-xyz@api.clustermarket.com/v1",
+        "https://pa55word-xyz@api.clustermarket.com/v1",
+        "http://user:pa55word-xyz@127.0.0.1:8000/v1",
+        "ftp://user:pa55word-xyz@host/v1",
+    ],
+)
+@pytest.mark.parametrize("field", ["base_url", "token_url"])
+def test_urls_with_userinfo_are_refused_without_quoting_it(url: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ClientSettings(**{field: url})
+    message = str(info.value)
+    assert "pa55word" not in message and "user" not in message.split("must")[0]
+    assert f"{field} (CALIRA_" in message and "must not contain a user name or password" in message
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+
+
+def test_display_url_never_shows_userinfo_or_query() -> None:
+    from calira_pipeline.api.settings import display_url
+
+    assert display_url("https://u:p@h.example:8443/v1?key=s") == "https://h.example:8443/v1"
+    assert display_url("http://[::1]:80/v1") == "http://[::1]:80/v1"
+
+
 def test_settings_repr_hides_secrets() -> None:
     settings = ClientSettings(
         client_id="cid", client_secret="s3cr3t-value", refresh_token="rt-value-xyz", token_file="t"

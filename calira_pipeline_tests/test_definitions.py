@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -76,3 +77,38 @@ def test_token_file_written_by_auth_login_switches_runs_to_refresh_tokens(tmp_pa
     assert resource.settings().auth_mode == "client_credentials"
     (tmp_path / ".calira-token.json").write_text("{}")
     assert resource.settings().auth_mode == "refresh_token"
+
+
+def test_lineage_runs_raw_to_staging_to_marts_to_report() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def node(key: str) -> Any:
+        return graph.get(dg.AssetKey(key))
+
+    def parents(key: str) -> set[str]:
+        return {k.to_user_string() for k in node(key).parent_keys}
+
+    assert {node(k).group_name for k in ("booking_facts", "equipment_interval_days")} == {
+        "staging"
+    }
+    assert parents("booking_facts") == {"bookings", "equipment", "accounts"}
+    assert "booking_facts" in parents("equipment_interval_days")
+    for mart in (
+        "equipment_utilisation_daily",
+        "parent_equipment_utilisation_daily",
+        "equipment_hour_of_week",
+    ):
+        assert node(mart).group_name == "marts"
+        assert {"booking_facts", "equipment_interval_days"} <= parents(mart), mart
+        assert "bookings" not in parents(mart), mart  # raw bookings only through staging
+    for mart in ("booking_cost_monthly", "booking_quality_issues"):
+        assert "booking_facts" in parents(mart) and "bookings" not in parents(mart)
+    assert "equipment_utilisation_monthly" in parents("lab_utilisation_monthly")
+    assert "booking_cost_monthly" in parents("facility_report")
+
+
+def test_the_mart_checks_job_runs_checks_only() -> None:
+    job = defs.resolve_job_def("run_mart_checks")
+    # Only the two check steps: no build step, so running it rebuilds nothing.
+    executable = {n.name for n in job.graph.node_defs}
+    assert executable == {"staging_checks", "mart_checks"}

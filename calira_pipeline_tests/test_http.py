@@ -14,6 +14,7 @@ from calira_pipeline.api import ApiError, CaliraClient, CaliraError, ClientSetti
 from calira_pipeline.api.http import parse_retry_after
 from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
 from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
+from calira_pipeline.assets.retry import is_permanent
 
 
 def fake_with(n: int = 5) -> FakeCalira:
@@ -378,3 +379,55 @@ def test_sandbox_body_faults_still_give_the_clean_result() -> None:
     assert by_id(faulty) == by_id(clean) and faulty.api_total == clean.api_total
     assert faulty.stats.retries_by_cause["bad_body"] > 0
     assert faulty.stats.retries_by_cause["bad_headers"] > 0
+
+
+class TricklingBody(httpx.AsyncByteStream):
+    """A body that never ends: one byte every 20 ms, so no single read ever times out."""
+
+    async def __aiter__(self) -> Any:
+        yield b"["
+        while True:
+            await asyncio.sleep(0.02)
+            yield b" "
+
+
+def trickle(request: httpx.Request) -> httpx.Response | None:
+    if request.url.path != "/v1/bookings":
+        return None
+    return httpx.Response(200, stream=TricklingBody(), request=request)
+
+
+def test_a_trickling_body_fails_at_the_request_deadline_naming_the_endpoint() -> None:
+    fake = fake_with()
+    fake.inject = trickle
+    client = client_for(fake, FakeClock(), timeout_s=0.3, max_retry_wait_s=0)
+    with pytest.raises(ApiError) as info:
+        client.fetch("bookings")
+    message = str(info.value)
+    assert message.startswith("GET /v1/bookings?")
+    assert "no complete response within timeout_s=0.3 (CALIRA_TIMEOUT_S)" in message
+    assert "CALIRA_TIMEOUT_S" in message.split(". ", 1)[1]
+
+
+def test_timed_out_attempts_count_towards_the_retry_budget() -> None:
+    fake = fake_with()
+    fake.inject = trickle
+    clock = FakeClock()
+    # 0.3 s per attempt of real time, with backoff on the fake clock: the budget of 1 s is used
+    # up by the attempts themselves, so the request gives up after a handful, not after ~10.
+    client = client_for(fake, clock, timeout_s=0.3, max_retry_wait_s=1.2)
+    with pytest.raises(ApiError, match="no complete response"):
+        client.fetch("bookings")
+    assert 1 <= fake.count("/v1/bookings") <= 4
+
+
+def test_a_fetch_longer_than_max_runtime_stops_with_a_clear_error() -> None:
+    fake = fake_with()
+    fake.inject = trickle
+    client = client_for(fake, FakeClock(), timeout_s=60, max_runtime_s=0.3)
+    with pytest.raises(ApiError) as info:
+        client.fetch("bookings")
+    message = str(info.value)
+    assert "Fetching bookings took longer than max_runtime_s=0.3s (CALIRA_MAX_RUNTIME_S)" in message
+    assert "nothing was stored" in message
+    assert is_permanent(info.value)  # a step retry would run out of time again

@@ -213,3 +213,35 @@ def test_coverage_maps_shifted_windows_back_to_start_positions() -> None:
     # page 2 read after 3 head inserts saw start positions 7..16, so 17..19 were missed
     assert covered == [(0, 17), (20, 30)]
     assert gaps(covered, 30) == [(17, 20)]
+
+
+def _endless(request: httpx.Request) -> httpx.Response | None:
+    """Full pages of new ids on every page number, while the total stays at 30."""
+    if request.url.path != "/v1/bookings":
+        return None
+    page = int(request.url.params["page"])
+    per_page = int(request.url.params["per_page"])
+    ids = range(page * 1000 + per_page, page * 1000, -1)
+    return page_response(request, bookings(ids), 30, per_page, page)
+
+
+def test_pages_past_the_total_stop_at_the_documented_margin() -> None:
+    from calira_pipeline.api.pagination import OVERRUN_MIN_PAGES
+
+    fake = FakeCalira()
+    fake.inject = _endless
+    with pytest.raises(PaginationError) as info:
+        ids_of(fake)
+    message = str(info.value)
+    assert "keeps sending full pages of new records past its X-Total-Records (30)" in message
+    assert message.startswith("GET /bookings") and "nothing was stored" in message
+    # 3 pages for the total, then at most the margin (10 pages of 10), never the 100,000 ceiling.
+    assert fake.count("/v1/bookings") == 3 + OVERRUN_MIN_PAGES
+
+
+def test_incremental_walk_stops_at_the_same_margin() -> None:
+    fake = FakeCalira()
+    fake.inject = _endless
+    with pytest.raises(PaginationError, match="past its X-Total-Records"):
+        client_for(fake).fetch_bookings_incremental(lambda row: False)
+    assert fake.count("/v1/bookings") <= 3 + 10

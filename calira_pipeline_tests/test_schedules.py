@@ -71,3 +71,12 @@ def test_an_hourly_bookings_refresh_alone_brings_every_mart_up_to_date() -> None
     for name, spec in MART_SPECS.items():
         if "bookings" in spec.depends_on_raw:
             assert after.get_num_requested(dg.AssetKey(name)) == 1, name
+
+
+def test_ingestion_jobs_carry_a_maximum_runtime() -> None:
+    for schedule in (daily_full_refresh, hourly_bookings_incremental):
+        job = defs.resolve_job_def(schedule.job_name)
+        seconds = int(job.tags["dagster/max_runtime"])
+        assert 0 < seconds <= 6 * 3600
+    hourly = defs.resolve_job_def(hourly_bookings_incremental.job_name)
+    assert int(hourly.tags["dagster/max_runtime"]) <= 3600  # done before the next tick

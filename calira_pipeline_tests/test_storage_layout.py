@@ -216,6 +216,8 @@ def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) -> Non
         Warehouse(tmp_path).commit({'x"; drop table y; --': _ints(1)})
     with pytest.raises(ValueError, match="partition name"):
         Warehouse(tmp_path).commit({"bookings": _ints(1)}, partition="../escape")
+    with pytest.raises(ValueError, match="reserved"):
+        Warehouse(tmp_path).commit({"bookings": _ints(1)}, partition="all")
     assert not (tmp_path / "tables").exists()
 
 

@@ -85,3 +85,42 @@ def test_lock_excludes_another_process(tmp_path: Path) -> None:
     finally:
         release.set()
         child.join(10)
+
+
+def test_a_token_file_others_can_read_is_made_private_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = TokenFileStore(tmp_path / "tokens.json")
+    store.save(tokens(1))
+    os.chmod(store.path, 0o644)
+    with caplog.at_level("WARNING", logger="calira_pipeline.api"):
+        assert store.load() == tokens(1)
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert "was readable by other users (mode 644); it is now 0600" in caplog.text
+    assert "refresh-1" not in caplog.text
+
+
+@pytest.mark.parametrize("planted", ["token", "lock"])
+def test_planted_symlinks_are_never_followed(tmp_path: Path, planted: str) -> None:
+    store = TokenFileStore(tmp_path / "tokens.json")
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps(tokens(9).to_json()))
+    link = store.path if planted == "token" else store.lock_path
+    link.symlink_to(target)
+    before = target.read_bytes()
+    with pytest.raises(ConfigError, match="is a symbolic link, which is never followed"):
+        if planted == "token":
+            store.load()
+        else:
+            store.acquire_lock()
+    if planted == "token":
+        with pytest.raises(ConfigError, match="symbolic link"):
+            store.save(tokens(2))  # would have replaced the link, stranding the target's token
+    assert link.is_symlink() and target.read_bytes() == before
+
+
+def test_a_token_path_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    store = TokenFileStore(tmp_path / "tokens.json")
+    os.mkfifo(store.lock_path)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        store.acquire_lock()

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from .errors import AuthError
-from .http import RetryingSender, body_excerpt, describe
+from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .settings import ClientSettings, Secret
 from .tokens import TokenFileStore, TokenSet
 
@@ -64,7 +64,7 @@ class TokenProvider:
         self._logger = logger
         self._lock = asyncio.Lock()
         self._store = (
-            TokenFileStore(settings.token_file)
+            TokenFileStore(settings.token_file, logger)
             if self.mode == "refresh_token" and settings.token_file is not None
             else None
         )
@@ -180,10 +180,13 @@ class TokenProvider:
             headers={"Accept": "application/json"},
         )
         response = await self.sender.send(request, bounded=False)
+        redirected = redirect_error(request, response)
+        if redirected is not None:
+            raise AuthError(str(redirected))
         payload = _json_object(response)
         if response.status_code != 200 or payload is None:
             raise self._token_error(request, response, form["grant_type"], payload)
-        return TokenSet.from_response(payload, self._wall())
+        return TokenSet.from_response(payload, self._wall(), where=describe(request))
 
     def _token_error(
         self,
@@ -204,6 +207,6 @@ class TokenProvider:
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         return None
     return payload if isinstance(payload, dict) else None

@@ -15,7 +15,7 @@ import httpx
 
 from ..schema import COLLECTION_TABLES
 from .auth import TokenProvider, TokenState
-from .errors import ConfigError
+from .errors import ConfigError, RuntimeExceededError
 from .fetching import CollectionFetcher, ProgressCallback, Sinks
 from .http import RetryingSender
 from .incremental import IncrementalBookings, Rows
@@ -129,7 +129,19 @@ class CaliraClient:
                     warnings=fetcher.warnings,
                 )
 
-            outcomes = await asyncio.gather(*(one(c) for c in sinks))
+            budget = asyncio.timeout(self.settings.max_runtime_s)
+            try:
+                async with budget:
+                    outcomes = await asyncio.gather(*(one(c) for c in sinks))
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                raise RuntimeExceededError(
+                    f"Fetching {', '.join(sinks)} took longer than max_runtime_s="
+                    f"{self.settings.max_runtime_s:g}s (CALIRA_MAX_RUNTIME_S), so it was stopped "
+                    "and nothing was stored. The API is very slow or never stops sending pages; "
+                    "try again later, or raise CALIRA_MAX_RUNTIME_S if the data is that large."
+                ) from None
         done = StreamingResults()
         for collection, outcome in zip(sinks, outcomes, strict=True):
             if isinstance(outcome, Exception):
@@ -143,9 +155,8 @@ class CaliraClient:
             max_connections=self.settings.concurrency,
             max_keepalive_connections=self.settings.concurrency,
         )
-        return httpx.AsyncClient(
-            transport=self._transport, timeout=self.settings.timeout_s, limits=limits
-        )
+        timeout = httpx.Timeout(min(self.settings.read_timeout_s, self.settings.timeout_s))
+        return httpx.AsyncClient(transport=self._transport, timeout=timeout, limits=limits)
 
     def fetch_bookings_incremental(
         self,
@@ -194,7 +205,20 @@ class CaliraClient:
         started = self._clock()
         async with self._http() as http:
             fetcher = self._fetcher(http, stats, collection)
-            rows, api_total = await body(fetcher)
+            budget = asyncio.timeout(self.settings.max_runtime_s)
+            try:
+                async with budget:
+                    rows, api_total = await body(fetcher)
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                raise RuntimeExceededError(
+                    f"Fetching {collection} took longer than max_runtime_s="
+                    f"{self.settings.max_runtime_s:g}s (CALIRA_MAX_RUNTIME_S) after "
+                    f"{stats.requests} requests and {stats.pages} pages, so it was stopped and "
+                    "nothing was stored. The API is very slow or never stops sending pages; try "
+                    "again later, or raise CALIRA_MAX_RUNTIME_S if the collection is that large."
+                ) from None
         stats.wall_time_s = self._clock() - started
         stats.records = len(rows[COLLECTION_TABLES[collection][0]])
         return CollectionResult(
@@ -220,6 +244,7 @@ class CaliraClient:
             concurrency=settings.concurrency,
             semaphore=semaphore,
             max_retry_wait_s=settings.max_retry_wait_s,
+            deadline_s=settings.timeout_s,
             limiter=limiter or AdaptiveRateLimiter(settings.max_rps, self._clock, self._sleep),
             stats=stats,
             sleep=self._sleep,

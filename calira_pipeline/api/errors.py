@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from urllib.parse import quote, quote_plus
 
 # Token-looking values in bodies and URLs are scrubbed even when we do not know the exact value,
 # e.g. a token endpoint echoing a freshly minted access_token inside an error page.
@@ -18,13 +19,40 @@ _SECRET_PATTERNS = (
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace known secret values and token-shaped fields in ``text`` with ``***``."""
+    """Replace known secret values (also URL-encoded) and token-shaped fields with ``***``."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
+
+
+# Redaction looks at this much of a body, far more than any message shows, so a secret that
+# starts inside the shown part is always seen whole before the text is cut.
+_REDACT_WINDOW_CHARS = 64 * 1024
+# A secret can straddle the end of the window; dropping this tail keeps any part of it out.
+_LONGEST_SECRET_CHARS = 4096
+
+
+def safe_excerpt(
+    content: str | bytes, secrets: Iterable[str] = (), limit: int = 200, empty: str = ""
+) -> str:
+    """One line of at most ``limit`` characters for a message: redacted first, then cut.
+
+    Cutting first would let a secret that straddles the cut survive in part (30 of 32
+    characters of a client secret echoed by a token endpoint did, before this function).
+    """
+    window = _REDACT_WINDOW_CHARS + _LONGEST_SECRET_CHARS
+    raw = content[:window]
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if len(content) > window:
+        text = text[:-_LONGEST_SECRET_CHARS]
+    text = " ".join(redact(text, secrets).split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text or empty
 
 
 class CaliraError(Exception):
@@ -53,6 +81,10 @@ class ApiError(CaliraError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RuntimeExceededError(ApiError):
+    """A fetch ran past its maximum runtime (CALIRA_MAX_RUNTIME_S); repeating it would too."""
 
 
 class MissingScopeError(AuthError):

@@ -14,9 +14,14 @@ from typing import Any
 
 import orjson
 
-from .errors import RecordError
+from .errors import RecordError, safe_excerpt
 
 _CENTS = Decimal("0.01")
+# DECIMAL(18,2): 16 digits before the point.
+_MONEY_LIMIT = Decimal(10) ** 16
+# Ids and counts are BIGINT: a larger integer cannot be stored (pyarrow raised a bare
+# OverflowError for an id of 2**70). Hot paths repeat these as hex literals, which are faster.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _UTC = dt.UTC
 # Same settings as ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)``;
 # built once instead of per record.
@@ -31,9 +36,7 @@ class Where:
     record_id: object
 
     def error(self, field: str, value: object, expected: str) -> RecordError:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:80] + "…"
+        shown = safe_excerpt(repr(value), (), 80)
         return RecordError(
             f"{self.endpoint}: {self.kind} {self.record_id} has {field} {shown}, not {expected}; "
             "the API sent something the parser does not understand — check the record in Calira "
@@ -95,6 +98,8 @@ def opt_int(value: object, field: str, where: Where) -> int | None:
     result = coerce_id(value)
     if result is None:
         raise where.error(field, value, "an integer")
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise where.error(field, value, "an integer within the 64-bit range (BIGINT)")
     return result
 
 
@@ -121,7 +126,12 @@ def opt_timestamp(value: object, field: str, where: Where) -> dt.datetime | None
     if parsed.tzinfo is None:
         raise where.error(field, value, "a timestamp with a UTC offset (it has none)")
     # ``Z`` and ``+00:00`` parse to the UTC singleton, for which astimezone is a no-op.
-    return parsed if parsed.tzinfo is _UTC else parsed.astimezone(_UTC)
+    if parsed.tzinfo is _UTC:
+        return parsed
+    try:
+        return parsed.astimezone(_UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise where.error(field, value, "a timestamp between years 1 and 9999 in UTC") from None
 
 
 def opt_date(value: object, field: str, where: Where) -> dt.date | None:
@@ -147,6 +157,8 @@ def opt_money(value: object, field: str, where: Where) -> Decimal | None:
         raise where.error(field, value, "a decimal amount") from None
     if not amount.is_finite():
         raise where.error(field, value, "a finite decimal amount")
+    if abs(amount) >= _MONEY_LIMIT:  # "1e400" made quantize raise InvalidOperation
+        raise where.error(field, value, "an amount below 10^16 (DECIMAL(18,2))")
     quantized = amount.quantize(_CENTS)
     return quantized if quantized == amount else amount
 
@@ -194,7 +206,11 @@ def ref_into(row: dict[str, Any], record: dict[str, Any], cols: RefColumns, wher
         row.update(ref(record, cols.key, cols.prefix, where))
         return
     ident = value.get("id")
-    row[cols.id_col] = ident if ident.__class__ is int else opt_int(ident, cols.id_field, where)
+    row[cols.id_col] = (
+        ident
+        if ident.__class__ is int and -0x8000000000000000 <= ident <= 0x7FFFFFFFFFFFFFFF
+        else opt_int(ident, cols.id_field, where)
+    )
     name = value.get("name")
     row[cols.name_col] = (
         (name or None) if name.__class__ is str else opt_text(name, cols.name_field, where)

@@ -12,14 +12,21 @@ from typing import TypeVar
 
 import httpx
 
-from .errors import ApiError, redact
+from .errors import ApiError, safe_excerpt
 from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import FetchStats
+from .settings import display_url
 
 T = TypeVar("T")
 RequestFactory = Callable[[], Awaitable[httpx.Request]]
 
 _BACKOFF_BASE_S = 0.5
+# Transport failure -> (retry cause in FetchStats, how a message describes it).
+_TRANSPORT_FAILURES = {
+    "timeout": ("timeout", "timeout error"),
+    "deadline": ("timeout", "timeout error: no complete response"),
+    "connect": ("connect", "connect error"),
+}
 _BACKOFF_CAP_S = 60.0
 
 
@@ -29,11 +36,23 @@ def describe(request: httpx.Request) -> str:
 
 
 def body_excerpt(response: httpx.Response, secrets: list[str], limit: int = 200) -> str:
-    text = response.content[: limit * 4].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    return redact(text, secrets) or "(empty body)"
+    """The start of a response body for a message, secrets redacted before it is cut."""
+    return safe_excerpt(response.content, secrets, limit, empty="(empty body)")
+
+
+def redirect_error(request: httpx.Request, response: httpx.Response) -> ApiError | None:
+    """An error for a 3xx answer, which is never followed: it could carry the token elsewhere."""
+    if not 300 <= response.status_code < 400:
+        return None
+    location = response.headers.get("Location", "")
+    target = display_url(str(request.url.join(location))) if location else "nowhere"
+    return ApiError(
+        f"{describe(request)} was redirected (HTTP {response.status_code}) to "
+        f"{safe_excerpt(target, (), 120)!r}, and redirects are never followed because they could "
+        "carry the token to another host. Check CALIRA_BASE_URL / CALIRA_TOKEN_URL: set them to "
+        "the address the API answers on directly (https, no trailing redirect).",
+        status=response.status_code,
+    )
 
 
 def parse_retry_after(response: httpx.Response, wall_now: Callable[[], float]) -> float | None:
@@ -69,6 +88,7 @@ class RetryingSender:
         *,
         concurrency: int,
         max_retry_wait_s: float,
+        deadline_s: float,
         limiter: AdaptiveRateLimiter,
         stats: FetchStats,
         sleep: Sleep,
@@ -85,6 +105,7 @@ class RetryingSender:
         # Shared by every collection of one concurrent fetch: one budget of requests in flight.
         self.semaphore = semaphore if semaphore is not None else asyncio.Semaphore(concurrency)
         self.max_retry_wait_s = max_retry_wait_s
+        self.deadline_s = deadline_s
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
@@ -109,9 +130,14 @@ class RetryingSender:
             self.stats.requests += 1
             sent_at = self._clock()
             try:
-                response = await self.client.send(request)
+                # The per-read timeout never trips on a server trickling a byte at a time; this
+                # bounds the whole exchange (connect, send, every read of the body).
+                async with asyncio.timeout(self.deadline_s):
+                    response = await self.client.send(request)
             except httpx.TimeoutException:
                 return request, "timeout", sent_at
+            except TimeoutError:
+                return request, "deadline", sent_at
             except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError):
                 return request, "connect", sent_at
             except httpx.HTTPError as exc:
@@ -140,7 +166,11 @@ class RetryingSender:
             current, outcome, sent_at = await self._send_once(request, bounded)
             delay: float | None = None
             if isinstance(outcome, str):
-                cause, detail = outcome, f"{outcome} error"
+                cause, detail = _TRANSPORT_FAILURES[outcome]
+                if cause == "timeout":  # the time a timed-out attempt took counts as waiting
+                    waited += self._clock() - sent_at
+                if outcome == "deadline":
+                    detail += f" within timeout_s={self.deadline_s:g} (CALIRA_TIMEOUT_S)"
             elif outcome.status_code == 429:
                 cause, detail = "429", "HTTP 429"
                 self.stats.rate_limited += 1
@@ -180,8 +210,9 @@ class RetryingSender:
         excerpt = "" if isinstance(outcome, str) else f": {body_excerpt(outcome, self._secrets)}"
         return ApiError(
             f"{describe(request)} still failing with {detail}{excerpt} after {waited:.0f}s of "
-            f"retries (max_retry_wait_s={self.max_retry_wait_s:g}). The API is down or limiting "
-            "us; try again later, lower concurrency/max_rps, or raise max_retry_wait_s.",
+            f"retries (max_retry_wait_s={self.max_retry_wait_s:g}). The API is down, too slow or "
+            "limiting us; try again later, lower concurrency/max_rps, or raise "
+            "CALIRA_MAX_RETRY_WAIT_S / CALIRA_TIMEOUT_S.",
             status=status,
         )
 

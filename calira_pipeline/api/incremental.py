@@ -28,6 +28,7 @@ from .fields import Where
 from .http import run_all
 from .order import NEWEST_FIRST, OLDEST_FIRST, detect_order
 from .pages import ListPage, item_id, read_page
+from .pagination import check_overrun
 from .records import parse_booking
 from .results import UnknownFields
 
@@ -166,10 +167,13 @@ class IncrementalBookings:
         """A full last page may not be the end (a stale X-Total-Records): read on while pages
         come back full of unseen records, so the newest of an oldest-first list are not missed."""
         page = last_page
+        total = self._last_total or 0
         while count >= self.per_page:
             known = len(self._seen)
             page += 1
+            check_overrun(self._where, page, self.per_page, total)
             listed = await self._read(page)
+            total = listed.total
             self._judge(listed, page, repair=False)
             count = len(listed.items) if len(self._seen) > known else 0
 

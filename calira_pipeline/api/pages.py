@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from .errors import PaginationError, RecordError
-from .fields import coerce_id
+from .errors import PaginationError, RecordError, safe_excerpt
+from .fields import INT64_MAX, INT64_MIN, coerce_id
 from .http import describe
 from .session import ApiSession, BodyFault
 
@@ -48,8 +48,9 @@ def header_int(response: httpx.Response, name: str, minimum: int) -> int | None:
         # Retryable like a missing header: a garbled value is as transient as a dropped one.
         raise BodyFault(
             "bad_headers",
-            f"{describe(response.request)} sent a malformed {name} header ({raw[:40]!r}), so "
-            "the number of pages is unknown and the list is not read partially",
+            f"{describe(response.request)} sent a malformed {name} header "
+            f"({safe_excerpt(raw, (), 40)!r}), so the number of pages is unknown and the list is "
+            "not read partially",
             _MALFORMED_ADVICE,
             PaginationError,
         )
@@ -104,9 +105,13 @@ def item_id(where: str, index: int, record: Any) -> int:
     if not isinstance(record, dict):
         raise RecordError(f"{where}: item #{index} is a {type(record).__name__}, not an object.")
     record_id = coerce_id(record.get("id"))
-    if record_id is None:
+    if record_id is None or not INT64_MIN <= record_id <= INT64_MAX:
+        # Checked here, before any detail request: a detail URL built from an id the API never
+        # issued answers 404, and the record would be dropped as "deleted during the fetch".
+        shown = safe_excerpt(repr(record.get("id")), (), 40)
         raise RecordError(
-            f"{where}: item #{index} has no usable integer id ({record.get('id')!r}); it "
-            "cannot be deduplicated or fetched in detail. Report this API response."
+            f"{where}: item #{index} has id {shown}, not an integer id within the 64-bit range "
+            "(BIGINT); it cannot be stored, deduplicated or fetched in detail. Report this API "
+            "response to Calira support."
         )
     return record_id

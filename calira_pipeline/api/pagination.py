@@ -22,6 +22,31 @@ from .results import FetchStats
 from .session import ApiSession
 
 MAX_REPAIR_ROUNDS = 25
+# Pages past the reported total are read while they hold new ids (records created while paging
+# push the list down), but never more than this far: a server that keeps sending full pages of
+# new ids would otherwise be read until memory runs out.
+OVERRUN_MIN_PAGES = 10
+OVERRUN_FRACTION = 0.10
+
+
+def overrun_margin(total: int, per_page: int) -> int:
+    """Records a walk may read past ``X-Total-Records``: 10 pages or 10 % of it, if more."""
+    return max(OVERRUN_MIN_PAGES * per_page, int(total * OVERRUN_FRACTION))
+
+
+def check_overrun(where: str, page: int, per_page: int, total: int) -> None:
+    """Raise before reading ``page`` if it lies further past ``total`` than the margin."""
+    beyond = page * per_page - total
+    margin = overrun_margin(total, per_page)
+    if beyond > margin:
+        raise PaginationError(
+            f"{where} keeps sending full pages of new records past its X-Total-Records "
+            f"({total}): page {page} would end {beyond} records beyond it, more than the "
+            f"{margin} allowed for records created while paging. The server's pagination looks "
+            "broken (or a proxy ignores the page parameter), so nothing was stored; retry "
+            "later, and report it to Calira support if it persists."
+        )
+
 
 PageCallback = Callable[[int, int, int], None]  # pages_done, pages_total, records
 
@@ -209,6 +234,7 @@ class ListWalker:
         while last.count >= per_page and page * per_page >= last.total:
             known = len(self.seen)
             page += 1
+            check_overrun(f"GET {self.path}", page, per_page, last.total)
             self._expected_pages = max(self._expected_pages, page)
             last = await self._read(page, repair=True)
             if len(self.seen) == known:

@@ -116,9 +116,13 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
 KNOWN_FIELDS = {name: fields | {LIST_VALUES_KEY} for name, fields in KNOWN_FIELDS.items()}
 
 
+# Fast paths below check BIGINT range with literals (INT64_MIN/INT64_MAX in fields.py): half
+# the cost of global lookups, on every booking.
+
+
 def _required_id(record: dict[str, Any], where: Where) -> int:
     raw = record.get("id")
-    if raw.__class__ is int:
+    if raw.__class__ is int and -0x8000000000000000 <= raw <= 0x7FFFFFFFFFFFFFFF:
         return raw
     value = opt_int(raw, "id", where)
     if value is None:
@@ -234,7 +238,9 @@ def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) 
     row["cost"] = opt_money(get("cost"), "cost", where)
     duration = get("duration")
     row["duration_minutes"] = (
-        duration if duration.__class__ is int else opt_int(duration, "duration", where)
+        duration
+        if duration.__class__ is int and -0x8000000000000000 <= duration <= 0x7FFFFFFFFFFFFFFF
+        else opt_int(duration, "duration", where)
     )
     row["requester_group_name"] = _nested_text(
         record, "requester_group", "name", "requester_group.name", where
@@ -244,7 +250,11 @@ def parse_booking(record: dict[str, Any], where: Where, unknown: UnknownFields) 
     row["requester_email"] = _nested_text(record, "requester", "email", "requester.email", where)
     row["requester_sector"] = _nested_text(record, "requester", "sector", "requester.sector", where)
     user_id = get("user_id")
-    row["user_id"] = user_id if user_id.__class__ is int else opt_int(user_id, "user_id", where)
+    row["user_id"] = (
+        user_id
+        if user_id.__class__ is int and -0x8000000000000000 <= user_id <= 0x7FFFFFFFFFFFFFFF
+        else opt_int(user_id, "user_id", where)
+    )
     row["last_public_note"] = _nested_text(
         record, "last_public_note", "message", "last_public_note.message", where
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ import httpx
 
 from .auth import TokenProvider
 from .errors import ApiError, AuthError, CaliraError, MissingScopeError
-from .http import RetryingSender, body_excerpt, describe
+from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .results import FetchStats
 
 # Which collections (and so which assets) each OAuth scope feeds.
@@ -121,6 +122,9 @@ class ApiSession:
                     "credentials."
                 )
         request = response.request
+        redirected = redirect_error(request, response)
+        if redirected is not None:
+            raise redirected
         if response.status_code in allow or response.status_code < 400:
             return response
         if response.status_code == 403:
@@ -154,6 +158,15 @@ class ApiSession:
             return json.loads(response.content.decode("utf-8"))
         except UnicodeDecodeError:
             problem = "is not UTF-8"
+        except RecursionError:
+            # Not retried: a body nested this deep is no transient fault.
+            raise ApiError(
+                f"{request_desc} answered HTTP {response.status_code} with JSON nested deeper "
+                f"than the parser allows (about {sys.getrecursionlimit()} levels); expected a "
+                "list or an object of records. The API or a proxy sent a malformed body; check "
+                "CALIRA_BASE_URL and report the response to Calira support.",
+                status=response.status_code,
+            ) from None
         except ValueError:
             problem = "is not valid JSON (truncated or an HTML error page?)"
         raise BodyFault(

@@ -76,13 +76,34 @@ def default_oauth_url(base_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+def display_url(url: str) -> str:
+    """``url`` safe for a message: scheme, host, port and path; never userinfo or a query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
 def check_url_is_safe(url: str, what: str, allow_insecure_http: bool) -> None:
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # httpx would turn user:password into "Authorization: Basic", replacing our Bearer token
+        # (every request then fails with 401), and the URL would carry the password into logs.
+        raise ConfigError(
+            f"{what} must not contain a user name or password (the part before '@'); remove it "
+            "and authenticate with CALIRA_CLIENT_ID/CALIRA_CLIENT_SECRET or a token instead."
+        )
+    shown = display_url(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{what} {url!r} is not an absolute http(s) URL.")
+        raise ConfigError(f"{what} {shown!r} is not an absolute http(s) URL.")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ConfigError(
-            f"{what} {url!r} uses plain HTTP, which would send tokens in clear text; use https "
+            f"{what} {shown!r} uses plain HTTP, which would send tokens in clear text; use https "
             "(plain http is allowed only for loopback hosts or with allow_insecure_http=True)."
         )
 
@@ -106,8 +127,15 @@ class ClientSettings:
     scopes: str | Sequence[str] | None = None
     concurrency: int = 8
     max_rps: float | None = None
-    timeout_s: float = 30.0
+    # One request, start to end (connect, send, the whole body), however steadily bytes arrive.
+    timeout_s: float = 120.0
+    # Silence allowed between two reads (and for connect/write); capped by timeout_s.
+    read_timeout_s: float = 30.0
+    # How long one request may keep failing (backoff waits plus timed-out attempts) before the
+    # error is raised.
     max_retry_wait_s: float = 300.0
+    # One collection's whole fetch (one raw asset step), so no hostile server keeps a run forever.
+    max_runtime_s: float = 4 * 3600.0
     per_page: int = 100
     max_pages: int = 100_000
     refresh_margin_s: float = 60.0
@@ -125,8 +153,15 @@ class ClientSettings:
             )
         if self.concurrency < 1 or not 1 <= self.per_page <= 100 or self.max_pages < 1:
             raise ConfigError("concurrency and max_pages must be >= 1 and per_page within 1..100.")
-        if self.timeout_s <= 0 or self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
-            raise ConfigError("timeout_s must be > 0; max_retry_wait_s, refresh_margin_s >= 0.")
+        if min(self.timeout_s, self.read_timeout_s, self.max_runtime_s) <= 0:
+            raise ConfigError(
+                "timeout_s (CALIRA_TIMEOUT_S), read_timeout_s and max_runtime_s "
+                "(CALIRA_MAX_RUNTIME_S) must be > 0."
+            )
+        if self.max_retry_wait_s < 0 or self.refresh_margin_s < 0:
+            raise ConfigError(
+                "max_retry_wait_s (CALIRA_MAX_RETRY_WAIT_S) and refresh_margin_s must be >= 0."
+            )
         if self.max_rps is not None and self.max_rps <= 0:
             raise ConfigError("max_rps must be > 0 (or None for no client-side limit).")
 

@@ -8,9 +8,12 @@ new one locks the integration out until a human re-authorises, so writes are ato
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -18,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, ConfigError
+from .errors import AuthError, ConfigError, safe_excerpt
 from .settings import Secret
+
+# Ten years: anything longer is a server bug (and a 400-digit number overflows a float).
+MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
+_LINK_REFUSED = (
+    "{what} {path} is a symbolic link, which is never followed (a planted link could receive "
+    "the tokens); replace it with a regular file or point CALIRA_TOKEN_FILE at the real path."
+)
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,21 @@ class TokenSet:
     issued_at: float | None = None
 
     @classmethod
-    def from_response(cls, payload: Mapping[str, Any], now_wall: float) -> TokenSet:
+    def from_response(
+        cls, payload: Mapping[str, Any], now_wall: float, where: str = "The token endpoint"
+    ) -> TokenSet:
         access = payload.get("access_token")
         if not isinstance(access, str) or not access:
-            raise AuthError("The token endpoint answered without an access_token.")
+            raise AuthError(f"{where} answered without an access_token.")
         expires_in = payload.get("expires_in")
         expires_at: float | None = None
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            if not 0 <= expires_in <= MAX_EXPIRES_IN_S:  # False for NaN too
+                raise AuthError(
+                    f"{where} answered with expires_in {safe_excerpt(repr(expires_in), (), 40)}, "
+                    f"not a number of seconds between 0 and {MAX_EXPIRES_IN_S}; the token "
+                    "endpoint is misbehaving (check CALIRA_TOKEN_URL) — report it to Calira."
+                )
             # Doorkeeper also sends created_at (server clock); our own clock is the safer base
             # because a fast server clock would otherwise make fresh tokens look expired.
             expires_at = now_wall + float(expires_in)
@@ -87,17 +105,53 @@ class TokenSet:
 
 
 class TokenFileStore:
-    """A JSON token file plus a sibling ``.lock`` file for cross-process exclusion."""
+    """A JSON token file plus a sibling ``.lock`` file for cross-process exclusion.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Neither is ever opened through a symbolic link (``O_NOFOLLOW``): a link planted by another
+    user could otherwise receive our tokens, or keep a spent refresh token at its target while
+    the link is replaced. A token file others can read is made private (0600) with a warning.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], logger: logging.Logger | None = None) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._logger = logger or logging.getLogger("calira_pipeline.api")
+
+    def _open_private(self, path: Path, flags: int, what: str) -> int:
+        """``os.open`` that refuses links and anything but our own regular file."""
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(_LINK_REFUSED.format(what=what, path=path)) from None
+            raise
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_uid != os.geteuid():
+            problem = "belongs to another user"
+        if problem is not None:
+            os.close(fd)
+            raise ConfigError(f"{what} {path} {problem}; remove it and log in again.")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+            self._logger.warning(
+                "calira: %s %s was readable by other users (mode %o); it is now 0600. Its "
+                "tokens may have been read: consider revoking them and logging in again.",
+                what,
+                path,
+                stat.S_IMODE(info.st_mode),
+            )
+        return fd
 
     def load(self) -> TokenSet | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = self._open_private(self.path, os.O_RDONLY, "Token file")
         except FileNotFoundError:
             return None
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            text = handle.read()
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -111,6 +165,8 @@ class TokenFileStore:
     def save(self, tokens: TokenSet) -> None:
         """Write atomically: temp file in the same directory, fsync, then ``os.replace``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_symlink():  # os.replace would swap the link for a regular file
+            raise ConfigError(_LINK_REFUSED.format(what="Token file", path=self.path))
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
@@ -127,7 +183,7 @@ class TokenFileStore:
     def acquire_lock(self) -> int:
         """Block until this process holds an exclusive ``flock``; returns the fd to release."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_private(self.lock_path, os.O_RDWR | os.O_CREAT, "Token lock file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:

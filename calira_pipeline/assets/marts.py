@@ -1,25 +1,28 @@
-"""Marts layer: one asset per SQL mart, built by DuckDB over the published Parquet files.
+"""Staging and marts layers: one subsettable step per layer builds the selected tables in one
+DuckDB session over the published Parquet files; DuckDB writes every file itself.
 
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 
 from calira_pipeline import charts, reports
 from calira_pipeline.assets.metadata import markdown_preview, table_metadata
 from calira_pipeline.assets.previews import mart_preview
-from calira_pipeline.marts import MART_SPECS, MartSpec, build_mart, mart_check_failures
+from calira_pipeline.marts import MART_SPECS, STAGING, build_tables
 from calira_pipeline.marts.build import build_order
-from calira_pipeline.marts.checks import check_descriptions
 from calira_pipeline.marts_config import MartConfigResource
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 
 MARTS_GROUP = "marts"
+STAGING_GROUP = "staging"
 OWNERS = ["team:facility-data"]
 
 # Charts attached to a mart's materialisation (and drawn in the facility report).
@@ -33,10 +36,6 @@ CHARTS: dict[str, Callable[[duckdb.DuckDBPyConnection, str], charts.Chart]] = {
 FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
 )
-
-
-def _severity(value: str) -> dg.AssetCheckSeverity:
-    return dg.AssetCheckSeverity.ERROR if value == "error" else dg.AssetCheckSeverity.WARN
 
 
 def data_source(instance: dg.DagsterInstance, configured: CaliraApiResource) -> str:
@@ -79,61 +78,81 @@ def _column_type(rows: list[dict[str, charts.Cell]], column: str) -> str:
     return "float" if values and all(isinstance(v, int | float) for v in values) else "string"
 
 
-def build_mart_asset(spec: MartSpec) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=spec.name,
-        group_name=MARTS_GROUP,
-        deps=[*spec.depends_on_raw, *spec.depends_on_marts],
+def _table_metadata(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, rows: int, source: Callable[[], str]
+) -> dict[str, Any]:
+    """What Dagster shows for a table DuckDB just wrote: schema and row count from the Parquet
+    footer, a preview and any chart read through the session's view over the file."""
+    spec = MART_SPECS[name]
+    metadata = table_metadata(name, pq.read_schema(path).empty_table(), spec.column_descriptions)
+    metadata["dagster/row_count"] = rows
+    metadata["bytes_written"] = path.stat().st_size
+    metadata["preview"] = dg.MetadataValue.md(markdown_preview(mart_preview(con, name)))
+    if name in CHARTS and rows:
+        metadata.update(chart_metadata(CHARTS[name](con, source())))
+    return metadata
+
+
+def run_build(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mart_config: MartConfigResource,
+    calira: CaliraApiResource,
+) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
+    """Build the selected tables in one DuckDB session over the published ones; DuckDB writes
+    each file and the warehouse publishes them all by reference in one snapshot."""
+    selected = [n for n in build_order() if dg.AssetKey(n) in context.selected_asset_keys]
+    settings = mart_config.settings()
+    store = warehouse.warehouse()
+    metadata: dict[str, dict[str, Any]] = {}
+    with store.incoming() as folder:
+        files: dict[str, Path] = {}
+        with store.scratch_connection() as con:
+            mart_config.limits().apply(con, folder / "spill")
+            for name, path, rows in build_tables(con, selected, folder, settings):
+                context.log.info(f"{name}: {rows} rows, {path.stat().st_size} bytes")
+                files[name] = path
+                metadata[name] = _table_metadata(
+                    con, name, path, rows, lambda: data_source(context.instance, calira)
+                )
+        store.commit_files(files)
+    for name in selected:
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata[name])
+
+
+def _asset_spec(name: str, group: str) -> dg.AssetSpec:
+    spec = MART_SPECS[name]
+    return dg.AssetSpec(
+        name,
+        group_name=group,
+        deps=[*spec.depends_on_raw, *spec.upstream],
         description=f"{spec.grain} {spec.description}",
         kinds={"sql", "duckdb", "parquet"},
         owners=OWNERS,
-        tags={"layer": "marts"},
+        tags={"layer": group},
         automation_condition=dg.AutomationCondition.eager(),
         freshness_policy=FRESHNESS,
-        check_specs=[
-            dg.AssetCheckSpec(n, asset=spec.name, description=d)
-            for n, d in check_descriptions(spec.name).items()
-        ],
+        skippable=True,
     )
-    def _mart(
+
+
+def build_tables_asset(op_name: str, group: str, names: list[str]) -> dg.AssetsDefinition:
+    """One subsettable step building `names` (a layer) in one DuckDB session."""
+
+    @dg.multi_asset(
+        name=op_name,
+        specs=[_asset_spec(name, group) for name in names],
+        can_subset=True,
+    )
+    def _build(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         mart_config: MartConfigResource,
         calira: CaliraApiResource,
-    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        settings = mart_config.settings()
-        store = warehouse.warehouse()
-        metadata: dict[str, Any] = {}
-        with store.scratch_connection() as con:
-            table = build_mart(con, spec.name, settings)
-            # The checks and the chart read the new table under its own name before it is stored
-            # (not under the marts' "mart__" scratch prefix, which the checks drop when done).
-            con.register("built_mart", table)
-            con.execute(f'create or replace view "{spec.name}" as select * from built_mart')
-            checks = mart_check_failures(con, spec.name, settings)
-            if spec.name in CHARTS and table.num_rows:
-                chart = CHARTS[spec.name](con, data_source(context.instance, calira))
-                metadata.update(chart_metadata(chart))
-            preview = markdown_preview(mart_preview(con, spec.name))
-        store.commit({spec.name: table})
-        metadata.update(table_metadata(spec.name, table, spec.column_descriptions))
-        metadata["preview"] = dg.MetadataValue.md(preview)  # names beside ids, newest first
-        context.log.info(f"{spec.name}: {table.num_rows} rows")
-        return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=c.check_name,
-                    passed=c.passed,
-                    severity=_severity(c.severity),
-                    description=c.description,
-                    metadata={"failing_rows": c.failing_rows, **c.metadata},
-                )
-                for c in checks
-            ],
-        )
+    ) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
+        yield from run_build(context, warehouse, mart_config, calira)
 
-    return _mart
+    return _build
 
 
 @dg.asset(
@@ -173,7 +192,7 @@ def facility_report(
     )
 
 
-MART_ASSETS: list[dg.AssetsDefinition] = [
-    *(build_mart_asset(MART_SPECS[name]) for name in build_order()),
-    facility_report,
-]
+MART_NAMES = [name for name in build_order() if name not in STAGING]
+build_staging = build_tables_asset("build_staging", STAGING_GROUP, list(STAGING))
+build_marts = build_tables_asset("build_marts", MARTS_GROUP, MART_NAMES)
+MART_ASSETS: list[dg.AssetsDefinition] = [build_staging, build_marts, facility_report]

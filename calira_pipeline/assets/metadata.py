@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import dagster as dg
@@ -59,9 +60,23 @@ def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 40 else text[:37] + "..."
+    text = " ".join(("" if value is None else str(value)).split())
+    return markdown_text(text if len(text) <= 40 else text[:37] + "...")
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one
+# is always literal text: no image, link, HTML tag, entity, emphasis or table cell boundary.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+# GFM turns bare URLs and e-mail addresses into links even when escaped (the autolink pass runs
+# on the unescaped text), so a zero-width space splits the patterns it looks for.
+_AUTOLINK_TRIGGERS = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` (from the API) as Markdown that renders as that text and nothing else (with a
+    zero-width space inside anything GFM would turn into a link)."""
+    text = _AUTOLINK_TRIGGERS.sub("\u200b", text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def table_metadata(

@@ -44,11 +44,13 @@ from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES
 from calira_pipeline.staging import new_staging_folder, remove_stale_staging
 from calira_pipeline.storage import Warehouse
+from calira_pipeline.storage.writable import ensure_writable
 
 RAW_GROUP = "raw"
 RAW_OP = "fetch_calira"
 OWNERS = ["team:facility-data"]
 _EMPTY_BY_CONTRACT = {"current_user"}  # client-credentials tokens have no user: 0 rows is right
+PROGRESS_LOG_INTERVAL_S = 5.0
 
 # Bookings refresh hourly (incremental) and everything nightly; warn before the next run is due.
 FRESHNESS = {
@@ -116,6 +118,7 @@ def fetch_calira(
 ) -> Iterator[Any]:
     """Every selected raw table, fetched concurrently and published in one commit."""
     store = warehouse.warehouse()
+    ensure_writable(store.data_dir, store.parquet_dir)
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     collections = [c for c, tables in COLLECTION_TABLES.items() if selected & set(tables)]
     with (
@@ -258,16 +261,20 @@ def _fail(
 
 def _progress_logger(context: dg.AssetExecutionContext) -> Any:
     started: dict[str, float] = {}
-    last_logged: dict[str, int] = {}
+    last_logged: dict[str, tuple[int, float]] = {}
 
     def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
         progress.publish(collection, pages_done, pages_total, records)
         began = started.setdefault(collection, time.monotonic())
-        # About ten lines per collection however long it is, plus the last page.
+        # About ten lines per collection however long it is, plus the last page; and never more
+        # than one per PROGRESS_LOG_INTERVAL_S: past the reported total every page is "the last".
         step = max(1, pages_total // 10)
-        if pages_done != pages_total and pages_done - last_logged.get(collection, 0) < step:
+        pages_then, logged_at = last_logged.get(collection, (0, float("-inf")))
+        due = pages_done == pages_total or pages_done - pages_then >= step
+        now = time.monotonic()
+        if not due or now - logged_at < PROGRESS_LOG_INTERVAL_S:
             return
-        last_logged[collection] = pages_done
+        last_logged[collection] = (pages_done, now)
         elapsed = max(time.monotonic() - began, 1e-6)
         eta = elapsed / pages_done * (pages_total - pages_done) if pages_done else 0.0
         context.log.info(

@@ -7,7 +7,13 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from calira_pipeline.api.errors import ApiError, AuthError, ConfigError, RecordError
+from calira_pipeline.api.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    RecordError,
+    RuntimeExceededError,
+)
 from calira_pipeline.settings import ingest_retries
 
 # Exponential backoff with jitter: 30 s, then about 60 s, so a short API outage or a burst of
@@ -22,10 +28,11 @@ INGEST_RETRY_POLICY = dg.RetryPolicy(
 
 def is_permanent(error: BaseException) -> bool:
     """True when retrying the step cannot help: settings, credentials, scopes, bad records, 4xx."""
-    if isinstance(error, (ConfigError, AuthError, RecordError)):
+    if isinstance(error, (ConfigError, AuthError, RecordError, RuntimeExceededError)):
         return True
     status = error.status if isinstance(error, ApiError) else None
-    return status is not None and 400 <= status < 500 and status not in (408, 429)
+    # 3xx: redirects are never followed, so the next attempt is redirected too.
+    return status is not None and 300 <= status < 500 and status not in (408, 429)
 
 
 @contextmanager

@@ -1,17 +1,21 @@
-"""Run a mart's SQL in DuckDB: settings become temp tables, shared preludes run first."""
+"""Run a mart's SQL in DuckDB: settings become temp tables, shared preludes run first, and DuckDB
+writes each table's Parquet file itself (COPY), so no large table passes through Python."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import MART_SPECS, PRELUDE_ORDER
-from calira_pipeline.storage import write_parquet
+from calira_pipeline.storage.warehouse import PARQUET_ROW_GROUP_ROWS
 
 _SCRATCH_PREFIX = "mart__"
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -96,7 +100,7 @@ def prepare_session(
 ) -> None:
     """Settings tables plus the shared prelude temp tables a mart or check needs.
 
-    With ``already_run`` (one build_all session: settings written, preludes kept between marts)
+    With ``already_run`` (one build session: settings written, preludes kept between tables)
     only the preludes not run yet are run, and they are added to it.
     """
     if already_run is None:
@@ -137,45 +141,87 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("\n".join(statements))
 
 
-def _utc_timestamps(table: pa.Table) -> pa.Table:
-    # The SQL emits naive UTC timestamps (see _prelude_bookings.sql); label them UTC, and
-    # relabel any session-zoned TIMESTAMPTZ too (same instants). A table without timestamps (or
-    # already labelled UTC) is returned as it is: no cast pass over millions of rows.
-    utc = pa.timestamp("us", tz="UTC")
-    if not any(pa.types.is_timestamp(f.type) and f.type != utc for f in table.schema):
-        return table
-    fields = [
-        pa.field(f.name, utc, f.nullable) if pa.types.is_timestamp(f.type) else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields))
+
+@dataclass(frozen=True)
+class DuckDBLimits:
+    """DuckDB's buffer pool and worker threads for a build (CALIRA_DUCKDB_MEMORY_LIMIT/_THREADS).
+
+    A bounded pool makes DuckDB spill to disk instead of holding most of the machine's RAM.
+    """
+
+    memory_limit: str = "1GB"
+    threads: int | None = None  # None: DuckDB's default, one per core
+
+    def apply(self, con: duckdb.DuckDBPyConnection, spill_dir: Path) -> None:
+        try:
+            con.execute("SET memory_limit = ?", [self.memory_limit])
+        except duckdb.Error as exc:
+            raise ValueError(
+                f"CALIRA_DUCKDB_MEMORY_LIMIT={self.memory_limit!r} is not a DuckDB memory size "
+                f"({exc}); use a size such as 1GB or 512MB"
+            ) from exc
+        if self.threads is not None:
+            if not 1 <= self.threads <= 256:
+                raise ValueError(
+                    f"CALIRA_DUCKDB_THREADS={self.threads} must be a whole number from 1 to 256"
+                )
+            con.execute(f"SET threads = {int(self.threads)}")
+        con.execute("SET temp_directory = ?", [str(spill_dir)])
 
 
-def run_mart_sql(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Run a mart's SQL (any leading statements, then its final query) into an Arrow table.
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
-    The final query goes through the relation API: DuckDB then collects Arrow batches in its
-    (parallel) pipeline instead of materialising a result and converting it afterwards.
+
+def _result_view(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a table's SQL (leading statements, then its final query) as the view mart__result.
+
+    The SQL emits naive UTC timestamps (see _prelude_facts.sql); they are labelled UTC here so
+    the Parquet columns say so (TIMESTAMPTZ under a UTC session: same instants, no cast pass).
     """
     relation = con.sql(sql)
     if relation is None:
         raise ValueError("mart SQL must end with a query")
-    return relation.to_arrow_table()
+    relation.create_view("mart__query", replace=True)
+    columns = zip(relation.columns, relation.types, strict=True)
+    naive = [c for c, t in columns if str(t) == "TIMESTAMP"]
+    replaced = ", ".join(f'CAST("{c}" AS TIMESTAMPTZ) AS "{c}"' for c in naive)
+    select = f"SELECT * REPLACE ({replaced})" if naive else "SELECT *"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW mart__result AS {select} FROM mart__query")
 
 
-def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings) -> pa.Table:
-    """Run mart `name` over the raw (and upstream mart) views registered on `con`."""
+def write_table(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    settings: MartSettings,
+    path: Path,
+    already_run: set[str],
+) -> int:
+    """Build table `name` in `con` and let DuckDB write it to `path`; returns its row count.
+
+    A view `name` over the written file replaces any earlier one, so later tables of the same
+    session read what was just built.
+    """
     spec = MART_SPECS[name]
+    zone = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    con.execute("SET TimeZone = 'UTC'")
     try:
-        prepare_session(con, settings, spec.preludes)
-        table = run_mart_sql(con, load_sql(spec.sql_file))
+        prepare_session(con, settings, spec.preludes, already_run)
+        _result_view(con, load_sql(spec.sql_file))
+        row = con.execute(
+            f"COPY (SELECT * FROM mart__result) TO {_sql_string(str(path))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
+        ).fetchone()
     finally:
-        drop_scratch(con)
-    return _utc_timestamps(table)
+        con.execute("SET TimeZone = ?", [zone[0] if zone else "UTC"])
+    con.execute(
+        f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_string(str(path))})'
+    )
+    return int(row[0]) if row else 0
 
 
 def build_order() -> list[str]:
-    """Mart names with every upstream mart before its dependants."""
+    """Table names with every upstream table (staging, then marts) before its dependants."""
     ordered: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -183,7 +229,7 @@ def build_order() -> list[str]:
             return
         if name in path:
             raise ValueError(f"mart dependency cycle: {' -> '.join((*path, name))}")
-        for upstream in MART_SPECS[name].depends_on_marts:
+        for upstream in MART_SPECS[name].upstream:
             visit(upstream, (*path, name))
         ordered.append(name)
 
@@ -192,46 +238,59 @@ def build_order() -> list[str]:
     return ordered
 
 
-def iter_build_all(
-    raw_paths: Mapping[str, Path],
+def build_tables(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
     out_dir: Path,
     settings: MartSettings,
-    memory_limit: str = "1GB",
-) -> Iterator[tuple[str, Path]]:
-    """build_all one mart at a time: yields (name, parquet path) as each is written."""
+) -> Iterator[tuple[str, Path, int]]:
+    """Build `names` in one session, upstream first: yields (name, Parquet path, rows) as each
+    is written. Tables not selected are read from the views already on `con`.
+
+    What every build runs (the assets, build_all, the benchmarks): settings and the shared
+    preludes are built once per session and reused by every table that needs them.
+    """
+    selected = set(names)
+    unknown = selected - set(MART_SPECS)
+    if unknown:
+        raise ValueError(f"unknown mart tables: {sorted(unknown)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # A bounded buffer pool: DuckDB spills to disk instead of holding most of the machine's RAM.
-    con = duckdb.connect(config={"memory_limit": memory_limit})
+    _write_settings(con, settings)
+    already_run: set[str] = set()
     try:
-        register_parquet_views(con, raw_paths)
-        # One session: settings and shared preludes (calendar, day pieces, ...) are built once
-        # and reused by every mart that needs them. They derive from the raw views and settings
-        # only; booking_facts (staged) holds the same rows as the facts prelude.
-        _write_settings(con, settings)
-        already_run: set[str] = set()
-        # booking_facts first (stable sort keeps dependency order) so the rest can read it back.
-        for name in sorted(build_order(), key=lambda mart: mart != "booking_facts"):
-            spec = MART_SPECS[name]
-            prepare_session(con, settings, spec.preludes, already_run)
+        for name in (n for n in build_order() if n in selected):
             path = out_dir / f"{name}.parquet"
-            table = _utc_timestamps(run_mart_sql(con, load_sql(spec.sql_file)))
-            write_parquet(table, path)
-            del table
-            register_parquet_views(con, {name: path})
-            if name == "booking_facts":
-                # Later marts read the written facts instead of normalising raw bookings again.
-                con.execute(load_sql("_prelude_staged.sql"))
-                already_run.update({"facts", "staged"})
-            yield name, path
+            rows = write_table(con, name, settings, path, already_run)
+            yield name, path, rows
     finally:
-        con.close()
+        drop_scratch(con)
 
 
 def build_all(
     raw_paths: Mapping[str, Path],
     out_dir: Path,
     settings: MartSettings,
-    memory_limit: str = "1GB",
+    limits: DuckDBLimits | None = None,
 ) -> dict[str, Path]:
-    """Build every mart in dependency order into `<out_dir>/<name>.parquet`."""
-    return dict(iter_build_all(raw_paths, out_dir, settings, memory_limit))
+    """Every staging table and mart from raw Parquet files into `<out_dir>/<name>.parquet`
+    (build_tables over a fresh session: the same build the assets run)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as con, tempfile.TemporaryDirectory(dir=out_dir) as spill:
+        (limits or DuckDBLimits()).apply(con, Path(spill))
+        register_parquet_views(con, raw_paths)
+        return {n: p for n, p, _ in build_tables(con, MART_SPECS, out_dir, settings)}
+
+
+def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings) -> pa.Table:
+    """Table `name` as Arrow, built by write_table over the views on `con` (staging tables
+    included) and read back: for tests and notebooks on small data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.parquet"
+        try:
+            _write_settings(con, settings)
+            write_table(con, name, settings, path, set())
+            table = pq.read_table(path)
+        finally:
+            con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            drop_scratch(con)
+    return table

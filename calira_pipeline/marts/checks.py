@@ -1,4 +1,4 @@
-"""Data checks on a built mart (the lead wires them as Dagster asset checks)."""
+"""Data checks on a built mart (calira_pipeline.assets.mart_checks runs them as asset checks)."""
 
 from __future__ import annotations
 
@@ -136,20 +136,44 @@ def mart_check_failures(
     con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
 ) -> list[CheckResult]:
     """Run every check of mart `name`; `con` has the raw views and the built mart as a view."""
-    spec = MART_SPECS[name]
+    return check_marts(con, [name], settings)[name]
+
+
+def check_marts(
+    con: duckdb.DuckDBPyConnection, names: list[str], settings: MartSettings
+) -> dict[str, list[CheckResult]]:
+    """Every check of each mart in `names`, sharing one normalisation of the raw bookings (the
+    reconciliations' reference) in one session."""
+    results: dict[str, list[CheckResult]] = {}
     try:
         prepare_session(con, settings, CHECK_PRELUDES)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {_quoted(name)}")
-        results = _generic_checks(con, spec, settings)
-        for check in _SQL_CHECKS.get(name, ()):
-            failing = _count(con, load_sql(check.sql_file))
-            results.append(
-                CheckResult(check.name, failing == 0, failing, check.description, check.severity)
+        if any(name in _SQL_CHECKS or name == "booking_quality_issues" for name in names):
+            # Several checks scan the normalised raw bookings: normalise them once.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE mart__raw_bookings AS SELECT * FROM mart__bookings;"
+                "CREATE OR REPLACE TEMP VIEW mart__bookings AS SELECT * FROM mart__raw_bookings"
             )
-        if name == "booking_quality_issues":
-            results.append(_overlap_share(con))
+        for name in names:
+            results[name] = _checks_of(con, MART_SPECS[name], settings)
     finally:
         drop_scratch(con)
+    return results
+
+
+def _checks_of(
+    con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
+) -> list[CheckResult]:
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {_quoted(spec.name)}"
+    )
+    results = _generic_checks(con, spec, settings)
+    for check in _SQL_CHECKS.get(spec.name, ()):
+        failing = _count(con, load_sql(check.sql_file))
+        results.append(
+            CheckResult(check.name, failing == 0, failing, check.description, check.severity)
+        )
+    if spec.name == "booking_quality_issues":
+        results.append(_overlap_share(con))
     return results
 
 
@@ -186,6 +210,15 @@ def check_descriptions(name: str) -> dict[str, str]:
     if name == "booking_quality_issues":
         checks[_OVERLAP_SHARE] = _OVERLAP_DESCRIPTION
     return checks
+
+
+def check_severities(name: str) -> dict[str, Severity]:
+    """Each check of mart `name` and its severity, known before it runs (error ones block)."""
+    severities: dict[str, Severity] = dict.fromkeys(check_descriptions(name), "error")
+    severities.update({check.name: check.severity for check in _SQL_CHECKS.get(name, ())})
+    if name == "booking_quality_issues":
+        severities[_OVERLAP_SHARE] = "warning"
+    return severities
 
 
 def check_names(name: str) -> list[str]:

@@ -15,13 +15,21 @@ PRELUDE_ORDER = (
     "operating",
     "pieces",
     "parent_pieces",
+    "staged_pieces",
+    "staged_parent_pieces",
 )
-# Marts read normalised bookings through the `facts` prelude (a view over raw, so any mart can be
-# built straight from raw); build_all points it at the written booking_facts mart instead.
-_ALL_PRELUDES = ("zones", "facts", "instruments", "calendar", "operating")
-_CALENDAR = ("zones", "facts", "instruments", "calendar")
+# The staging layer: tables every mart reads instead of re-deriving them. `facts` normalises raw
+# bookings into booking_facts and `pieces`/`parent_pieces` cut them into equipment_interval_days;
+# the marts read those tables back (`staged`, `staged_pieces`, `staged_parent_pieces`).
+STAGING = ("booking_facts", "equipment_interval_days")
+_READS_FACTS = "staged"
+_READS_PIECES = ("staged_pieces", "staged_parent_pieces")
+_ALL_PRELUDES = ("zones", "staged", "instruments", "calendar", "operating")
+_CALENDAR = ("zones", "staged", "instruments", "calendar")
+# Checks reconcile a mart against the raw bookings, normalised afresh (not against staging).
 CHECK_PRELUDES = ("zones", "facts")
 _RAW = ("bookings", "equipment", "accounts")
+_RAW_BESIDE_STAGING = ("equipment", "accounts")
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,19 @@ class MartSpec:
     # Columns that must lie in [0, 1] (union-based occupancy).
     ratio_columns: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def staging_inputs(self) -> tuple[str, ...]:
+        """The staging tables this table's SQL reads (through its preludes)."""
+        inputs: tuple[str, ...] = ("booking_facts",) if _READS_FACTS in self.preludes else ()
+        if any(p in self.preludes for p in _READS_PIECES):
+            inputs += ("equipment_interval_days",)
+        return inputs
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Every staging table and mart built before this one (its asset dependencies)."""
+        return (*self.staging_inputs, *self.depends_on_marts)
 
 
 _HOURS = "Hours (DOUBLE)."
@@ -108,9 +129,8 @@ _SPECS = (
         depends_on_marts=(),
         grain="One row per raw booking.",
         description="Staging: bookings normalised once (case-folded status and its category, "
-        "usage role, provider-lab zone with fallbacks, hours). Every mart can normalise raw "
-        "bookings itself (the same `facts` SQL); build_all builds this first and reads it back "
-        "for the others.",
+        "usage role, provider-lab zone with fallbacks, hours); every mart reads this table "
+        "instead of normalising raw bookings again.",
         column_descriptions={
             "booking_id": "Booking id.",
             "equipment_id": "Equipment id.",
@@ -136,11 +156,12 @@ _SPECS = (
     MartSpec(
         name="equipment_interval_days",
         sql_file="equipment_interval_days.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per (kind, equipment, interval, local day the interval covers).",
-        description="Intermediate: counted/tentative bookings and their unions (occupancy, "
-        "maintenance, parent families) cut at the instrument's local midnights.",
+        description="Staging: counted/tentative bookings and their unions (occupancy, "
+        "maintenance, parent families) cut at the instrument's local midnights; the daily, "
+        "parent and hour-of-week marts read these pieces.",
         column_descriptions={
             "kind": "booking, tentative, parent_booking (single bookings) or occupancy, "
             "maintenance, parent_occupancy, parent_maintenance (unions).",
@@ -158,7 +179,7 @@ _SPECS = (
     MartSpec(
         name="equipment_utilisation_daily",
         sql_file="equipment_utilisation_daily.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per instrument per local day, first to last day of booking data.",
         description="Occupancy per instrument and local day in the provider lab's zone; idle "
@@ -170,13 +191,13 @@ _SPECS = (
             **_UTILISATION_COLUMNS,
         },
         grain_columns=("equipment_id", "day"),
-        preludes=(*_ALL_PRELUDES, "pieces"),
+        preludes=(*_ALL_PRELUDES, "staged_pieces"),
         ratio_columns=("utilisation", "operating_utilisation"),
     ),
     MartSpec(
         name="equipment_utilisation_monthly",
         sql_file="equipment_utilisation_monthly.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=("equipment_utilisation_daily",),
         grain="One row per instrument per local month of the data window.",
         description="Daily hours summed per local month; available_hours is the whole month's "
@@ -194,7 +215,7 @@ _SPECS = (
     MartSpec(
         name="parent_equipment_utilisation_daily",
         sql_file="parent_equipment_utilisation_daily.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per parent instrument per local day of the data window.",
         description="A parent's occupancy as the union of its own and all descendants' counted "
@@ -208,7 +229,7 @@ _SPECS = (
             **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
         },
         grain_columns=("equipment_id", "day"),
-        preludes=(*_CALENDAR, "parent_pieces"),
+        preludes=(*_CALENDAR, "staged_parent_pieces"),
         ratio_columns=("utilisation",),
     ),
     _rollup(
@@ -245,7 +266,7 @@ _SPECS = (
     MartSpec(
         name="equipment_hour_of_week",
         sql_file="equipment_hour_of_week.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per instrument per ISO weekday per local hour (7 x 24).",
         description="Hour-of-week heatmap in local wall-clock time over the data window.",
@@ -259,13 +280,13 @@ _SPECS = (
             "occupancy": "booked_hours / available_hours; null when the cell never occurred.",
         },
         grain_columns=("equipment_id", "weekday", "hour"),
-        preludes=(*_CALENDAR, "pieces"),
+        preludes=(*_CALENDAR, "staged_pieces"),
         ratio_columns=("occupancy",),
     ),
     MartSpec(
         name="booking_cost_monthly",
         sql_file="booking_cost_monthly.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per (month, provider lab, requester lab, currency, booking type, status).",
         description="Booking cost per provider-local month; every status kept as a dimension, "
@@ -288,7 +309,7 @@ _SPECS = (
     MartSpec(
         name="booking_cost_by_requester_group_monthly",
         sql_file="booking_cost_by_requester_group_monthly.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per (month, provider lab, requester group, currency, booking type, status).",
         description="Booking cost per requester group (by name: the API sends no group id)."
@@ -311,7 +332,7 @@ _SPECS = (
     MartSpec(
         name="booking_quality_issues",
         sql_file="booking_quality_issues.sql",
-        depends_on_raw=_RAW,
+        depends_on_raw=_RAW_BESIDE_STAGING,
         depends_on_marts=(),
         grain="One row per booking per data-quality issue.",
         description="Issues: overlap (counted use bookings on one instrument), missing_time, "
@@ -330,7 +351,7 @@ _SPECS = (
             "end_time": "End, UTC.",
         },
         grain_columns=("booking_id", "issue"),
-        preludes=("zones", "facts"),
+        preludes=("zones", "staged"),
     ),
 )
 

@@ -74,8 +74,8 @@ def connect(data_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
     """Open the published DuckDB file read-only with a UTC session time zone (for notebooks).
 
     Without `data_dir`, finds the data directory as `default_data_dir` says. Runs never wait for
-    this connection and it never sees a half-written table: each run publishes a new file and
-    renames it over the old one.
+    this connection and it never sees a half-written table or tables from two commits: each commit
+    publishes a new snapshot, and this connection keeps the one it opened.
     """
     if data_dir is not None:
         folder, found = Path(data_dir).resolve(), "the data_dir argument"

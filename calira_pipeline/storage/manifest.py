@@ -118,6 +118,8 @@ def check_table_name(name: str) -> None:
 
 
 def check_partition_name(name: str) -> None:
+    if name == WHOLE_TABLE:
+        raise ValueError(f"partition name {name!r} is reserved for a table stored whole")
     if not _PARTITION_NAME.match(name):
         raise ValueError(
             f"partition name {name!r} must be 1-100 letters, digits or _ = . - "

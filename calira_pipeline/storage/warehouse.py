@@ -14,8 +14,8 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage import snapshots
+from calira_pipeline.storage.incoming import adopt_file, incoming_folder, is_incoming
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
     WHOLE_TABLE,
@@ -36,6 +37,8 @@ from calira_pipeline.storage.manifest import (
     read_manifest,
 )
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
+
+_WriteEntry = Callable[[str, str, str, TableEntry | None], TableEntry]
 
 # DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
 # so a 1M-row table written as one group (pyarrow's default) is read on a single core.
@@ -130,10 +133,37 @@ class Warehouse:
         each table is replaced and the table's other partitions stay as they are (a table stored
         whole becomes partitioned: its whole-table file is dropped). Costs the size of `tables`.
         """
-        for name in tables:
-            check_table_name(name)
         if partition is not None:
             check_partition_name(partition)
+
+        def write(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
+            return self._write_table(name, tables[name], partition, snapshot, at, existing)
+
+        return self._publish(list(tables), write)
+
+    def incoming(self) -> AbstractContextManager[Path]:
+        """A fresh folder in the data directory for files DuckDB writes (tables, spills); removed
+        on exit. Publish its table files with `commit_files`."""
+        return incoming_folder(self.data_dir)
+
+    def commit_files(self, files: Mapping[str, Path]) -> list[PublishedTable]:
+        """Publish Parquet files already written in an `incoming()` folder, each as its table's
+        whole new content, in one snapshot. The files are moved, never read or rewritten."""
+        for name, path in files.items():
+            if not is_incoming(self.data_dir, Path(path)):
+                raise StorageError(
+                    f"table {name}: {path} is not in an incoming folder of {self.data_dir}; "
+                    "write it inside Warehouse.incoming() (a rename cannot cross file systems)"
+                )
+
+        def adopt(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
+            return adopt_file(self.data_dir, name, Path(files[name]), snapshot, at)
+
+        return self._publish(list(files), adopt)
+
+    def _publish(self, names: list[str], write: _WriteEntry) -> list[PublishedTable]:
+        for name in names:
+            check_table_name(name)
         with self._writer_lock():
             current = self._current_or_legacy()
             sequence = current.sequence + 1 if current else 1
@@ -141,10 +171,8 @@ class Warehouse:
             published_at = datetime.now(UTC).isoformat()
             entries = dict(current.tables) if current else {}
             try:
-                for name, table in tables.items():
-                    entries[name] = self._write_table(
-                        name, table, partition, snapshot, published_at, entries.get(name)
-                    )
+                for name in names:
+                    entries[name] = write(name, snapshot, published_at, entries.get(name))
                 manifest = Manifest(
                     snapshot=snapshot,
                     sequence=sequence,
@@ -158,7 +186,7 @@ class Warehouse:
             finally:
                 # Also removes this commit's files if it failed before the switch.
                 snapshots.collect_garbage(self.data_dir, snapshots.current_manifest(self.data_dir))
-            return [PublishedTable(n, entries[n].rows, snapshot) for n in tables]
+            return [PublishedTable(n, entries[n].rows, snapshot) for n in names]
 
     def repair(self) -> list[str]:
         """Republish the current tables if the DuckDB file is missing, damaged or was built for

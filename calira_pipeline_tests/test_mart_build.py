@@ -1,0 +1,74 @@
+"""The one build session: DuckDB limits from configuration, COPY-written files, build order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from calira_pipeline.marts import MART_SPECS, STAGING, DuckDBLimits, MartSettings, build_tables
+from calira_pipeline.marts.build import build_order
+from calira_pipeline.marts_config import MartConfigResource
+from calira_pipeline_tests.test_marts import ACCOUNT_ROWS, BOOKING_ROWS, EQUIPMENT_ROWS, write_raw
+
+
+def test_limits_come_from_the_mart_configuration(tmp_path: Path) -> None:
+    limits = MartConfigResource(duckdb_memory_limit="256MB", duckdb_threads=1).limits()
+    with duckdb.connect() as con:
+        limits.apply(con, tmp_path / "spill")
+        assert con.execute("select current_setting('threads')").fetchone() == (1,)
+        memory = con.execute("select current_setting('memory_limit')").fetchone()
+        assert memory is not None and memory[0].startswith("244.1 MiB")
+        spill = con.execute("select current_setting('temp_directory')").fetchone()
+        assert spill == (str(tmp_path / "spill"),)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (DuckDBLimits(memory_limit="lots"), "CALIRA_DUCKDB_MEMORY_LIMIT='lots'"),
+        (DuckDBLimits(threads=0), "CALIRA_DUCKDB_THREADS=0 must be a whole number from 1"),
+    ],
+)
+def test_bad_limits_name_the_variable(tmp_path: Path, limits: DuckDBLimits, message: str) -> None:
+    with duckdb.connect() as con, pytest.raises(ValueError, match=message):
+        limits.apply(con, tmp_path)
+
+
+def test_staging_comes_first_and_marts_read_it() -> None:
+    order = build_order()
+    assert order[: len(STAGING)] == list(STAGING)
+    for name in order:
+        for upstream in MART_SPECS[name].upstream:
+            assert order.index(upstream) < order.index(name), (upstream, name)
+    assert MART_SPECS["equipment_utilisation_daily"].staging_inputs == STAGING
+    assert MART_SPECS["lab_utilisation_monthly"].staging_inputs == ()
+
+
+def test_a_subset_reads_unselected_tables_from_the_session(tmp_path: Path) -> None:
+    """Selecting one mart builds that mart alone, over staging already published."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        staged = list(build_tables(con, STAGING, tmp_path / "staging", MartSettings()))
+        assert [name for name, _, _ in staged] == list(STAGING)
+        [(name, path, rows)] = build_tables(
+            con, ["equipment_hour_of_week"], tmp_path / "marts", MartSettings()
+        )
+    assert name == "equipment_hour_of_week"
+    table = pq.read_table(path)
+    assert table.num_rows == rows == 7 * 24 * len(EQUIPMENT_ROWS)
+    assert sorted(p.name for p in (tmp_path / "marts").iterdir()) == [
+        "equipment_hour_of_week.parquet"
+    ]
+    facts = pq.read_table(staged[0][1])
+    assert facts.schema.field("start_utc").type == pa.timestamp("us", tz="UTC")
+
+
+def test_unknown_tables_are_refused(tmp_path: Path) -> None:
+    with duckdb.connect() as con, pytest.raises(ValueError, match="unknown mart tables"):
+        list(build_tables(con, ["no_such_mart"], tmp_path, MartSettings()))
