@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/ingest.py [--scale medium] [--latency-ms 20] [--concurrency 8]
                                           [--rate 100] [--client-max-rps R] [--repeat 3]
+    .venv/bin/python benchmarks/ingest.py --raw-refresh [--latency-ms 100] [--repeat 1]
+
+`--raw-refresh` times the whole raw refresh as a user runs it (`dagster asset materialize
+--select group:raw`, process start included) beside a sequential loop over every raw endpoint;
+see `raw_refresh.py`. Targets there: >= 5x the loop, requests <= 1.05x the loop's.
 
 Targets: speed-up >= 0.6 x concurrency, requests <= 1.05 x sequential; under a server limit of
 R req/s: sustained throughput >= 0.9 R with <= 2 % of requests answered 429.
@@ -240,8 +245,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="server limit R, req/s")
     parser.add_argument("--client-max-rps", type=float, default=None)
     parser.add_argument("--repeat", type=int, default=3, help="timed pairs; medians reported")
+    parser.add_argument(
+        "--raw-refresh", action="store_true", help="time the raw group's run against a loop"
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
+    if args.raw_refresh:
+        from raw_refresh import compare  # this script's folder is on sys.path
+
+        with sandbox_process(args.scale, args.latency_ms, None) as server:
+            compare(server.base_url, args.repeat)
+        return
 
     with sandbox_process(args.scale, args.latency_ms, None) as server:
         # Untimed: fills the sandbox's encoded-JSON cache and the client's lazy imports.

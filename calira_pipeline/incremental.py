@@ -1,17 +1,21 @@
-"""Merging an incremental bookings read into the stored table (pure Arrow, no Dagster)."""
+"""Merging an incremental bookings read into the stored table (Arrow or DuckDB, no Dagster)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from calira_pipeline.api.merge import LIST_VALUES_KEY, same_value
 from calira_pipeline.pii import PiiPolicy
 from calira_pipeline.schema import TableSpec
+from calira_pipeline.staging import write_query
+from calira_pipeline.storage.snapshots import sql_string
 
 _NOT_COMPARED = {"raw_json"}  # a slim list item's JSON never equals the stored detail's
 _DISAGREED = "list_detail_fields"
@@ -92,3 +96,24 @@ def merge_by_id(stored: pa.Table, fresh: pa.Table, spec: TableSpec) -> pa.Table:
     keep = pc.invert(pc.is_in(stored.column("id"), value_set=fresh.column("id")))
     merged = pa.concat_tables([stored.filter(keep).cast(spec.arrow_schema), fresh])
     return merged.sort_by([(key, "ascending") for key in spec.primary_key])
+
+
+def merge_files_by_id(stored: list[Path], fresh: Path, target: Path, spec: TableSpec) -> int:
+    """`merge_by_id` over Parquet files, in DuckDB: the stored table is never loaded into Python.
+
+    Writes `target` (sorted by primary key, `spec`'s exact types) and returns its row count.
+    """
+    have = set(pq.read_schema(stored[0]).names) if stored else set()
+    # Columns added to the schema since the stored files were written are filled with nulls.
+    columns = ", ".join(
+        f'"{name}"' if name in have else f'null as "{name}"' for name in spec.column_names
+    )
+    files = ", ".join(sql_string(str(path)) for path in stored)
+    fresh_file = sql_string(str(fresh))
+    key = ", ".join(f'"{k}"' for k in spec.primary_key)
+    sql = (
+        f"select {columns} from read_parquet([{files}], union_by_name = true) "
+        f"where ({key}) not in (select ({key}) from read_parquet({fresh_file})) "
+        f"union all select * from read_parquet({fresh_file}) order by {key}"
+    )
+    return write_query(sql, target, spec, target.parent)

@@ -35,7 +35,7 @@ incremental_bookings_job = dg.define_asset_job(
     description="New and changed bookings only: /bookings is walked from its newest end (told "
     "from the first and last pages; every page when the order is unclear) until a page holds "
     "nothing new (plus an overlap); marts follow through declarative automation.",
-    config={"ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}},
+    config={"ops": {"fetch_calira": {"config": {"mode": "incremental"}}}},
     tags={MAX_RUNTIME_TAG: str(INCREMENTAL_MAX_RUNTIME_S)},
 )
 

@@ -10,7 +10,6 @@ import pytest
 
 from calira_pipeline import connect
 from calira_pipeline.assets.raw import RAW_ASSETS
-from calira_pipeline.assets.raw_checks import RAW_CHECKS
 from calira_pipeline.resources import CaliraApiResource, WarehouseResource, sandbox_for
 from calira_pipeline.schema import RAW_TABLES
 
@@ -19,7 +18,7 @@ SCALE = "tiny"
 
 def _materialize(data_dir: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*RAW_ASSETS, *RAW_CHECKS],
+        RAW_ASSETS,
         resources={
             "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale=SCALE),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),

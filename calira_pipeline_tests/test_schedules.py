@@ -25,7 +25,7 @@ def test_hourly_schedule_asks_for_an_incremental_bookings_run() -> None:
     job = defs.resolve_job_def(hourly_bookings_incremental.job_name)
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"bookings"}
     assert incremental_bookings_job.config == {
-        "ops": {"fetch_bookings": {"config": {"mode": "incremental"}}}
+        "ops": {"fetch_calira": {"config": {"mode": "incremental"}}}
     }
     assert hourly_bookings_incremental.job_name == "incremental_bookings"
     ticks = hourly_bookings_incremental.evaluate_tick(dg.build_schedule_context())

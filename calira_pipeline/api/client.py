@@ -7,21 +7,32 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
 from ..schema import COLLECTION_TABLES
 from .auth import TokenProvider, TokenState
 from .errors import ConfigError, RuntimeExceededError
-from .fetching import CollectionFetcher, ProgressCallback
+from .fetching import CollectionFetcher, ProgressCallback, Sinks
 from .http import RetryingSender
 from .incremental import IncrementalBookings, Rows
 from .ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from .results import CollectionResult, FetchStats
 from .session import ApiSession
 from .settings import ClientSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class StreamingResults:
+    """What a concurrent fetch returns: a result or an error per collection."""
+
+    results: dict[str, CollectionResult] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
 
 
 class CaliraClient:
@@ -66,7 +77,86 @@ class CaliraClient:
             raise ConfigError(
                 f"Unknown collection {collection!r}; choose one of {sorted(COLLECTION_TABLES)}."
             )
-        return await self._run(collection, lambda fetcher: fetcher.fetch(collection, account_ids))
+
+        async def into_lists(fetcher: CollectionFetcher) -> tuple[Rows, int | None]:
+            rows: Rows = {table: [] for table in COLLECTION_TABLES[collection]}
+            _, api_total = await fetcher.fetch(collection, account_ids, rows)
+            return rows, api_total
+
+        return await self._run(collection, into_lists)
+
+    def fetch_streaming(self, sinks: Mapping[str, Sinks]) -> StreamingResults:
+        """Synchronous ``afetch_streaming``."""
+        return _run_sync(lambda: self.afetch_streaming(sinks))
+
+    async def afetch_streaming(self, sinks: Mapping[str, Sinks]) -> StreamingResults:
+        """Fetch every collection in `sinks` at the same time, parsing rows into its sinks.
+
+        All collections share one HTTP connection pool, one budget of ``concurrency`` requests
+        in flight and one rate limiter, so a group fetch asks no more of the API than one
+        collection would; each collection keeps its own stats, warnings and progress. The
+        results carry no rows (they went to the sinks). A collection that fails does not stop
+        the others: its exception is returned in ``errors``.
+        """
+        unknown = sorted(set(sinks) - set(COLLECTION_TABLES))
+        if unknown:
+            raise ConfigError(
+                f"Unknown collection(s) {unknown}; choose from {sorted(COLLECTION_TABLES)}."
+            )
+        started = self._clock()
+        async with self._http() as http:
+            semaphore = asyncio.Semaphore(self.settings.concurrency)
+            limiter = AdaptiveRateLimiter(self.settings.max_rps, self._clock, self._sleep)
+
+            async def one(collection: str) -> CollectionResult | Exception:
+                try:
+                    return await fetch_one(collection)
+                except Exception as error:  # reported per collection; the others go on
+                    return error
+
+            async def fetch_one(collection: str) -> CollectionResult:
+                stats = FetchStats()
+                fetcher = self._fetcher(http, stats, collection, semaphore, limiter)
+                _, api_total = await fetcher.fetch(collection, None, sinks[collection])
+                stats.wall_time_s = self._clock() - started
+                stats.records = len(sinks[collection][COLLECTION_TABLES[collection][0]])
+                return CollectionResult(
+                    collection=collection,
+                    rows={},
+                    api_total=api_total,
+                    stats=stats,
+                    unknown_fields=dict(fetcher.unknown.counts),
+                    warnings=fetcher.warnings,
+                )
+
+            budget = asyncio.timeout(self.settings.max_runtime_s)
+            try:
+                async with budget:
+                    outcomes = await asyncio.gather(*(one(c) for c in sinks))
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                raise RuntimeExceededError(
+                    f"Fetching {', '.join(sinks)} took longer than max_runtime_s="
+                    f"{self.settings.max_runtime_s:g}s (CALIRA_MAX_RUNTIME_S), so it was stopped "
+                    "and nothing was stored. The API is very slow or never stops sending pages; "
+                    "try again later, or raise CALIRA_MAX_RUNTIME_S if the data is that large."
+                ) from None
+        done = StreamingResults()
+        for collection, outcome in zip(sinks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                done.errors[collection] = outcome
+            else:
+                done.results[collection] = outcome
+        return done
+
+    def _http(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self.settings.concurrency,
+            max_keepalive_connections=self.settings.concurrency,
+        )
+        timeout = httpx.Timeout(min(self.settings.read_timeout_s, self.settings.timeout_s))
+        return httpx.AsyncClient(transport=self._transport, timeout=timeout, limits=limits)
 
     def fetch_bookings_incremental(
         self,
@@ -113,14 +203,7 @@ class CaliraClient:
     ) -> CollectionResult:
         stats = FetchStats()
         started = self._clock()
-        limits = httpx.Limits(
-            max_connections=self.settings.concurrency,
-            max_keepalive_connections=self.settings.concurrency,
-        )
-        timeout = httpx.Timeout(min(self.settings.read_timeout_s, self.settings.timeout_s))
-        async with httpx.AsyncClient(
-            transport=self._transport, timeout=timeout, limits=limits
-        ) as http:
+        async with self._http() as http:
             fetcher = self._fetcher(http, stats, collection)
             budget = asyncio.timeout(self.settings.max_runtime_s)
             try:
@@ -148,15 +231,21 @@ class CaliraClient:
         )
 
     def _fetcher(
-        self, http: httpx.AsyncClient, stats: FetchStats, collection: str
+        self,
+        http: httpx.AsyncClient,
+        stats: FetchStats,
+        collection: str,
+        semaphore: asyncio.Semaphore | None = None,
+        limiter: AdaptiveRateLimiter | None = None,
     ) -> CollectionFetcher:
         settings = self.settings
         sender = RetryingSender(
             http,
             concurrency=settings.concurrency,
+            semaphore=semaphore,
             max_retry_wait_s=settings.max_retry_wait_s,
             deadline_s=settings.timeout_s,
-            limiter=AdaptiveRateLimiter(settings.max_rps, self._clock, self._sleep),
+            limiter=limiter or AdaptiveRateLimiter(settings.max_rps, self._clock, self._sleep),
             stats=stats,
             sleep=self._sleep,
             clock=self._clock,
@@ -179,13 +268,13 @@ class CaliraClient:
         )
 
 
-def _run_sync(start: Callable[[], Coroutine[Any, Any, CollectionResult]]) -> CollectionResult:
+def _run_sync(start: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion; in a worker thread if an event loop is already running."""
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    box: list[CollectionResult] = []
+    box: list[T] = []
 
     async def main() -> None:
         # The result stays out of the main task: on 3.11 ``asyncio.run`` ends by restoring the

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -27,6 +27,19 @@ from .results import FetchStats, UnknownFields
 from .session import ApiSession
 
 ProgressCallback = Callable[[str, int, int, int], None]
+
+
+class RowSink(Protocol):
+    """Where parsed rows go: a list, or a writer that streams them to a file in batches."""
+
+    def append(self, row: dict[str, Any], /) -> None: ...
+
+    def extend(self, rows: Iterable[dict[str, Any]], /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+Sinks = Mapping[str, RowSink]
 
 # The fields the pipeline needs per endpoint: list items lacking any of these (by key, any alias)
 # are completed from their details endpoint. The 0.1.3 account list is {id, name, account_type}
@@ -112,9 +125,10 @@ class CollectionFetcher:
         self._api_path = httpx.URL(session.base_url).path.rstrip("/")
 
     async def fetch(
-        self, collection: str, account_ids: Sequence[int] | None
-    ) -> tuple[dict[str, list[dict[str, Any]]], int | None]:
-        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in COLLECTION_TABLES[collection]}
+        self, collection: str, account_ids: Sequence[int] | None, sinks: Sinks | None = None
+    ) -> tuple[Sinks, int | None]:
+        """Every record of `collection` parsed into `sinks` (default: new lists per table)."""
+        rows: Sinks = sinks if sinks is not None else {t: [] for t in COLLECTION_TABLES[collection]}
         if collection == "current_user":
             await self._current_user(rows)
             return rows, None
@@ -160,7 +174,7 @@ class CollectionFetcher:
         return ids
 
     async def _walk_all(
-        self, collection: str, specs: list[ListSpec], rows: dict[str, list[dict[str, Any]]]
+        self, collection: str, specs: list[ListSpec], rows: Sinks
     ) -> tuple[list[Listed], int]:
         """Walk every list; complete records are parsed as pages arrive (overlapping CPU with
         network waits), the rest are returned for detail fetching."""
@@ -258,9 +272,7 @@ class CollectionFetcher:
             )
         return body
 
-    def parse_into(
-        self, collection: str, item: Listed, rows: dict[str, list[dict[str, Any]]]
-    ) -> None:
+    def parse_into(self, collection: str, item: Listed, rows: Sinks) -> None:
         where = Where(item.where, KIND[collection], item.record.get("id"))
         record = item.record
         if collection == "accounts":
@@ -280,7 +292,7 @@ class CollectionFetcher:
             rows["project_funding_codes"].extend(codes)
             rows["project_users"].extend(users)
 
-    async def _current_user(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+    async def _current_user(self, rows: Sinks) -> None:
         response, body = await self.session.get_checked(
             "/me", None, self._detail_body, allow=(404,)
         )

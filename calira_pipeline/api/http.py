@@ -97,11 +97,13 @@ class RetryingSender:
         rng: random.Random,
         logger: logging.Logger,
         secrets: list[str],
+        semaphore: asyncio.Semaphore | None = None,
     ) -> None:
         self.client = client
         self.limiter = limiter
         self.stats = stats
-        self.semaphore = asyncio.Semaphore(concurrency)
+        # Shared by every collection of one concurrent fetch: one budget of requests in flight.
+        self.semaphore = semaphore if semaphore is not None else asyncio.Semaphore(concurrency)
         self.max_retry_wait_s = max_retry_wait_s
         self.deadline_s = deadline_s
         self._sleep = sleep

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 
-from calira_pipeline.resources import WarehouseResource
 from calira_pipeline.schema import RAW_TABLES
 
 SAMPLE_ROWS = 5
@@ -100,34 +100,37 @@ RULE_CHECKS = [
 ]
 
 
-def build_raw_check(check: RawCheck) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        name=check.name,
+def check_spec(check: RawCheck) -> dg.AssetCheckSpec:
+    """The check as part of the raw step (`fetch_calira`), which evaluates it over staged files."""
+    return dg.AssetCheckSpec(
+        check.name,
         asset=check.table,
         description=check.description,
-        additional_deps=list(check.needs),
         blocking=check.severity == dg.AssetCheckSeverity.ERROR,
     )
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        store = warehouse.warehouse()
-        missing = [t for t in (check.table, *check.needs) if not store.has_table(t)]
-        if missing:
-            return _not_evaluated(check, missing)
-        with store.scratch_connection() as con:
-            relation = con.sql(check.violations_sql)
-            count_row = con.sql(f"select count(*) from ({check.violations_sql})").fetchone()
-            failing = int(count_row[0]) if count_row else 0
-            sample = relation.limit(SAMPLE_ROWS).fetchall()
-        return dg.AssetCheckResult(
-            passed=failing == 0,
-            severity=check.severity,
-            metadata={
-                "failing_rows": failing,
-                "sample": dg.MetadataValue.json([list(map(str, r)) for r in sample]),
-            },
-        )
 
-    return _check
+
+def evaluate(
+    check: RawCheck, con: duckdb.DuckDBPyConnection, tables: set[str]
+) -> dg.AssetCheckResult:
+    """Run `check` on `con`, which has a view per name in `tables` (staged or published)."""
+    missing = [t for t in (check.table, *check.needs) if t not in tables]
+    if missing:
+        return _not_evaluated(check, missing)
+    relation = con.sql(check.violations_sql)
+    count_row = con.sql(f"select count(*) from ({check.violations_sql})").fetchone()
+    failing = int(count_row[0]) if count_row else 0
+    sample = relation.limit(SAMPLE_ROWS).fetchall()
+    return dg.AssetCheckResult(
+        asset_key=check.table,
+        check_name=check.name,
+        passed=failing == 0,
+        severity=check.severity,
+        metadata={
+            "failing_rows": failing,
+            "sample": dg.MetadataValue.json([list(map(str, r)) for r in sample]),
+        },
+    )
 
 
 def _not_evaluated(check: RawCheck, missing: list[str]) -> dg.AssetCheckResult:
@@ -135,6 +138,8 @@ def _not_evaluated(check: RawCheck, missing: list[str]) -> dg.AssetCheckResult:
     # yet: say so instead of failing the run with a DuckDB "table does not exist" error.
     names = ", ".join(missing)
     return dg.AssetCheckResult(
+        asset_key=check.table,
+        check_name=check.name,
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
@@ -145,6 +150,5 @@ def _not_evaluated(check: RawCheck, missing: list[str]) -> dg.AssetCheckResult:
     )
 
 
-RAW_CHECKS: list[dg.AssetChecksDefinition] = [
-    build_raw_check(c) for c in [*_primary_key_checks(), *RULE_CHECKS]
-]
+# Evaluated inside the raw step, so a check sees exactly the data it is about to publish.
+RAW_CHECKS: list[RawCheck] = [*_primary_key_checks(), *RULE_CHECKS]

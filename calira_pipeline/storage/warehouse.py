@@ -122,9 +122,12 @@ class Warehouse:
     # -- writing -------------------------------------------------------------------------------
 
     def commit(
-        self, tables: Mapping[str, pa.Table], partition: str | None = None
+        self, tables: Mapping[str, pa.Table | Path], partition: str | None = None
     ) -> list[PublishedTable]:
         """Write `tables` as new Parquet files and publish them all in one snapshot.
+
+        A `Path` is a Parquet file already written in the data directory (e.g. staged by a
+        streaming fetch): it is moved into place, never read or copied.
 
         Without `partition` each table is replaced whole. With it, only that partition's file of
         each table is replaced and the table's other partitions stay as they are (a table stored
@@ -263,7 +266,7 @@ class Warehouse:
     def _write_table(
         self,
         name: str,
-        table: pa.Table,
+        table: pa.Table | Path,
         partition: str | None,
         generation: str,
         published_at: str,
@@ -273,7 +276,12 @@ class Warehouse:
         staged = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
         target = self.data_dir / TABLES / name / generation / f"{part}.parquet"
         try:
-            write_parquet(table, staged)
+            if isinstance(table, Path):
+                os.replace(table, staged)
+                num_rows = pq.ParquetFile(staged).metadata.num_rows
+            else:
+                write_parquet(table, staged)
+                num_rows = table.num_rows
             snapshots.fsync_path(staged)
             if partition and existing is not None and set(existing.files) != {WHOLE_TABLE}:
                 self._check_same_schema(name, staged, existing)
@@ -282,9 +290,9 @@ class Warehouse:
         finally:
             staged.unlink(missing_ok=True)
         files = {part: snapshots.relative(self.data_dir, target)}
-        rows = {part: table.num_rows}
+        rows = {part: num_rows}
         if partition is None or existing is None or set(existing.files) == {WHOLE_TABLE}:
-            return TableEntry(generation, published_at, table.num_rows, files, rows)
+            return TableEntry(generation, published_at, num_rows, files, rows)
         return existing.with_partitions(generation, published_at, files, rows)
 
     def _check_same_schema(self, name: str, staged: Path, existing: TableEntry) -> None:

@@ -29,7 +29,7 @@ def _run(base_url: str, data_dir: Path, mode: str) -> dg.ExecuteInProcessResult:
             ),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
-        run_config={"ops": {"fetch_bookings": {"config": {"mode": mode}}}},
+        run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
     )
 
 

@@ -230,7 +230,7 @@ def _raw_bookings(base_url: str, data_dir: Path, mode: str) -> dg.ExecuteInProce
             ),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
-        run_config={"ops": {"fetch_bookings": {"config": {"mode": mode}}}},
+        run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
     )
 
 

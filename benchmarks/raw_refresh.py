@@ -1,0 +1,153 @@
+"""The whole raw refresh as a user runs it, against a sequential page loop over the same sandbox.
+
+    .venv/bin/python benchmarks/ingest.py --raw-refresh [--scale medium] [--latency-ms 100]
+
+Starts `calira-pipeline sandbox --latency-ms L --scale S` in its own process, then times, in turn:
+
+- a sequential loop: one request after another over every endpoint the raw tables read
+  (accounts, each lab's equipment and groups, each account's projects, bookings, /me), following
+  pages until a short one and asking for a detail exactly where the pipeline would
+  (`needs_detail`), so both sides make the same requests;
+- `dagster asset materialize -m calira_pipeline.definitions --select group:raw` in a subprocess
+  (process start included) into a fresh data directory; its request count is the sum of the
+  `fetch/requests` metadata of the run's materialisations, read from the run's own instance.
+
+Targets: run >= 5x faster than the loop, with <= 1.05x its requests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from calira_pipeline.api.fetching import needs_detail
+from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from calira_pipeline.schema import COLLECTION_TABLES
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+PER_PAGE = 100
+
+
+class SequentialLoop:
+    """Every raw endpoint read one request at a time, counting requests and records."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url + "/v1", timeout=60)
+        token = httpx.post(
+            base_url + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+            },
+            timeout=60,
+        ).json()["access_token"]
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.requests = 1
+        self.records = 0
+
+    def get(self, path: str, **params: Any) -> Any:
+        self.requests += 1
+        response = self.http.get(path, params=params)
+        if path == "/me" and response.status_code == 404:
+            return None  # a client-credentials token has no user, as the pipeline expects
+        response.raise_for_status()
+        return response.json()
+
+    def pages(self, collection: str, path: str, detail: str, **params: Any) -> list[Any]:
+        items: list[Any] = []
+        page = 1
+        while True:
+            batch = self.get(path, page=page, per_page=PER_PAGE, **params)
+            items += batch
+            if len(batch) < PER_PAGE:
+                break
+            page += 1
+        for item in items:
+            if needs_detail(collection, item):
+                self.get(f"{detail}/{item['id']}")
+        self.records += len(items)
+        return items
+
+    def run(self) -> None:
+        accounts = self.pages("accounts", "/accounts", "/accounts")
+        labs = [a["id"] for a in accounts if str(a.get("account_type") or "lab").lower() == "lab"]
+        for lab in labs:
+            self.pages("equipment", "/equipment", "/equipment", account=lab)
+            self.pages("groups", "/groups", "/groups", account=lab)
+        for account in accounts:
+            path = f"/accounts/{account['id']}/projects"
+            self.pages("projects", path, path)
+        self.pages("bookings", "/bookings", "/bookings")
+        self.get("/me")
+        self.http.close()
+
+
+def time_loop(base_url: str) -> tuple[float, int, int]:
+    started = time.perf_counter()
+    loop = SequentialLoop(base_url)
+    loop.run()
+    return time.perf_counter() - started, loop.requests, loop.records
+
+
+def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
+    """Wall time, requests and rows of `dagster asset materialize --select group:raw`."""
+    with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+        env.update(
+            CALIRA_BASE_URL=f"{base_url}/v1",
+            CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
+            CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
+            CALIRA_DATA_DIR=str(Path(work) / "data"),
+            DAGSTER_HOME=home,
+            PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+        )
+        command = [str(BIN / "dagster"), "asset", "materialize", "-m"]
+        command += ["calira_pipeline.definitions", "--select", "group:raw"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"the raw refresh failed:\n{(done.stdout + done.stderr)[-4000:]}")
+        requests, rows = _run_requests(Path(home))
+    return wall, requests, rows
+
+
+def _run_requests(home: Path) -> tuple[int, int]:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        requests = rows = 0
+        for tables in COLLECTION_TABLES.values():
+            event = instance.get_latest_materialization_event(dg.AssetKey(tables[0]))
+            assert event is not None and event.asset_materialization is not None
+            metadata = event.asset_materialization.metadata
+            requests += int(metadata["fetch/requests"].value)  # type: ignore[arg-type]
+            rows += int(metadata["dagster/row_count"].value)  # type: ignore[arg-type]
+    return requests, rows
+
+
+def compare(base_url: str, repeat: int) -> None:
+    """Interleaved loop / raw-refresh pairs; medians reported."""
+    loops, runs = [], []
+    for _ in range(repeat):
+        loops.append(time_loop(base_url))
+        runs.append(time_raw_refresh(base_url))
+    loop = sorted(loops)[len(loops) // 2]
+    run = sorted(runs)[len(runs) // 2]
+    print(f"sequential loop: {loop[0]:.1f} s, {loop[1]} requests, {loop[2]} records")
+    print(f"raw refresh:     {run[0]:.1f} s, {run[1]} requests, {run[2]} primary-table rows")
+    print(
+        f"raw refresh speed-up {loop[0] / run[0]:.2f}x the loop (target >= 5), requests "
+        f"{run[1] / loop[1]:.3f}x the loop's (target <= 1.05); all runs: loop "
+        f"{[round(r[0], 1) for r in loops]} s, refresh {[round(r[0], 1) for r in runs]} s"
+    )
