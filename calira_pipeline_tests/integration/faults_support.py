@@ -87,8 +87,9 @@ class Exchange:
 class FaultProxy:
     """Buffers the sandbox's response, then damages it (or the connection) as configured.
 
-    Draws one random number per injection per request whatever the path, so the damage pattern
-    depends only on the seed and the request order.
+    Draws a random number only for requests an injection applies to (path and page), so how many
+    requests are damaged depends on the seed and on how many requests match, not on how the
+    concurrent fetches of different collections interleave.
     """
 
     app: ASGIApp
@@ -112,7 +113,7 @@ class FaultProxy:
         chosen = {
             inj.kind: inj
             for inj in self.injections
-            if self._rng.random() < inj.rate and re.search(inj.path, path) and page >= inj.min_page
+            if re.search(inj.path, path) and page >= inj.min_page and self._rng.random() < inj.rate
         }
         for kind in chosen:
             self.hits[kind] = self.hits.get(kind, 0) + 1
