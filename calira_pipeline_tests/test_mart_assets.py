@@ -4,6 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from calira_pipeline import connect
 from calira_pipeline.marts import MART_SPECS
@@ -217,4 +219,13 @@ def test_staging_and_marts_build_in_one_step_each_and_publish_by_reference(
     # Idempotent: a second run publishes the same rows.
     first = store.read_table("equipment_utilisation_daily")
     assert _run_downstream_of_raw(data_dir).success
-    assert store.read_table("equipment_utilisation_daily").equals(first)
+    second = store.read_table("equipment_utilisation_daily")
+    assert second.column_names == first.column_names and second.num_rows == first.num_rows
+    for name in first.column_names:
+        before, after = first.column(name), second.column(name)
+        if pa.types.is_floating(before.type):
+            # Parallel sums may differ in the last bit; hours are equal to far below a second.
+            diff = pc.max(pc.abs(pc.subtract(before, after))).as_py()
+            assert diff is None or diff < 1e-9, name
+        else:
+            assert before.equals(after), name

@@ -208,8 +208,11 @@ def write_table(
     try:
         prepare_session(con, settings, spec.preludes, already_run)
         _result_view(con, load_sql(spec.sql_file))
+        # Sorted by the grain: the same rows give the same file on every run (parallel
+        # aggregation would otherwise emit them in any order), and row groups prune by key.
+        order = f" ORDER BY {', '.join(spec.grain_columns)}" if spec.grain_columns else ""
         row = con.execute(
-            f"COPY (SELECT * FROM mart__result) TO {_sql_string(str(path))} "
+            f"COPY (SELECT * FROM mart__result{order}) TO {_sql_string(str(path))} "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
         ).fetchone()
     finally:
