@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -61,4 +62,28 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd, cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def materialize_bookings(base_url: str, data_dir: Path, mode: str) -> Any:
+    """`bookings` alone, in process, from a loopback sandbox (`mode`: full or incremental)."""
+    import dagster as dg
+
+    from calira_pipeline.assets.raw import RAW_ASSETS
+    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+    from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+    return dg.materialize(
+        RAW_ASSETS,
+        selection=["bookings"],
+        resources={
+            "calira": CaliraApiResource(
+                base_url=f"{base_url}/v1",
+                client_id=SANDBOX_CLIENT_ID,
+                client_secret=SANDBOX_CLIENT_SECRET,
+                data_dir=str(data_dir),
+            ),
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+        },
+        run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
     )

@@ -121,7 +121,7 @@ class FaultProxy:
             scope = self._clamped(scope)
         if "stall" in chosen:
             await asyncio.sleep(chosen["stall"].stall_s)  # the server hangs, not the test
-        exchange = await _buffered(self.app, scope, receive)
+        exchange = await buffered_exchange(self.app, scope, receive)
         if path == "/oauth/token" and exchange.status == 200:
             token = json.loads(exchange.body).get("refresh_token")
             if token:
@@ -152,7 +152,8 @@ class FaultProxy:
         return {**scope, "query_string": urlencode(rewritten).encode()}
 
 
-async def _buffered(app: ASGIApp, scope: Scope, receive: Receive) -> Exchange:
+async def buffered_exchange(app: ASGIApp, scope: Scope, receive: Receive) -> Exchange:
+    """Run `app` for one request and collect its whole response."""
     exchange = Exchange(500, [], b"")
     chunks: list[bytes] = []
 
@@ -235,7 +236,7 @@ class DeleteDuringPaging:
         if scope["type"] != "http" or not path.startswith("/v1/bookings"):
             await self.app(scope, receive, send)
             return
-        exchange = await _buffered(self.app, scope, receive)
+        exchange = await buffered_exchange(self.app, scope, receive)
         query = dict(parse_qsl(scope.get("query_string", b"").decode()))
         if path == "/v1/bookings" and exchange.status == 200:
             assert "provider_account" not in query, "the victim list is the unscoped one"

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from calira_pipeline_tests.integration.faults_support import Exchange
+from calira_pipeline_tests.integration.faults_support import Exchange, buffered_exchange
 
 Mode = Literal[
     "benign",
@@ -177,8 +177,7 @@ async def _request_body(receive: Receive) -> bytes:
 
 
 async def _buffered(app: ASGIApp, scope: Scope, body: bytes) -> Exchange:
-    exchange = Exchange(500, [], b"")
-    chunks: list[bytes] = []
+    """The app's response to a request whose body was already read (replayed once)."""
     replayed = False
 
     async def replay() -> Message:
@@ -189,16 +188,7 @@ async def _buffered(app: ASGIApp, scope: Scope, body: bytes) -> Exchange:
         await asyncio.Event().wait()  # the app never needs a second message
         raise AssertionError("unreachable")
 
-    async def capture(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            exchange.status = int(message["status"])
-            exchange.headers = list(message.get("headers", []))
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, replay, capture)
-    exchange.body = b"".join(chunks)
-    return exchange
+    return await buffered_exchange(app, scope, replay)
 
 
 async def _respond(send: Send, exchange: Exchange) -> None:

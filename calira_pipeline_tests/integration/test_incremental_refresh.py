@@ -9,28 +9,12 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from calira_pipeline.assets.raw import RAW_ASSETS
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.sandbox import Sandbox, SandboxConfig
+from calira_pipeline_tests.integration.conftest import materialize_bookings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run(base_url: str, data_dir: Path, mode: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        RAW_ASSETS,
-        selection=["bookings"],
-        resources={
-            "calira": CaliraApiResource(
-                base_url=f"{base_url}/v1",
-                client_id=SANDBOX_CLIENT_ID,
-                client_secret=SANDBOX_CLIENT_SECRET,
-                data_dir=str(data_dir),
-            ),
-            "warehouse": WarehouseResource(data_dir=str(data_dir)),
-        },
-        run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
-    )
 
 
 def _bookings(data_dir: Path) -> Any:
@@ -59,12 +43,12 @@ def test_incremental_reads_a_fraction_and_matches_a_full_refresh(
         assert len(sandbox.dataset.bookings) >= 50_000
     data_dir = tmp_path / "data"
     with sandbox.serve_in_thread() as base_url:
-        assert _run(base_url, data_dir, "full").success
+        assert materialize_bookings(base_url, data_dir, "full").success
         full_requests = sandbox.stats.total
         after_full = _bookings(data_dir)
 
         sandbox.stats.reset()
-        quiet = _run(base_url, data_dir, "incremental")
+        quiet = materialize_bookings(base_url, data_dir, "incremental")
         assert quiet.success
         assert sandbox.stats.total <= 0.10 * full_requests or scale == "tiny"
         assert _metadata(quiet)["new_or_changed_rows"] == 0
@@ -72,7 +56,7 @@ def test_incremental_reads_a_fraction_and_matches_a_full_refresh(
 
         new_ids = sandbox.add_bookings(150 if scale == "medium" else 30)
         sandbox.stats.reset()
-        busy = _run(base_url, data_dir, "incremental")
+        busy = materialize_bookings(base_url, data_dir, "incremental")
         assert busy.success
         incremental_requests = sandbox.stats.total
         assert incremental_requests <= 0.10 * full_requests or scale == "tiny"
@@ -82,6 +66,6 @@ def test_incremental_reads_a_fraction_and_matches_a_full_refresh(
         assert sandbox.stats.count(route="/v1/bookings/{id}") == expected_details
         after_incremental = _bookings(data_dir)
 
-        assert _run(base_url, data_dir, "full").success
+        assert materialize_bookings(base_url, data_dir, "full").success
     assert after_incremental.equals(_bookings(data_dir))
     assert set(new_ids) <= set(after_incremental.column("id").to_pylist())

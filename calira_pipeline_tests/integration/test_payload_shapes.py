@@ -18,15 +18,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from calira_pipeline.assets.raw import RAW_ASSETS
 from calira_pipeline.marts.specs import MART_SPECS
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.sandbox import Sandbox, SandboxConfig
 from calira_pipeline.sandbox.views import disagrees
 from calira_pipeline.schema import RAW_TABLES
 from calira_pipeline_tests.integration.conftest import (
     BIN,
     materialize_all_command,
+    materialize_bookings,
     pipeline_env,
     run,
 )
@@ -217,21 +216,6 @@ def test_2022_payloads_alone(tmp_path: Path) -> None:
 # -- knobs that only change how bookings are read: in-process raw runs ------------------------
 
 
-def _raw_bookings(base_url: str, data_dir: Path, mode: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        RAW_ASSETS,
-        selection=["bookings"],
-        resources={
-            "calira": CaliraApiResource(
-                base_url=f"{base_url}/v1",
-                client_id=SANDBOX_CLIENT_ID,
-                client_secret=SANDBOX_CLIENT_SECRET,
-                data_dir=str(data_dir),
-            ),
-            "warehouse": WarehouseResource(data_dir=str(data_dir)),
-        },
-        run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
-    )
 
 
 def _bookings_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -248,11 +232,11 @@ def test_list_order_alone_full_then_incremental(tmp_path: Path, order: str) -> N
     sandbox = Sandbox(SandboxConfig(scale="tiny", list_order=order))  # type: ignore[arg-type]
     data_dir = tmp_path / "data"
     with sandbox.serve_in_thread() as base_url:
-        assert _raw_bookings(base_url, data_dir, "full").success
+        assert materialize_bookings(base_url, data_dir, "full").success
         _assert_bookings_exactly_once(data_dir, sandbox)
         new_ids = sandbox.add_bookings(3)
         sandbox.stats.reset()
-        result = _raw_bookings(base_url, data_dir, "incremental")
+        result = materialize_bookings(base_url, data_dir, "incremental")
     assert result.success
     meta = _bookings_metadata(result)
     assert meta["new_or_changed_rows"] == len(new_ids)
@@ -268,7 +252,7 @@ def test_list_detail_disagreements_alone(tmp_path: Path) -> None:
     sandbox = Sandbox(SandboxConfig(scale="tiny", list_shape="slim", list_disagreement_rate=RATE))
     data_dir = tmp_path / "data"
     with sandbox.serve_in_thread() as base_url:
-        result = _raw_bookings(base_url, data_dir, "full")
+        result = materialize_bookings(base_url, data_dir, "full")
     assert result.success
     statuses = _assert_bookings_exactly_once(data_dir, sandbox)
     disagreeing = {b for b in statuses if disagrees(b, RATE)}
