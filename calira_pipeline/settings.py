@@ -90,3 +90,13 @@ def env_bound_fields(
         if os.environ.get(var):
             bound[field] = dg.EnvVar.int(var)
     return bound
+
+
+# A YAML tenant registry (calira_pipeline.tenants); unset means one organisation, as always.
+TENANTS_FILE_VARIABLE = "CALIRA_TENANTS_FILE"
+
+
+def tenants_file() -> Path | None:
+    """The tenant registry named by CALIRA_TENANTS_FILE, or None (single organisation)."""
+    raw = os.environ.get(TENANTS_FILE_VARIABLE)
+    return Path(raw) if raw else None
