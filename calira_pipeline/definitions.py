@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from calira_pipeline.settings import (
     MART_INT_VARIABLES,
     MART_VARIABLES,
     env_bound_fields,
+    tenants_file,
 )
 from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
 
@@ -69,5 +71,33 @@ def _core_defs() -> dg.Definitions:
     )
 
 
+def _tenant_defs(registry_file: Path) -> dg.Definitions:
+    # With CALIRA_TENANTS_FILE: the same assets partitioned by tenant (README "Scale-out").
+    from calira_pipeline.settings import store_root
+    from calira_pipeline.tenant_defs import tenant_definitions
+    from calira_pipeline.tenant_resources import TenantApiResource, TenantWarehouseResource
+    from calira_pipeline.tenants import load_registry
+
+    data_dir = env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})
+    root = store_root() or str(Path(os.environ.get("CALIRA_DATA_DIR") or "data") / "shared")
+    limits = env_bound_fields({"max_rps": "CALIRA_MAX_RPS", "pii": "CALIRA_PII"}, INT_VARIABLES)
+    return tenant_definitions(
+        load_registry(registry_file),
+        ALL_ASSETS,
+        ALL_CHECKS,
+        resources={
+            "calira": TenantApiResource(tenants_file=str(registry_file), **data_dir, **limits),
+            "warehouse": TenantWarehouseResource(store_root=root, **data_dir),
+            "mart_config": MartConfigResource(
+                **env_bound_fields(MART_VARIABLES, MART_INT_VARIABLES)
+            ),
+        },
+        sensors=[automation_sensor],
+    )
+
+
+_registry_file = tenants_file()
 # Whatever `dg scaffold defs` puts in calira_pipeline/defs/ joins the same code location.
-defs = dg.Definitions.merge(_core_defs(), _user_defs())
+defs = dg.Definitions.merge(
+    _core_defs() if _registry_file is None else _tenant_defs(_registry_file), _user_defs()
+)

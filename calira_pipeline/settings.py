@@ -100,3 +100,19 @@ def tenants_file() -> Path | None:
     """The tenant registry named by CALIRA_TENANTS_FILE, or None (single organisation)."""
     raw = os.environ.get(TENANTS_FILE_VARIABLE)
     return Path(raw) if raw else None
+
+
+def tenant_secret(variable: str) -> str | None:
+    """The value of a variable a tenant entry names for one of its secrets (None when unset).
+
+    Read in the run's process only, so the value never enters Dagster config, the UI or logs.
+    """
+    return os.environ.get(variable) or None
+
+
+STORE_ROOT_VARIABLE = "CALIRA_STORE_ROOT"
+
+
+def store_root() -> str | None:
+    """Where tenants' tables are shared: a path or s3://bucket/prefix (CALIRA_STORE_ROOT)."""
+    return os.environ.get(STORE_ROOT_VARIABLE) or None

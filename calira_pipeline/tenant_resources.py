@@ -1,0 +1,131 @@
+"""Resources of a tenant-partitioned run: each picks its tenant from the run's partition key.
+
+The asset bodies stay the single-organisation ones: `calira` hands out a client for the
+tenant's API and credentials, `warehouse` the tenant's working copy of the shared store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api.settings import display_url
+from calira_pipeline.resources import CaliraApiResource, ProgressCallback, WarehouseResource
+from calira_pipeline.settings import tenant_secret
+from calira_pipeline.storage.tenant_store import TenantStore
+from calira_pipeline.storage.tenant_warehouse import TenantWarehouse
+from calira_pipeline.tenants import Tenant, TenantRegistry, TenantRegistryError, load_registry
+
+PARTITION_TAG = "dagster/partition"
+TENANTS_FOLDER = "tenants"  # $CALIRA_DATA_DIR/tenants/<key>: each tenant's working copy
+
+
+def run_tenant(context: dg.InitResourceContext) -> str | None:
+    """The tenant a run is for: its partition key (None for an unpartitioned run)."""
+    run = context.run
+    return run.tags.get(PARTITION_TAG) if run is not None else None
+
+
+class TenantApiResource(CaliraApiResource):
+    """The Calira API of the run's tenant: base URL, auth mode and secrets from its registry
+    entry (the secrets from the variables the entry names, read in the run's process)."""
+
+    tenants_file: str = Field(description="The tenant registry (CALIRA_TENANTS_FILE).")
+    _tenant: Tenant | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        key = run_tenant(context)
+        if key is not None:
+            self._tenant = load_registry(self.tenants_file).get(key)
+
+    def tenant(self) -> Tenant:
+        if self._tenant is None:
+            raise TenantRegistryError(
+                "this run has no tenant: the Calira API is read per tenant, so launch the run "
+                "for a partition (one tenant key of CALIRA_TENANTS_FILE)"
+            )
+        return self._tenant
+
+    @property
+    def source(self) -> str:
+        if self._tenant is None:
+            return super().source
+        host = urlsplit(display_url(self._tenant.base_url)).netloc  # never userinfo
+        return f"{self._tenant.key}@{host}"
+
+    def settings(self) -> ClientSettings:
+        tenant = self.tenant()
+        secrets: dict[str, Any] = {}
+        for field, variable in tenant.secret_variables.items():
+            value = tenant_secret(variable)
+            if value is None:
+                raise TenantRegistryError(
+                    f"tenant {tenant.key}: the variable {variable} (its {field}) is not set on "
+                    "this worker; set it in every worker's environment"
+                )
+            secrets[field] = value
+        token_file = None
+        if tenant.auth == "refresh_token":
+            # Rotated refresh tokens: per tenant, on this worker (README "Scale-out" states
+            # what that means with several machines).
+            token_file = str(self._work_dir(tenant.key) / ".calira-token.json")
+        return ClientSettings(
+            base_url=tenant.base_url,
+            token_url=tenant.token_url,
+            scopes=tenant.scopes,
+            token_file=token_file,
+            concurrency=self.concurrency,
+            max_rps=tenant.max_rps or (float(self.max_rps) if self.max_rps else None),
+            timeout_s=self.timeout_s,
+            max_retry_wait_s=self.max_retry_wait_s,
+            max_runtime_s=self.max_runtime_s,
+            **secrets,
+        )
+
+    def client(
+        self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
+    ) -> CaliraClient:
+        return CaliraClient(
+            self.settings(),
+            logger=logger or logging.getLogger("calira_pipeline.api"),
+            on_progress=on_progress,
+        )
+
+    def _work_dir(self, key: str) -> Path:
+        return Path(self.data_dir) / TENANTS_FOLDER / key
+
+
+class TenantWarehouseResource(WarehouseResource):
+    """The run's tenant's working copy under $CALIRA_DATA_DIR/tenants/<key>, brought up to
+    date with the shared store (CALIRA_STORE_ROOT) before the step uses it."""
+
+    store_root: str = Field(description="A path or s3://bucket/prefix (CALIRA_STORE_ROOT).")
+    _tenant: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._tenant = run_tenant(context)
+
+    def store(self) -> TenantStore:
+        return TenantStore(self.store_root)
+
+    def warehouse(self) -> TenantWarehouse:
+        if self._tenant is None:
+            raise TenantRegistryError(
+                "this run has no tenant: tenant tables are built per tenant, so launch the run "
+                "for a partition (one tenant key of CALIRA_TENANTS_FILE)"
+            )
+        house = TenantWarehouse(
+            Path(self.data_dir) / TENANTS_FOLDER / self._tenant, self.store(), self._tenant
+        )
+        house.sync()
+        return house
+
+
+def registry_or_none(path: Path | None) -> TenantRegistry | None:
+    return load_registry(path) if path is not None else None
