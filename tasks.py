@@ -68,7 +68,8 @@ def test(args: list[str]) -> None:
     )
     _run(BIN / "mypy")
     # pytest exits non-zero when it collects no tests, so an empty suite can never pass.
-    _run(BIN / "python", "-m", "pytest", "-n", "2", *args)
+    # loadgroup: tests marked xdist_group (the scale-out cluster) share one worker and fixture.
+    _run(BIN / "python", "-m", "pytest", "-n", "2", "--dist", "loadgroup", *args)
 
 
 def dev(args: list[str]) -> None:

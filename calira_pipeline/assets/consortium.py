@@ -15,7 +15,7 @@ import dagster as dg
 from calira_pipeline.assets.marts import OWNERS
 from calira_pipeline.marts.build import load_sql
 from calira_pipeline.storage.snapshots import sql_string
-from calira_pipeline.storage.tenant_store import CONSORTIUM, TenantStore
+from calira_pipeline.storage.tenant_store import CONSORTIUM, TenantPublishConflict, TenantStore
 from calira_pipeline.tenant_resources import TenantWarehouseResource
 
 GROUP = "consortium"
@@ -26,13 +26,27 @@ ROLLUPS: dict[str, str] = {
 }
 
 
-def build_rollup(store: TenantStore, name: str) -> dict[str, Any]:
-    """Build `name` over every tenant's published mart and publish it; returns its metadata."""
+def build_rollup(store: TenantStore, name: str, attempts: int = 3) -> dict[str, Any]:
+    """Build `name` over every tenant's published mart and publish it; returns its metadata.
+
+    A rollup is a function of the tenants' pointers alone, so when another rollup run published
+    first it is simply rebuilt from the newer pointers.
+    """
+    for attempt in range(attempts):
+        try:
+            return _build_and_publish(store, name)
+        except TenantPublishConflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build_and_publish(store: TenantStore, name: str) -> dict[str, Any]:
     source = ROLLUPS[name]
+    expected = store.pointer(CONSORTIUM)
     with store.connect() as con:
         listed = con.sql("select table_name from information_schema.tables").fetchall()
-        present = {row[0] for row in listed}
-        if source not in present:
+        if source not in {row[0] for row in listed}:
             raise dg.Failure(
                 f"{name}: no tenant has published {source} yet in {store.root}; backfill the "
                 "tenant partitions first"
@@ -42,7 +56,7 @@ def build_rollup(store: TenantStore, name: str) -> dict[str, Any]:
             sql = load_sql(f"{name}.sql")
             con.execute(f"copy ({sql}) to {sql_string(str(path))} (format parquet)")
             row = con.sql(f"select count(*), count(distinct tenant) from ({sql})").fetchone()
-            store.publish(CONSORTIUM, {name: [path]})
+            store.publish(CONSORTIUM, {name: [path]}, expected=expected)
     rows, tenants = row if row else (0, 0)
     return {"dagster/row_count": int(rows), "tenants": int(tenants), "store": store.root}
 
