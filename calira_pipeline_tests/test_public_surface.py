@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from calira_pipeline.cli import build_parser
+from calira_pipeline.cli.main import build_parser
 from calira_pipeline.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
