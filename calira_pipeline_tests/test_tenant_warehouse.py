@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from calira_pipeline.pii import SALT_FILE
+from calira_pipeline.ingest.pii import SALT_FILE, PiiPolicy
 from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline.storage.tenant_warehouse import TenantWarehouse
 
@@ -38,6 +38,8 @@ def test_a_commit_on_one_worker_is_what_the_next_worker_starts_from(
     second.sync()  # w2 has nothing yet: it pulls the store's tables
     assert second.read_table("equipment").column("id").to_pylist() == [7]
     second.commit({"bookings": table([1, 2, 3])})
+    for house in (first, second):
+        house.share_file(SALT_FILE, lambda folder: PiiPolicy.for_data_dir("hash", folder))
     assert store.pointer("a").sequence == 2
     assert ids_in(store, "a", "bookings") == [1, 2, 3]
     assert ids_in(store, "a", "equipment") == [7]
@@ -67,6 +69,7 @@ def test_tenants_never_share_files_or_salts(store: TenantStore, tmp_path: Path) 
     a = TenantWarehouse(tmp_path / "a", store, "a")
     b = TenantWarehouse(tmp_path / "b", store, "b")
     for house, ids in ((a, [1]), (b, [1, 2])):
+        house.share_file(SALT_FILE, lambda folder: PiiPolicy.for_data_dir("hash", folder))
         house.sync()
         house.commit({"bookings": table(ids)})
     assert ids_in(store, "a", "bookings") == [1]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calira_pipeline.pii import SALT_FILE
 from calira_pipeline.storage import snapshots
 from calira_pipeline.storage.objects import PreconditionFailed
 from calira_pipeline.storage.tenant_store import Pointer, TenantStore
@@ -28,7 +28,7 @@ from calira_pipeline.storage.warehouse import (
 )
 
 SYNC_FILE = ".store-generation.json"  # which store generation the local copy holds
-SHARED_SALT = "_shared/{owner}/pii-salt"
+SHARED_FILES = "_shared/{owner}/{name}"
 
 
 class TenantWarehouse(Warehouse):
@@ -41,10 +41,8 @@ class TenantWarehouse(Warehouse):
         self._pulling = False
 
     def sync(self) -> Pointer:
-        """Bring the local copy to the store's generation (downloading only if it is behind)
-        and share the tenant's personal-data salt, so hashes agree on every worker."""
+        """Bring the local copy to the store's generation (downloading only if it is behind)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._share_salt()
         pointer = self.store.pointer(self.tenant)
         if pointer.generation and pointer.generation != self._local_generation():
             self._pull(pointer)
@@ -90,23 +88,24 @@ class TenantWarehouse(Warehouse):
                 self._pulling = False
         self._remember_generation(pointer.generation)
 
-    def _share_salt(self) -> None:
-        shared = SHARED_SALT.format(owner=self.tenant)
+    def share_file(self, name: str, create: Callable[[Path], object]) -> None:
+        """Make the data directory's file `name` the same on every worker of this tenant (e.g.
+        the personal-data salt, so hashes agree): the first worker's copy wins, by a
+        create-only write; `create(data_dir)` makes it when no worker has one yet."""
+        shared = SHARED_FILES.format(owner=self.tenant, name=name)
         found = self.store.objects.read(shared)
-        path = self.data_dir / SALT_FILE
+        path = self.data_dir / name
         if found is None:
             if not path.exists():
-                from calira_pipeline.pii import PiiPolicy
-
-                PiiPolicy.for_data_dir("hash", self.data_dir)  # creates the salt (0600)
+                create(self.data_dir)
             try:
                 self.store.objects.put_if(shared, path.read_bytes(), None)
                 return
             except PreconditionFailed:
-                found = self.store.objects.read(shared)  # another worker's salt won
+                found = self.store.objects.read(shared)  # another worker's copy won
                 assert found is not None
         if not path.exists() or path.read_bytes() != found.data:
-            partial = path.with_name(f"{SALT_FILE}.partial")
+            partial = path.with_name(f"{name}.partial")
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(found.data)

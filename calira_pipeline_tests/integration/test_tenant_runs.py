@@ -15,12 +15,12 @@ import dagster as dg
 import pytest
 
 from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-from calira_pipeline.marts_config import MartConfigResource
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.storage.tenant_store import TenantStore
-from calira_pipeline.tenant_defs import tenant_definitions
-from calira_pipeline.tenant_resources import TenantApiResource, TenantWarehouseResource
 from calira_pipeline.tenants import load_registry
+from calira_pipeline.wiring.mart_config import MartConfigResource
+from calira_pipeline.wiring.tenant_defs import tenant_definitions
+from calira_pipeline.wiring.tenant_resources import TenantApiResource, TenantWarehouseResource
 
 SEEDS = {"alpha": 11, "beta": 12}
 

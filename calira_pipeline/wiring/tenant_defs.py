@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from calira_pipeline.assets.consortium import CONSORTIUM_ASSETS
-from calira_pipeline.schedules import (
+from calira_pipeline.tenants import TenantRegistry
+from calira_pipeline.wiring.consortium import CONSORTIUM_ASSETS
+from calira_pipeline.wiring.schedules import (
     DAILY_REFRESH_HOUR,
     FULL_REFRESH_MAX_RUNTIME_S,
     INCREMENTAL_MAX_RUNTIME_S,
@@ -20,7 +21,6 @@ from calira_pipeline.schedules import (
     MAX_RUNTIME_TAG,
     SCHEDULE_TIMEZONE,
 )
-from calira_pipeline.tenants import TenantRegistry
 
 TENANT_ASSETS_GROUPS = ("raw", "staging", "marts", "reports")
 

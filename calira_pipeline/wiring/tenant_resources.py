@@ -16,11 +16,12 @@ from pydantic import Field, PrivateAttr
 
 from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.resources import CaliraApiResource, ProgressCallback, WarehouseResource
-from calira_pipeline.settings import tenant_secret
+from calira_pipeline.config import tenant_secret
+from calira_pipeline.ingest.pii import SALT_FILE, PiiPolicy
 from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline.storage.tenant_warehouse import TenantWarehouse
 from calira_pipeline.tenants import Tenant, TenantRegistry, TenantRegistryError, load_registry
+from calira_pipeline.wiring.resources import CaliraApiResource, ProgressCallback, WarehouseResource
 
 PARTITION_TAG = "dagster/partition"
 TENANTS_FOLDER = "tenants"  # $CALIRA_DATA_DIR/tenants/<key>: each tenant's working copy
@@ -123,6 +124,9 @@ class TenantWarehouseResource(WarehouseResource):
         house = TenantWarehouse(
             Path(self.data_dir) / TENANTS_FOLDER / self._tenant, self.store(), self._tenant
         )
+        house.data_dir.mkdir(parents=True, exist_ok=True)
+        # One personal-data salt per tenant on every worker, so hashed names agree across runs.
+        house.share_file(SALT_FILE, lambda folder: PiiPolicy.for_data_dir("hash", folder))
         house.sync()
         return house
 

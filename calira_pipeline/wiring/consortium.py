@@ -12,11 +12,11 @@ from typing import Any
 
 import dagster as dg
 
-from calira_pipeline.assets.marts import OWNERS
 from calira_pipeline.marts.build import load_sql
 from calira_pipeline.storage.snapshots import sql_string
 from calira_pipeline.storage.tenant_store import CONSORTIUM, TenantPublishConflict, TenantStore
-from calira_pipeline.tenant_resources import TenantWarehouseResource
+from calira_pipeline.wiring.marts import OWNERS
+from calira_pipeline.wiring.tenant_resources import TenantWarehouseResource
 
 GROUP = "consortium"
 # rollup -> the tenant mart it reads
