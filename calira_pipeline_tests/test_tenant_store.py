@@ -137,3 +137,18 @@ def test_consortium_tables_sit_beside_tenants_and_are_not_a_tenant(
 def test_a_plain_url_scheme_other_than_s3_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="neither a local path nor s3://bucket/prefix"):
         TenantStore("gs://bucket/x")
+
+
+def test_calira_pipeline_connect_opens_one_tenant_or_the_consortium(tmp_path: Path) -> None:
+    import calira_pipeline
+    from calira_pipeline.storage import StorageError
+
+    store = TenantStore(str(tmp_path / "data" / "shared"))  # the default CALIRA_STORE_ROOT
+    store.publish("a", {"bookings": parquet(tmp_path, "a", [1, 2])})
+    store.publish("b", {"bookings": parquet(tmp_path, "b", [3])})
+    with calira_pipeline.connect(tmp_path / "data", tenant="b") as con:
+        assert con.sql("select tenant, id from bookings").fetchall() == [("b", 3)]
+    with calira_pipeline.connect(tmp_path / "data", consortium=True) as con:
+        assert con.sql("select count(distinct tenant), count(*) from bookings").fetchone() == (2, 3)
+    with pytest.raises(StorageError, match=r"no published tables for tenant 'c' .*published: a, b"):
+        calira_pipeline.connect(tmp_path / "data", tenant="c")

@@ -70,17 +70,28 @@ def default_data_dir() -> tuple[Path, str]:
     return _resolved_data_dir(os.environ.get("CALIRA_DATA_DIR") or None, str(Path.cwd()))
 
 
-def connect(data_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    data_dir: str | os.PathLike[str] | None = None,
+    tenant: str | None = None,
+    consortium: bool = False,
+) -> duckdb.DuckDBPyConnection:
     """Open the published DuckDB file read-only with a UTC session time zone (for notebooks).
 
     Without `data_dir`, finds the data directory as `default_data_dir` says. Runs never wait for
     this connection and it never sees a half-written table or tables from two commits: each commit
     publishes a new snapshot, and this connection keeps the one it opened.
+
+    With a tenant registry (README "Scale-out"): `tenant="key"` opens that tenant's tables in the
+    shared store (CALIRA_STORE_ROOT, default `<data dir>/shared`), reading only its files;
+    `consortium=True` opens every tenant's tables (a `tenant` column tells them apart) and the
+    consortium rollups.
     """
     if data_dir is not None:
         folder, found = Path(data_dir).resolve(), "the data_dir argument"
     else:
         folder, found = default_data_dir()
+    if tenant is not None or consortium:
+        return _connect_store(folder, tenant)
     path = folder / DUCKDB_FILE
     if not path.exists():
         raise StorageError(
@@ -91,6 +102,21 @@ def connect(data_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
     con = duckdb.connect(str(path), read_only=True)
     con.execute("set TimeZone = 'UTC'")
     return con
+
+
+def _connect_store(folder: Path, tenant: str | None) -> duckdb.DuckDBPyConnection:
+    from calira_pipeline.config import store_root
+    from calira_pipeline.storage.tenant_store import TenantStore
+
+    store = TenantStore(store_root() or str(folder / "shared"))
+    published = store.tenants()
+    if (tenant is not None and tenant not in published) or not published:
+        raise StorageError(
+            f"no published tables for {f'tenant {tenant!r}' if tenant else 'any tenant'} in "
+            f"{store.root} (published: {', '.join(published) or 'none'}); backfill the tenant "
+            "partitions, or set CALIRA_STORE_ROOT to the store the workers write"
+        )
+    return store.connect(tenant=tenant)
 
 
 __all__ = [

@@ -43,6 +43,7 @@ class Cluster:
     env: dict[str, str]
     s3_endpoint: str
     tenant_urls: dict[str, str]
+    worker_slots: int = 1
     workers: dict[str, Started] = field(default_factory=dict)
 
     @property
@@ -61,7 +62,7 @@ class Cluster:
         )
         return TenantStore(self.store_root, filesystem=fs)
 
-    def start_worker(self, name: str) -> Started:
+    def start_worker(self, name: str, wait: bool = True) -> Started:
         """A Celery worker with its own local data directory (as on its own machine)."""
         env = dict(self.env, CALIRA_DATA_DIR=str(self.root / f"{name}-data"))
         entry = self.group.start(
@@ -73,8 +74,7 @@ class Cluster:
                 "worker",
                 "-Q",
                 "dagster",
-                # solo: the run executes in the worker process (prefork forbids its children).
-                "--pool=solo",
+                *self._pool(),
                 "--prefetch-multiplier=1",
                 "-n",
                 f"{name}@%h",
@@ -83,14 +83,27 @@ class Cluster:
             ],
             env=env,
         )
+        self.workers[name] = entry
+        if wait:
+            self.wait_for_worker(name)
+        return entry
+
+    def _pool(self) -> list[str]:
+        # solo: one run at a time, executed in the worker process itself. prefork: N runs at
+        # once, one per child process (fine with the in-process executor; a multiprocess
+        # executor would fail: daemonic processes may not have children).
+        if self.worker_slots == 1:
+            return ["--pool=solo"]
+        return ["--pool=prefork", f"--concurrency={self.worker_slots}"]
+
+    def wait_for_worker(self, name: str) -> None:
+        entry = self.workers[name]
         wait_until(
             f"worker {name}",
             lambda: "ready." in entry.log.read_text(errors="replace"),
             entry.process,
             entry.log,
         )
-        self.workers[name] = entry
-        return entry
 
     def dagster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """A `dagster` CLI command against the cluster's instance and code location."""
@@ -168,6 +181,7 @@ def running_cluster(
     latency_ms: float = 0.0,
     rate_limit: float | None = None,
     visibility_timeout_s: int = 3600,
+    worker_slots: int = 1,
 ) -> Iterator[Cluster]:
     """Start everything (tenants: key -> sandbox seed); stop everything on exit."""
     # Postgres runs as `nobody` when we are root, so every folder above its data must be
@@ -193,7 +207,10 @@ def running_cluster(
             redis_url=redis_url,
             visibility_timeout_s=visibility_timeout_s,
         ).write(Path(env["DAGSTER_HOME"]), config_dir)
-        cluster = Cluster(root, group, env, endpoint, urls)
+        cluster = Cluster(root, group, env, endpoint, urls, worker_slots)
+        # Workers import for a while before they are ready; they open the instance per run.
+        for number in range(1, workers + 1):
+            cluster.start_worker(f"w{number}", wait=False)
         # Create the schema once, before several processes would race to create it.
         cluster.dagster("instance", "migrate")
         # The automation sensor would add runs of its own; the tests launch what they check.
