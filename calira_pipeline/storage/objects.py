@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -138,8 +139,6 @@ async def _s3_get(fs: Any, bucket: str, key: str) -> tuple[bytes, str]:
 
 
 def _local_tag(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

@@ -59,6 +59,19 @@ def sandbox_dataset(tenant: str) -> Any:
     return Sandbox(SandboxConfig(seed=TENANTS[tenant], scale="tiny")).dataset
 
 
+def diagnosis(cluster: Cluster) -> str:
+    """Every run's state and the tail of every log, for a failure message."""
+    lines = [
+        f"{r.dagster_run.run_id[:8]} {r.dagster_run.status.value} "
+        f"{ {k: v for k, v in r.dagster_run.tags.items() if k.startswith('dagster')} }"
+        for r in runs(cluster, "tenant_refresh")
+    ]
+    for log in sorted((cluster.root / "logs").glob("*.log")):
+        if log.stem.startswith(("w", "daemon")):
+            lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+    return "\n".join(lines)
+
+
 def expected_ids(tenant: str, collection: str) -> list[int]:
     dataset = sandbox_dataset(tenant)
     return sorted(int(record["id"]) for record in getattr(dataset, collection))
@@ -255,7 +268,10 @@ def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes
         ]
         return any(r.dagster_run.status.value == "SUCCESS" for r in children)
 
-    wait_for("the retry of the killed run", retried, VISIBILITY_TIMEOUT_S + 240)
+    try:
+        wait_for("the retry of the killed run", retried, VISIBILITY_TIMEOUT_S + 240)
+    except TimeoutError as exc:
+        raise AssertionError(diagnosis(cluster)) from exc
     with cluster.instance() as instance:
         assert instance.get_run_by_id(run.run_id).status.value == "FAILURE"  # type: ignore[attr-defined]
     assert store.pointer("gamma").sequence > before.sequence
