@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.config import API_VARIABLES
+from calira_pipeline.config import API_VARIABLES, calira_environment, data_dir_setting
 from calira_pipeline.storage import DEFAULT_DATA_DIR
 from calira_pipeline.wiring.resources import resource_from_env
 
@@ -43,7 +42,7 @@ def _variables(environ: Mapping[str, str]) -> Finding:
 
 
 def _data_dir(environ: Mapping[str, str]) -> Finding:
-    path = Path(environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    path = Path(data_dir_setting(environ) or DEFAULT_DATA_DIR).resolve()
     probe = path / ".doctor-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -117,7 +116,7 @@ def _api_findings(client: CaliraClient) -> list[Finding]:
 
 
 def run_doctor(environ: Mapping[str, str] | None = None) -> tuple[bool, list[Finding]]:
-    environ = os.environ if environ is None else environ
+    environ = calira_environment(environ)
     findings = [_variables(environ), _data_dir(environ)]
     resource = resource_from_env(environ)
     if not resource.base_url:

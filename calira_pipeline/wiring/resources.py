@@ -14,7 +14,7 @@ from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.config import API_VARIABLES, INT_VARIABLES
+from calira_pipeline.config import api_fields
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
 
@@ -131,13 +131,7 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def resource_from_env(environ: Mapping[str, str]) -> CaliraApiResource:
     """The API resource with plain values from CALIRA_* variables (for the CLI, not Dagster)."""
-    fields: dict[str, Any] = {
-        field: environ[var] for field, var in API_VARIABLES.items() if environ.get(var)
-    }
-    for field, var in INT_VARIABLES.items():
-        if environ.get(var):
-            fields[field] = int(environ[var])
-    return CaliraApiResource(**fields)
+    return CaliraApiResource(**api_fields(environ))
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
