@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
+from calira_pipeline.api.endpoints import ENDPOINTS, Endpoint
 from calira_pipeline.api.settings import display_url
 from calira_pipeline.config import API_VARIABLES, calira_environment, data_dir_setting
 from calira_pipeline.storage import DEFAULT_DATA_DIR
@@ -66,6 +67,23 @@ def _probe(name: str, scope: str, call: Callable[[], str]) -> Finding:
         return Finding(False, f"{name} ({scope})", str(exc))
 
 
+def _reader(client: CaliraClient, endpoint: Endpoint, first_lab: list[int]) -> Callable[[], str]:
+    """A cheap read of one endpoint: the newest page of an incremental list, else one lab's."""
+    if endpoint.incremental:
+        return lambda: (
+            f"{endpoint.name} readable, "
+            f"{client.fetch_bookings_incremental(lambda _: True, 0).api_total} in all"
+        )
+    ids = first_lab if endpoint.fan_out in ("lab", "account") else None
+    where = " in one lab" if ids else ""
+    own_table = endpoint.tables[0]
+
+    def read() -> str:
+        return f"{len(client.fetch(endpoint.name, ids).rows[own_table])} {endpoint.kind}(s){where}"
+
+    return read
+
+
 def _api_findings(client: CaliraClient) -> list[Finding]:
     findings: list[Finding] = []
     try:
@@ -92,26 +110,9 @@ def _api_findings(client: CaliraClient) -> list[Finding]:
     )
     findings.append(Finding(True, "scope read_accounts", f"{len(accounts)} accounts"))
     first = [labs[0]["id"]] if labs else []
-
-    def bookings() -> str:
-        total = client.fetch_bookings_incremental(lambda _: True, 0).api_total
-        return f"bookings readable, {total} in all"
-
-    def count(collection: str, what: str, ids: list[int] | None = None) -> Callable[[], str]:
-        return lambda: f"{len(client.fetch(collection, ids).rows[collection])} {what}"
-
-    findings.append(_probe("bookings", "read_bookings", bookings))
-    findings.append(
-        _probe("equipment", "read_equipment", count("equipment", "instruments in one lab", first))
-    )
-    findings.append(
-        _probe("projects", "read_projects", count("projects", "projects in one lab", first))
-    )
-    findings.append(
-        _probe(
-            "current user", "read_user", count("current_user", "user (0 with client credentials)")
-        )
-    )
+    for endpoint in ENDPOINTS.values():
+        if endpoint.name != "accounts":  # read above: it names the labs the others are read in
+            findings.append(_probe(endpoint.name, endpoint.scope, _reader(client, endpoint, first)))
     return findings
 
 

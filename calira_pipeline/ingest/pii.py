@@ -17,20 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from calira_pipeline.api.endpoints import pii_columns
 from calira_pipeline.storage import StorageError
 
 PiiMode = Literal["keep", "hash", "drop"]
 PII_MODES: tuple[PiiMode, ...] = ("keep", "hash", "drop")
 SALT_FILE = ".calira-pii-salt"
 
-# Flattened columns holding personal data, per raw table.
-PII_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bookings": ("requester_name", "requester_email", "creator_name"),
-    "equipment": ("contact_person_name",),
-    "projects": ("supervisor",),
-    "project_users": ("user_name", "user_email"),
-    "current_user": ("first_name", "last_name", "email"),
-}
 # The same data inside each record's raw JSON: top-level keys and nested objects' keys.
 _RAW_TOP_LEVEL = ("first_name", "last_name", "email", "supervisor")
 _RAW_NESTED = {"requester": ("name", "email"), "creator": ("name",), "contact_person": ("name",)}
@@ -70,7 +63,7 @@ class PiiPolicy:
         """Rows with personal columns and the matching raw JSON fields masked."""
         if self.mode == "keep":
             return rows
-        columns = PII_COLUMNS.get(table, ())
+        columns = pii_columns().get(table, ())
         masked = []
         for row in rows:
             new = dict(row)

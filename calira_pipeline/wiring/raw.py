@@ -20,12 +20,13 @@ from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, CollectionResult
 from calira_pipeline.api.client import StreamingResults
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.lock import ingestion_lock
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import new_staging_folder, remove_stale_staging
 from calira_pipeline.storage import Warehouse
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.writable import ensure_writable
 from calira_pipeline.wiring.metadata import column_schema
 from calira_pipeline.wiring.raw_checks import RAW_CHECKS, check_spec
