@@ -71,3 +71,35 @@ def test_importing_the_package_loads_neither_duckdb_nor_dagster() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# Lowest first: a package may import itself and the ones before it, never one after it.
+LAYERS = ["config", "api", "sandbox", "storage", "ingest", "marts", "reporting", "wiring", "cli"]
+TOP = {"definitions": "wiring", "defs": "wiring", "__init__": "storage"}  # connect()
+
+
+def _layer(path: str) -> str:
+    first = path.split("/")[0].removesuffix(".py")
+    return TOP.get(first, first)
+
+
+def test_packages_depend_only_downward() -> None:
+    upward = set()
+    for path, tree in _modules().items():
+        own = LAYERS.index(_layer(path))
+        for name in _imported(tree):
+            parts = [*name.split("."), ""]
+            inner = parts[0] == "calira_pipeline" and parts[1] in LAYERS
+            if inner and LAYERS.index(parts[1]) > own:
+                upward.add(f"{path} -> {name}")
+    assert upward == set()
+
+
+def test_the_api_layer_knows_no_table_layout_and_only_the_wiring_plugs_in_the_sandbox() -> None:
+    for path, tree in _modules().items():
+        names = _imported(tree)
+        if path.startswith("api/"):
+            assert not any(n.startswith("calira_pipeline.storage") for n in names), path
+            assert not any(n.split(".")[0] in ("duckdb", "dagster") for n in names), path
+        if not path.startswith(("sandbox/", "wiring/sandbox_source.py", "cli/main.py")):
+            assert not any(n.startswith("calira_pipeline.sandbox") for n in names), path

@@ -19,10 +19,10 @@ from calira_pipeline.sandbox.config import FaultConfig
 from calira_pipeline.storage import Warehouse, rows_to_arrow
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.wiring.raw import RAW_ASSETS
-from calira_pipeline.wiring.resources import (
+from calira_pipeline.wiring.resources import WarehouseResource
+from calira_pipeline.wiring.sandbox_source import (
     SANDBOX_BASE_URL,
-    CaliraApiResource,
-    WarehouseResource,
+    SandboxApiResource,
     sandbox_for,
 )
 
@@ -122,7 +122,7 @@ def _materialize(data_dir: Path, selection: list[str]) -> dg.ExecuteInProcessRes
         RAW_ASSETS,
         selection=selection,
         resources={
-            "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale="tiny"),
+            "calira": SandboxApiResource(data_dir=str(data_dir), sandbox_scale="tiny"),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
     )

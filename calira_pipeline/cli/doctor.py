@@ -12,7 +12,7 @@ from calira_pipeline.api.endpoints import ENDPOINTS, Endpoint
 from calira_pipeline.api.settings import display_url
 from calira_pipeline.config import API_VARIABLES, calira_environment, data_dir_setting
 from calira_pipeline.storage import DEFAULT_DATA_DIR
-from calira_pipeline.wiring.resources import resource_from_env
+from calira_pipeline.wiring.sandbox_source import resource_from_env
 
 SECRET_VARIABLES = {
     "CALIRA_CLIENT_SECRET",

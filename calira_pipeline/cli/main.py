@@ -76,7 +76,7 @@ def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_login(args: argparse.Namespace) -> int:
     from calira_pipeline.api import CaliraError
     from calira_pipeline.api.login import authorization_code_login
-    from calira_pipeline.wiring.resources import resource_from_env
+    from calira_pipeline.wiring.sandbox_source import resource_from_env
 
     # A placeholder refresh token selects refresh-token settings (and the token file to write).
     resource = resource_from_env({**calira_environment(), "CALIRA_REFRESH_TOKEN": "pending-login"})

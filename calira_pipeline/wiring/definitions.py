@@ -26,6 +26,7 @@ from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline.wiring.marts import MART_ASSETS
 from calira_pipeline.wiring.raw import RAW_ASSETS
 from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.wiring.sandbox_source import SandboxApiResource, api_resource_class
 from calira_pipeline.wiring.schedules import JOBS, build_schedules
 from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
 
@@ -57,6 +58,17 @@ def env_bound_fields(
     return bound
 
 
+def _api_resource() -> CaliraApiResource:
+    # The sandbox is plugged in here, never chosen inside the production resource.
+    if api_resource_class() is SandboxApiResource:
+        return SandboxApiResource(
+            **env_bound_fields(
+                {**API_VARIABLES, **SANDBOX_VARIABLES}, {**INT_VARIABLES, **SANDBOX_INT_VARIABLES}
+            )
+        )
+    return CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES))
+
+
 def _user_defs() -> dg.Definitions:
     # A source checkout (dg's project layout, pyproject.toml above the package) autoloads
     # components too; an installed wheel has no project root, so plain Python defs are loaded.
@@ -77,12 +89,7 @@ def _core_defs() -> dg.Definitions:
         # and a process per step (the multiprocess default) costs seconds of imports per step.
         executor=dg.in_process_executor,
         resources={
-            "calira": CaliraApiResource(
-                **env_bound_fields(
-                    {**API_VARIABLES, **SANDBOX_VARIABLES},
-                    {**INT_VARIABLES, **SANDBOX_INT_VARIABLES},
-                )
-            ),
+            "calira": _api_resource(),
             "warehouse": WarehouseResource(**env_bound_fields({"data_dir": DATA_DIR_VARIABLE})),
             "mart_config": MartConfigResource(
                 **env_bound_fields(MART_VARIABLES, MART_INT_VARIABLES)

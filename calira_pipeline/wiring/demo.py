@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from calira_pipeline.wiring.definitions import ALL_ASSETS, ALL_CHECKS
-from calira_pipeline.wiring.resources import sandbox_resources
+from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
 
 def run_demo(
