@@ -16,14 +16,14 @@ PRELUDE_ORDER = (
     "pieces",
     "parent_pieces",
     "staged_pieces",
-    "staged_parent_pieces",
+    "rollups",
 )
 # The staging layer: tables every mart reads instead of re-deriving them. `facts` normalises raw
 # bookings into booking_facts and `pieces`/`parent_pieces` cut them into equipment_interval_days;
-# the marts read those tables back (`staged`, `staged_pieces`, `staged_parent_pieces`).
+# the marts read those tables back (`staged`, `staged_pieces`).
 STAGING = ("booking_facts", "equipment_interval_days")
 _READS_FACTS = "staged"
-_READS_PIECES = ("staged_pieces", "staged_parent_pieces")
+_READS_PIECES = "staged_pieces"
 _ALL_PRELUDES = ("zones", "staged", "instruments", "calendar", "operating")
 _CALENDAR = ("zones", "staged", "instruments", "calendar")
 # Checks reconcile a mart against the raw bookings, normalised afresh (not against staging).
@@ -51,7 +51,7 @@ class MartSpec:
     def staging_inputs(self) -> tuple[str, ...]:
         """The staging tables this table's SQL reads (through its preludes)."""
         inputs: tuple[str, ...] = ("booking_facts",) if _READS_FACTS in self.preludes else ()
-        if any(p in self.preludes for p in _READS_PIECES):
+        if _READS_PIECES in self.preludes:
             inputs += ("equipment_interval_days",)
         return inputs
 
@@ -116,7 +116,7 @@ def _rollup(level: str, key: str, extra: dict[str, str], note: str) -> MartSpec:
             **_UTILISATION_COLUMNS,
         },
         grain_columns=(key, "month"),
-        preludes=(),
+        preludes=("rollups",),
         ratio_columns=("utilisation", "operating_utilisation"),
     )
 
@@ -229,7 +229,7 @@ _SPECS = (
             **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
         },
         grain_columns=("equipment_id", "day"),
-        preludes=(*_CALENDAR, "staged_parent_pieces"),
+        preludes=(*_CALENDAR, "staged_pieces"),
         ratio_columns=("utilisation",),
     ),
     _rollup(
