@@ -39,8 +39,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.marts import MartSettings, build_tables, register_parquet_views
-from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 from calira_pipeline.storage import Warehouse, write_parquet
+from calira_pipeline.storage.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import BIN, TreeStats  # noqa: E402
@@ -324,7 +324,7 @@ def in_process_asset_path(data_dir: Path) -> None:
     import dagster as dg
 
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.resources import sandbox_resources
+    from calira_pipeline.wiring.resources import sandbox_resources
 
     started = time.perf_counter()
     result = dg.materialize(

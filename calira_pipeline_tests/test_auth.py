@@ -19,8 +19,8 @@ from calira_pipeline.api import (
     ConfigError,
     authorization_code_login,
 )
-from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
 from calira_pipeline.api.tokens import TokenFileStore
+from calira_pipeline_tests.fake_calira import FakeCalira, FakeClock, client_for_fake
 
 
 def fake_api() -> FakeCalira:

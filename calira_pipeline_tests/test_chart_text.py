@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from matplotlib import cbook
 from matplotlib.figure import Figure
 
-from calira_pipeline.chart_text import plain_text
+from calira_pipeline.reporting.chart_text import plain_text
 
 HOSTILE = "PCR $\\frac$ unit"
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from calira_pipeline import connect
-from calira_pipeline.cli import print_summary
+from calira_pipeline.cli.main import print_summary
 from calira_pipeline.definitions import defs
 
 
@@ -165,9 +165,9 @@ def test_charts_render_when_the_window_holds_no_data(tmp_path: Path) -> None:
     """Golden marts from 2024 with no request times: the window (as of now) is empty."""
     import duckdb
 
-    from calira_pipeline import charts, reports
-    from calira_pipeline.assets.marts import CHARTS, chart_metadata
     from calira_pipeline.marts import MartSettings, build_all, register_parquet_views
+    from calira_pipeline.reporting import charts, reports
+    from calira_pipeline.wiring.marts import CHARTS, chart_metadata
     from calira_pipeline_tests.test_marts import (
         ACCOUNT_ROWS,
         BOOKING_ROWS,
@@ -194,8 +194,8 @@ def test_chart_source_falls_back_to_the_configured_api(full_run: Any, tmp_path: 
     """A fresh instance that never loaded bookings labels charts by the configured API."""
     import shutil
 
-    from calira_pipeline.assets.marts import build_marts
-    from calira_pipeline.resources import CaliraApiResource, sandbox_resources
+    from calira_pipeline.wiring.marts import build_marts
+    from calira_pipeline.wiring.resources import CaliraApiResource, sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data")
     for api, sandbox in ((None, True), ("https://api.example.org/v1", False)):

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from calira_pipeline.definitions import defs
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_every_asset_states_its_grain_and_has_an_owner() -> None:
 
 
 def test_token_file_written_by_auth_login_switches_runs_to_refresh_tokens(tmp_path: Path) -> None:
-    from calira_pipeline.resources import CaliraApiResource
+    from calira_pipeline.wiring.resources import CaliraApiResource
 
     resource = CaliraApiResource(
         base_url="https://api.clustermarket.com/v1",

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
-from calira_pipeline import figures
+from calira_pipeline.reporting import figures
 
 
 def _con(zones: list[str], requested: str, first_start: str) -> duckdb.DuckDBPyConnection:

@@ -13,8 +13,8 @@ import pytest
 from calira_pipeline.api import ApiError, CaliraClient, CaliraError, ClientSettings, PaginationError
 from calira_pipeline.api.http import parse_retry_after
 from calira_pipeline.api.ratelimit import AdaptiveRateLimiter
-from calira_pipeline.api.testing import FakeCalira, FakeClock, client_for_fake
-from calira_pipeline.assets.retry import is_permanent
+from calira_pipeline.wiring.retry import is_permanent
+from calira_pipeline_tests.fake_calira import FakeCalira, FakeClock, client_for_fake
 
 
 def fake_with(n: int = 5) -> FakeCalira:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from calira_pipeline.api import CaliraClient, ConfigError, PaginationError
-from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
+from calira_pipeline_tests.fake_calira import FakeCalira, client_for_fake, page_response
 
 Row = dict[str, Any]
 

@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from calira_pipeline.incremental import merge_by_id, unchanged_predicate
-from calira_pipeline.pii import PiiPolicy
-from calira_pipeline.schema import BOOKINGS
+from calira_pipeline.ingest.incremental import merge_by_id, unchanged_predicate
+from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage.schema import BOOKINGS
 
 START = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from calira_pipeline.api.order import detect_order
-from calira_pipeline.api.testing import FakeCalira, page_response
+from calira_pipeline_tests.fake_calira import FakeCalira, page_response
 from calira_pipeline_tests.test_incremental import (
     booking,
     client_for,

@@ -81,9 +81,9 @@ def test_mart_checks_execute_alone_on_published_marts(full_run: Any, tmp_path: P
     """`dagster asset check` / "Execute checks": checks run without rebuilding anything."""
     import shutil
 
-    from calira_pipeline.assets.mart_checks import mart_checks, staging_checks
-    from calira_pipeline.assets.marts import build_marts, build_staging
-    from calira_pipeline.resources import sandbox_resources
+    from calira_pipeline.wiring.mart_checks import mart_checks, staging_checks
+    from calira_pipeline.wiring.marts import build_marts, build_staging
+    from calira_pipeline.wiring.resources import sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data", symlinks=True)
     result = dg.materialize(
@@ -109,8 +109,8 @@ def test_mart_checks_execute_alone_on_published_marts(full_run: Any, tmp_path: P
 
 
 def test_a_check_on_a_table_never_built_fails_and_says_so(tmp_path: Path) -> None:
-    from calira_pipeline.assets.mart_checks import mart_checks
-    from calira_pipeline.resources import sandbox_resources
+    from calira_pipeline.wiring.mart_checks import mart_checks
+    from calira_pipeline.wiring.resources import sandbox_resources
 
     result = dg.materialize(
         [mart_checks],
@@ -126,7 +126,7 @@ def test_a_check_on_a_table_never_built_fails_and_says_so(tmp_path: Path) -> Non
 
 
 def test_error_checks_block_and_warnings_do_not() -> None:
-    from calira_pipeline.assets.mart_checks import MART_CHECKS
+    from calira_pipeline.wiring.mart_checks import MART_CHECKS
 
     blocking = {
         (spec.asset_key.to_user_string(), spec.name): spec.blocking
@@ -157,7 +157,7 @@ def _publish_golden_raw(data_dir: Path, duplicate_a_booking: bool) -> None:
 
 def _run_downstream_of_raw(data_dir: Path) -> dg.ExecuteInProcessResult:
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.resources import sandbox_resources
+    from calira_pipeline.wiring.resources import sandbox_resources
 
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],

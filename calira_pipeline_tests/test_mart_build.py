@@ -11,7 +11,7 @@ import pytest
 
 from calira_pipeline.marts import MART_SPECS, STAGING, DuckDBLimits, MartSettings, build_tables
 from calira_pipeline.marts.build import build_order
-from calira_pipeline.marts_config import MartConfigResource
+from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline_tests.test_marts import ACCOUNT_ROWS, BOOKING_ROWS, EQUIPMENT_ROWS, write_raw
 
 

@@ -23,7 +23,7 @@ from calira_pipeline.marts import (
     mart_check_failures,
     register_parquet_views,
 )
-from calira_pipeline.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
+from calira_pipeline.storage.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 
 Row = dict[str, Any]
 

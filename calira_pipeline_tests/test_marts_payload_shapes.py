@@ -11,9 +11,9 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from calira_pipeline.assets.raw_checks import RULE_CHECKS
 from calira_pipeline.marts import MartSettings
-from calira_pipeline.schema import ACCOUNTS
+from calira_pipeline.storage.schema import ACCOUNTS
+from calira_pipeline.wiring.raw_checks import RULE_CHECKS
 from calira_pipeline_tests.test_marts import booking, build_frames, hours_by_day
 
 LABS = [

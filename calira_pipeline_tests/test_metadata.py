@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from calira_pipeline.assets.metadata import markdown_preview, markdown_text
+from calira_pipeline.wiring.metadata import markdown_preview, markdown_text
 
 HOSTILE_NAMES = [
     "![x](http://host/pixel)",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from calira_pipeline.api import CaliraClient, PaginationError
 from calira_pipeline.api.pagination import PageRead, covered_intervals, gaps
-from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
+from calira_pipeline_tests.fake_calira import FakeCalira, client_for_fake, page_response
 
 
 def bookings(ids: range | list[int]) -> list[dict[str, Any]]:

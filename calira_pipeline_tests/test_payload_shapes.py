@@ -10,10 +10,10 @@ import pytest
 
 from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.api.merge import LIST_VALUES_KEY, merge_detail, same_value
-from calira_pipeline.resources import SANDBOX_BASE_URL
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
-from calira_pipeline.sandbox.testing import InProcessClient
 from calira_pipeline.sandbox.views import disagrees
+from calira_pipeline.wiring.resources import SANDBOX_BASE_URL
+from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 
 def _client(sandbox: Sandbox) -> CaliraClient:
@@ -205,7 +205,7 @@ def test_sandbox_command_line_sets_the_shape_knobs() -> None:
 
 
 def test_personal_data_in_kept_list_values_is_masked_too(tmp_path: Any) -> None:
-    from calira_pipeline.pii import PiiPolicy
+    from calira_pipeline.ingest.pii import PiiPolicy
 
     listed = {"id": 7, "requester": {"id": 9, "name": "Ada Lovelace", "email": "ada@x.test"}}
     detail = {"requester": {"id": 9, "name": "Ada King", "email": "ada@y.test"}}

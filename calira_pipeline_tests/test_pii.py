@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from calira_pipeline.pii import SALT_FILE, PiiConfigError, PiiPolicy
+from calira_pipeline.ingest.pii import SALT_FILE, PiiConfigError, PiiPolicy
 
 BOOKING = {
     "id": 1,

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from calira_pipeline import connect
-from calira_pipeline.assets.raw import RAW_ASSETS
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource, sandbox_for
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
+from calira_pipeline.wiring.raw import RAW_ASSETS
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource, sandbox_for
 
 SCALE = "tiny"
 

@@ -21,7 +21,7 @@ from calira_pipeline.api.records import (
     parse_project,
 )
 from calira_pipeline.api.results import UnknownFields
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 
 WHERE = Where("GET /v1/bookings page 3", "booking", 123)
 

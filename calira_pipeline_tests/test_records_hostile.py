@@ -13,10 +13,10 @@ from calira_pipeline.api.fields import Where
 from calira_pipeline.api.pages import item_id
 from calira_pipeline.api.records import parse_booking
 from calira_pipeline.api.results import UnknownFields
-from calira_pipeline.api.testing import FakeCalira, client_for_fake, page_response
-from calira_pipeline.assets.retry import is_permanent
-from calira_pipeline.schema import RAW_TABLES
 from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage.schema import RAW_TABLES
+from calira_pipeline.wiring.retry import is_permanent
+from calira_pipeline_tests.fake_calira import FakeCalira, client_for_fake, page_response
 
 WHERE = Where("GET /v1/bookings page 3", "booking", 123)
 HUGE = 2**70

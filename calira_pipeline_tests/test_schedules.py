@@ -4,13 +4,13 @@ import dagster as dg
 
 from calira_pipeline.definitions import defs
 from calira_pipeline.marts import MART_SPECS
-from calira_pipeline.schedules import (
+from calira_pipeline.storage.schema import RAW_TABLES
+from calira_pipeline.wiring.schedules import (
     DAILY_REFRESH_HOUR,
     daily_full_refresh,
     hourly_bookings_incremental,
     incremental_bookings_job,
 )
-from calira_pipeline.schema import RAW_TABLES
 
 
 def test_schedules_exist_and_default_to_stopped() -> None:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from calira_pipeline import connect
-from calira_pipeline.schema import BOOKINGS, SCHEMA_VERSION
 from calira_pipeline.storage import SchemaMismatchError, StorageError, Warehouse, rows_to_arrow
+from calira_pipeline.storage.schema import BOOKINGS, SCHEMA_VERSION
 
 
 def _bookings(*ids: int) -> pa.Table:

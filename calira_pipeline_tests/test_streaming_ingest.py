@@ -12,19 +12,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from calira_pipeline.api import CaliraClient, ClientSettings
-from calira_pipeline.assets.raw import RAW_ASSETS
-from calira_pipeline.pii import PiiPolicy
-from calira_pipeline.resources import (
+from calira_pipeline.ingest.pii import PiiPolicy
+from calira_pipeline.ingest.staging import StagedTableWriter
+from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.sandbox.config import FaultConfig
+from calira_pipeline.storage import Warehouse, rows_to_arrow
+from calira_pipeline.storage.schema import RAW_TABLES
+from calira_pipeline.wiring.raw import RAW_ASSETS
+from calira_pipeline.wiring.resources import (
     SANDBOX_BASE_URL,
     CaliraApiResource,
     WarehouseResource,
     sandbox_for,
 )
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
-from calira_pipeline.sandbox.config import FaultConfig
-from calira_pipeline.schema import RAW_TABLES
-from calira_pipeline.staging import StagedTableWriter
-from calira_pipeline.storage import Warehouse, rows_to_arrow
 
 CONCURRENCY = 4
 

@@ -18,12 +18,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from calira_pipeline.api.errors import ApiError, ConfigError, MissingScopeError
-from calira_pipeline.assets.retry import INGEST_RETRY_POLICY, is_permanent
-from calira_pipeline.ingest_lock import LOCK_FILE, ingestion_lock
-from calira_pipeline.progress import TextProgressBar
-from calira_pipeline.settings import ingest_retries, load_dotenv_file
+from calira_pipeline.config import ingest_retries, load_dotenv_file
+from calira_pipeline.ingest.lock import LOCK_FILE, ingestion_lock
+from calira_pipeline.ingest.progress import TextProgressBar
 from calira_pipeline.storage import StorageError
-from calira_pipeline.warehouse_reader import WarehouseDuckDBResource
+from calira_pipeline.wiring.retry import INGEST_RETRY_POLICY, is_permanent
+from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
 from calira_pipeline_tests.conftest import materialize_everything
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..schema import COLLECTION_TABLES
+from calira_pipeline.storage.schema import COLLECTION_TABLES
+
 from .auth import TokenProvider, TokenState
 from .errors import ConfigError, RuntimeExceededError
 from .fetching import CollectionFetcher, ProgressCallback, Sinks

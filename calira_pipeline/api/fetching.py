@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..schema import COLLECTION_TABLES
+from calira_pipeline.storage.schema import COLLECTION_TABLES
+
 from .errors import ApiError
 from .fields import Where
 from .http import describe, run_all

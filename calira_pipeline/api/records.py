@@ -1,4 +1,4 @@
-"""API records -> rows keyed exactly by ``calira_pipeline.schema`` column names.
+"""API records -> rows keyed exactly by ``calira_pipeline.storage.schema`` column names.
 
 Tolerant by design: aliases between API versions, every field but ``id`` optional, ``""`` as
 null. Anything the parser does not know stays in ``raw_json`` and is counted, never dropped.

@@ -1,4 +1,4 @@
-"""Utilisation and cost marts: SQL in calira_pipeline/sql run by DuckDB over the raw Parquet."""
+"""Utilisation and cost marts: the SQL in sql/, run by DuckDB over the published tables."""
 
 from calira_pipeline.marts.build import (
     DuckDBLimits,

@@ -18,7 +18,7 @@ from calira_pipeline.marts.specs import MART_SPECS, PRELUDE_ORDER
 from calira_pipeline.storage.warehouse import PARQUET_ROW_GROUP_ROWS
 
 _SCRATCH_PREFIX = "mart__"
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
 def load_sql(file_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Data checks on a built mart (calira_pipeline.assets.mart_checks runs them as asset checks)."""
+"""Data checks on a built mart (calira_pipeline.wiring.mart_checks runs them as asset checks)."""
 
 from __future__ import annotations
 

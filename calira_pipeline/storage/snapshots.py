@@ -21,7 +21,6 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
     WHOLE_TABLE,
@@ -30,6 +29,7 @@ from calira_pipeline.storage.manifest import (
     read_manifest,
     write_manifest,
 )
+from calira_pipeline.storage.schema import SCHEMA_VERSION
 
 DUCKDB_FILE = "calira.duckdb"
 PARQUET_DIR = "parquet"

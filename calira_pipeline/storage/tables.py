@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from calira_pipeline.schema import TableSpec
+from calira_pipeline.storage.schema import TableSpec
 
 
 class SchemaMismatchError(ValueError):

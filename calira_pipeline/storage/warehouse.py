@@ -24,7 +24,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calira_pipeline.schema import SCHEMA_VERSION
 from calira_pipeline.storage import snapshots
 from calira_pipeline.storage.incoming import incoming_folder, is_incoming
 from calira_pipeline.storage.manifest import (
@@ -35,6 +34,7 @@ from calira_pipeline.storage.manifest import (
     check_table_name,
     read_manifest,
 )
+from calira_pipeline.storage.schema import SCHEMA_VERSION
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
 
 # Re-exported: writers elsewhere import these from here.

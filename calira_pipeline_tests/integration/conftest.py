@@ -69,9 +69,9 @@ def materialize_bookings(base_url: str, data_dir: Path, mode: str) -> Any:
     """`bookings` alone, in process, from a loopback sandbox (`mode`: full or incremental)."""
     import dagster as dg
 
-    from calira_pipeline.assets.raw import RAW_ASSETS
-    from calira_pipeline.resources import CaliraApiResource, WarehouseResource
     from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from calira_pipeline.wiring.raw import RAW_ASSETS
+    from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
 
     return dg.materialize(
         RAW_ASSETS,

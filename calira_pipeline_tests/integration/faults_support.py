@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import calira_pipeline
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 
 FaultKind = Literal[
     "drop",

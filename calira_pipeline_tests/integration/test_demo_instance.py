@@ -58,7 +58,8 @@ def test_demo_run_lands_in_the_instance_dev_opens(tmp_path: Path) -> None:
 
 
 def test_demo_scale_data_passes_the_realism_checks(tmp_path: Path) -> None:
-    from calira_pipeline import connect, figures
+    from calira_pipeline import connect
+    from calira_pipeline.reporting import figures
     from calira_pipeline_tests.conftest import materialize_everything
 
     result = materialize_everything(tmp_path, scale="demo")

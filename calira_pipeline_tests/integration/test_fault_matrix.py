@@ -32,8 +32,6 @@ import pytest
 
 from calira_pipeline.api import CaliraClient, CaliraError, ClientSettings
 from calira_pipeline.api.tokens import TokenFileStore
-from calira_pipeline.assets.raw import RAW_ASSETS
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline.sandbox import (
     ALL_SCOPES,
     SANDBOX_CLIENT_ID,
@@ -46,7 +44,9 @@ from calira_pipeline.sandbox import (
     Scale,
 )
 from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.schema import COLLECTION_TABLES
+from calira_pipeline.storage.schema import COLLECTION_TABLES
+from calira_pipeline.wiring.raw import RAW_ASSETS
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline_tests.integration.conftest import ROOT
 from calira_pipeline_tests.integration.faults_support import (
     LIST_PATHS,

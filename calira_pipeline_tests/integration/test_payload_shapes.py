@@ -21,7 +21,7 @@ import pytest
 from calira_pipeline.marts.specs import MART_SPECS
 from calira_pipeline.sandbox import Sandbox, SandboxConfig
 from calira_pipeline.sandbox.views import disagrees
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline_tests.integration.conftest import (
     BIN,
     materialize_all_command,

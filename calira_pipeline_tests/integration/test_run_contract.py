@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from calira_pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline_tests.integration.conftest import (
     ROOT,
     materialize_all_command,

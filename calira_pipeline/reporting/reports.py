@@ -8,7 +8,7 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from calira_pipeline.charts import SANDBOX_LABEL, Cell, Chart
+from calira_pipeline.reporting.charts import SANDBOX_LABEL, Cell, Chart
 
 DEFINITIONS = (
     ("Utilisation", "booked hours / available (calendar) hours per instrument, in each lab's "

@@ -1,5 +1,5 @@
 """The charts a facility manager looks at, rendered headless to PNG, each with the figures it
-shows as data (every number comes from calira_pipeline.figures, the one definition)."""
+shows as data (every number comes from calira_pipeline.reporting.figures, the one definition)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from calira_pipeline import figures
-from calira_pipeline.chart_text import plain_text
+from calira_pipeline.reporting import figures
+from calira_pipeline.reporting.chart_text import plain_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

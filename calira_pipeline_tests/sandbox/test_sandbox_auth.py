@@ -15,7 +15,7 @@ from calira_pipeline.sandbox import (
     Sandbox,
     SandboxConfig,
 )
-from calira_pipeline.sandbox.testing import InProcessClient
+from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 CREDS = {"client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET}
 REDIRECT = "http://127.0.0.1:8123/callback"

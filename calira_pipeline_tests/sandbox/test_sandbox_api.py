@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from calira_pipeline.sandbox import Sandbox, SandboxConfig, Scale
-from calira_pipeline.sandbox.testing import InProcessClient
+from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 
 def _client(config: SandboxConfig | None = None) -> InProcessClient:

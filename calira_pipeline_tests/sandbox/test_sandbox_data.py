@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calira_pipeline import schema
 from calira_pipeline.sandbox import Sandbox, SandboxConfig
-from calira_pipeline.sandbox.testing import InProcessClient
+from calira_pipeline.storage import schema
+from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 STATUSES = {"requested", "booked", "completed", "confirmed", "approved", "ordered", "declined",
             "cancelled", "canceled"}

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from calira_pipeline.assets.marts import MART_NAMES
 from calira_pipeline.marts import STAGING
 from calira_pipeline.marts.checks import check_descriptions, check_marts, check_severities
-from calira_pipeline.marts_config import MartConfigResource
-from calira_pipeline.resources import WarehouseResource
+from calira_pipeline.wiring.mart_config import MartConfigResource
+from calira_pipeline.wiring.marts import MART_NAMES
+from calira_pipeline.wiring.resources import WarehouseResource
 
 
 def _severity(value: str) -> dg.AssetCheckSeverity:

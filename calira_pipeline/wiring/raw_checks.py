@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from calira_pipeline.schema import RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 
 SAMPLE_ROWS = 5
 

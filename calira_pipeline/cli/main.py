@@ -9,9 +9,9 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
-from calira_pipeline import progress
-from calira_pipeline.progress import TextProgressBar
-from calira_pipeline.settings import load_dotenv_file
+from calira_pipeline.config import load_dotenv_file
+from calira_pipeline.ingest import progress
+from calira_pipeline.ingest.progress import TextProgressBar
 from calira_pipeline.storage import connect, default_data_dir
 
 
@@ -72,7 +72,7 @@ def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_login(args: argparse.Namespace) -> int:
     from calira_pipeline.api import CaliraError
     from calira_pipeline.api.login import authorization_code_login
-    from calira_pipeline.resources import resource_from_env
+    from calira_pipeline.wiring.resources import resource_from_env
 
     # A placeholder refresh token selects refresh-token settings (and the token file to write).
     resource = resource_from_env({**os.environ, "CALIRA_REFRESH_TOKEN": "pending-login"})
@@ -98,7 +98,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.resources import sandbox_resources
+    from calira_pipeline.wiring.resources import sandbox_resources
 
     data_dir = str(Path(args.data_dir).resolve() if args.data_dir else default_data_dir()[0])
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
@@ -130,7 +130,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def print_summary(data_dir: str, run_id: str, source: str = "sandbox") -> None:
     """What landed, and the headline numbers exactly as the charts and report define them."""
-    from calira_pipeline import figures
+    from calira_pipeline.reporting import figures
 
     with connect(data_dir) as con:
         tables = con.execute("select name, row_count from _calira_tables order by name").fetchall()
@@ -190,7 +190,7 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    from calira_pipeline.doctor import run_doctor
+    from calira_pipeline.cli.doctor import run_doctor
 
     healthy, findings = run_doctor()
     for finding in findings:

@@ -13,13 +13,13 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from calira_pipeline import charts, reports
-from calira_pipeline.assets.metadata import markdown_preview, table_metadata
-from calira_pipeline.assets.previews import mart_preview
 from calira_pipeline.marts import MART_SPECS, STAGING, build_tables
 from calira_pipeline.marts.build import build_order
-from calira_pipeline.marts_config import MartConfigResource
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.reporting import charts, reports
+from calira_pipeline.wiring.mart_config import MartConfigResource
+from calira_pipeline.wiring.metadata import markdown_preview, table_metadata
+from calira_pipeline.wiring.previews import mart_preview
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
 
 MARTS_GROUP = "marts"
 STAGING_GROUP = "staging"

@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calira_pipeline.assets.metadata import PREVIEW_ROWS
+from calira_pipeline.wiring.metadata import PREVIEW_ROWS
 
 # id column -> (name column shown beside it, lookup table)
 _NAMES = {

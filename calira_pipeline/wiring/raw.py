@@ -16,12 +16,17 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from calira_pipeline import progress
 from calira_pipeline.api import CaliraClient, CollectionResult
 from calira_pipeline.api.client import StreamingResults
-from calira_pipeline.assets.metadata import column_schema
-from calira_pipeline.assets.raw_checks import RAW_CHECKS, check_spec
-from calira_pipeline.assets.raw_step import (
+from calira_pipeline.ingest import progress
+from calira_pipeline.ingest.lock import ingestion_lock
+from calira_pipeline.ingest.pii import PiiPolicy
+from calira_pipeline.storage import Warehouse
+from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.writable import ensure_writable
+from calira_pipeline.wiring.metadata import column_schema
+from calira_pipeline.wiring.raw_checks import RAW_CHECKS, check_spec
+from calira_pipeline.wiring.raw_step import (
     COUNT_CHECK,
     Staging,
     count_check,
@@ -31,17 +36,12 @@ from calira_pipeline.assets.raw_step import (
     rows_in,
     staged_metadata,
 )
-from calira_pipeline.assets.retry import (
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.wiring.retry import (
     INGEST_RETRY_POLICY,
     is_permanent,
     permanent_errors_fail_without_retry,
 )
-from calira_pipeline.ingest_lock import ingestion_lock
-from calira_pipeline.pii import PiiPolicy
-from calira_pipeline.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.schema import COLLECTION_TABLES, RAW_TABLES
-from calira_pipeline.storage import Warehouse
-from calira_pipeline.storage.writable import ensure_writable
 
 RAW_GROUP = "raw"
 RAW_OP = "fetch_calira"

@@ -14,7 +14,7 @@ from calira_pipeline.api.errors import (
     RecordError,
     RuntimeExceededError,
 )
-from calira_pipeline.settings import ingest_retries
+from calira_pipeline.config import ingest_retries
 
 # Exponential backoff with jitter: 30 s, then about 60 s, so a short API outage or a burst of
 # 5xx is ridden out without a person re-launching the run.

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from .client import CaliraClient
-from .settings import ClientSettings
+from calira_pipeline.api.client import CaliraClient
+from calira_pipeline.api.settings import ClientSettings
 
 Record = dict[str, Any]
 Injector = Callable[[httpx.Request], httpx.Response | None]

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from calira_pipeline.pii import PiiPolicy
-from calira_pipeline.schema import TableSpec
+from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage.schema import TableSpec
 from calira_pipeline.storage.warehouse import PARQUET_ROW_GROUP_ROWS
 
 DEFAULT_BATCH_ROWS = 10_000

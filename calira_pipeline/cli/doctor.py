@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.resources import resource_from_env
-from calira_pipeline.settings import API_VARIABLES
+from calira_pipeline.config import API_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR
+from calira_pipeline.wiring.resources import resource_from_env
 
 SECRET_VARIABLES = {
     "CALIRA_CLIENT_SECRET",

@@ -16,7 +16,7 @@ from calira_pipeline.sandbox import (
     Sandbox,
     SandboxConfig,
 )
-from calira_pipeline.sandbox.testing import InProcessClient
+from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 
 class FakeClock:

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.api.settings import display_url
+from calira_pipeline.config import API_VARIABLES, INT_VARIABLES
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
-from calira_pipeline.settings import API_VARIABLES, INT_VARIABLES
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
 
 # The in-process sandbox answers on a host that can never resolve, so nothing leaves the process.
@@ -153,7 +153,7 @@ def sandbox_resources(
     data_dir: str, scale: str = "demo", seed: int = 0, operating_hours: str | None = None
 ) -> dict[str, object]:
     """Every resource for a run against the in-process sandbox (the demo, tests)."""
-    from calira_pipeline.marts_config import MartConfigResource
+    from calira_pipeline.wiring.mart_config import MartConfigResource
 
     return {
         "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=scale, sandbox_seed=seed),

@@ -12,9 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from calira_pipeline.api.merge import LIST_VALUES_KEY, same_value
-from calira_pipeline.pii import PiiPolicy
-from calira_pipeline.schema import TableSpec
-from calira_pipeline.staging import SORT_RANGE_ROWS, write_query
+from calira_pipeline.ingest.pii import PiiPolicy
+from calira_pipeline.ingest.staging import SORT_RANGE_ROWS, write_query
+from calira_pipeline.storage.schema import TableSpec
 from calira_pipeline.storage.snapshots import sql_string
 
 _NOT_COMPARED = {"raw_json"}  # a slim list item's JSON never equals the stored detail's

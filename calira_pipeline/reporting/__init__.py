@@ -1,0 +1,1 @@
+"""What people read: the headline numbers (defined once), charts and the HTML report."""
