@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import httpx
 
 from .auth import TokenProvider
 from .errors import ApiError, AuthError, CaliraError, MissingScopeError
+from .fields import loads_exact
 from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .results import FetchStats
 
@@ -155,7 +155,7 @@ class ApiSession:
         """Decode strictly, raising ``BodyFault``: RFC 8259 JSON is UTF-8, so undecodable bytes
         (often a multi-byte character cut in half) count as a damaged body like truncation."""
         try:
-            return json.loads(response.content.decode("utf-8"))
+            return loads_exact(response.content.decode("utf-8"))
         except UnicodeDecodeError:
             problem = "is not UTF-8"
         except RecursionError:
