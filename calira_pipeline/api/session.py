@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import httpx
 from .auth import TokenProvider
 from .endpoints import endpoint_for_path, scope_collections
 from .errors import ApiError, AuthError, CaliraError, MissingScopeError
+from .fields import loads_exact
 from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .results import FetchStats
 
@@ -138,7 +138,7 @@ class ApiSession:
         """Decode strictly, raising ``BodyFault``: RFC 8259 JSON is UTF-8, so undecodable bytes
         (often a multi-byte character cut in half) count as a damaged body like truncation."""
         try:
-            return json.loads(response.content.decode("utf-8"))
+            return loads_exact(response.content.decode("utf-8"))
         except UnicodeDecodeError:
             problem = "is not UTF-8"
         except RecursionError:

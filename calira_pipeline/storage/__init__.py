@@ -11,13 +11,9 @@ import duckdb
 
 from calira_pipeline.config import data_dir_setting
 from calira_pipeline.storage.snapshots import DUCKDB_FILE
+from calira_pipeline.storage.table_files import StorageError, write_parquet
 from calira_pipeline.storage.tables import SchemaMismatchError, rows_to_arrow
-from calira_pipeline.storage.warehouse import (
-    PublishedTable,
-    StorageError,
-    Warehouse,
-    write_parquet,
-)
+from calira_pipeline.storage.warehouse import PublishedTable, Warehouse
 
 DEFAULT_DATA_DIR = "data"
 

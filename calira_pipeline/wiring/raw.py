@@ -7,7 +7,6 @@ streamed to staged Parquet files in bounded batches, checked, and published in o
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, CollectionResult
@@ -24,7 +22,6 @@ from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.lock import ingestion_lock
 from calira_pipeline.ingest.pii import PiiPolicy
-from calira_pipeline.ingest.staging import new_staging_folder, remove_stale_staging
 from calira_pipeline.storage import Warehouse
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.writable import ensure_writable
@@ -82,7 +79,6 @@ class FetchConfig(dg.Config):
 
 def _asset_spec(table: str) -> dg.AssetSpec:
     spec = RAW_TABLES[table]
-    empty_schema = pa.table({f.name: pa.array([], f.type) for f in spec.arrow_schema})
     descriptions = {c.name: c.description for c in spec.columns}
     return dg.AssetSpec(
         key=table,
@@ -91,7 +87,7 @@ def _asset_spec(table: str) -> dg.AssetSpec:
         kinds={"python", "parquet", "duckdb"},
         owners=OWNERS,
         tags={"layer": "raw", "source": "calira_api"},
-        metadata={"dagster/column_schema": column_schema(empty_schema, descriptions)},
+        metadata={"dagster/column_schema": column_schema(spec.arrow_schema, descriptions)},
         freshness_policy=FRESHNESS.get(table, DEFAULT_FRESHNESS),
     )
 
@@ -129,16 +125,14 @@ def _fetch_calira(
     ensure_writable(store.data_dir, store.parquet_dir)
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     collections = [c for c, tables in COLLECTION_TABLES.items() if selected & set(tables)]
+    # Files are staged where `commit_files` publishes them from, by a rename; the incoming
+    # folder (with whatever was not published) goes when the block ends.
     with (
         ingestion_lock(store.data_dir, context.log.info),
         permanent_errors_fail_without_retry(", ".join(collections)),
+        store.incoming() as folder,
     ):
-        remove_stale_staging(store.data_dir)
-        folder = new_staging_folder(store.data_dir)
-        try:
-            yield from _fetch_check_publish(context, config, calira, store, collections, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        yield from _fetch_check_publish(context, config, calira, store, collections, folder)
 
 
 def _fetch_check_publish(
@@ -175,7 +169,7 @@ def _fetch_check_publish(
     ]
     metadata = {t: staged_metadata(t, path) for t, path in publish.items()}
     if publish:
-        store.commit(publish)  # every table of the run switches together, in one snapshot
+        store.commit_files(publish)  # every table of the run switches together, in one snapshot
     for table in publish:
         collection = _collection_of(table)
         yield dg.MaterializeResult(

@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.api import CaliraClient, CollectionResult
@@ -128,11 +127,10 @@ def staged_metadata(table: str, path: Path) -> dict[str, Any]:
         source = f"read_parquet({sql_string(str(path))})"
         # A top-5 over the file: DuckDB keeps five rows, never the table.
         preview = con.sql(f"select * from {source} {order} limit 5").to_arrow_table()
-    empty = pa.table({f.name: pa.array([], f.type) for f in spec.arrow_schema})
     return {
         "dagster/row_count": rows_in(path),
         "dagster/column_schema": column_schema(
-            empty, {c.name: c.description for c in spec.columns}
+            spec.arrow_schema, {c.name: c.description for c in spec.columns}
         ),
         "dagster/table_name": f"calira.main.{table}",
         "preview": dg.MetadataValue.md(markdown_preview(preview)),
