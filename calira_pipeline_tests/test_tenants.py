@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from calira_pipeline.tenants import TenantRegistryError, load_registry
+from calira_pipeline.api.tenants import TenantRegistryError, load_registry
 
 GOOD = """\
 tenants:

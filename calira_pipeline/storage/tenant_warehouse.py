@@ -19,13 +19,9 @@ import pyarrow.parquet as pq
 
 from calira_pipeline.storage import snapshots
 from calira_pipeline.storage.objects import PreconditionFailed
+from calira_pipeline.storage.table_files import write_parquet
 from calira_pipeline.storage.tenant_store import Pointer, TenantStore
-from calira_pipeline.storage.warehouse import (
-    PublishedTable,
-    Warehouse,
-    _WriteEntry,
-    write_parquet,
-)
+from calira_pipeline.storage.warehouse import PublishedTable, Warehouse, _WriteEntry
 
 SYNC_FILE = ".store-generation.json"  # which store generation the local copy holds
 SHARED_FILES = "_shared/{owner}/{name}"

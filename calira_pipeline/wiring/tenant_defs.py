@@ -11,15 +11,14 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from calira_pipeline.tenants import TenantRegistry
+from calira_pipeline.api.tenants import TenantRegistry
+from calira_pipeline.config import ScheduleSettings, schedule_settings
 from calira_pipeline.wiring.consortium import CONSORTIUM_ASSETS
 from calira_pipeline.wiring.schedules import (
-    DAILY_REFRESH_HOUR,
     FULL_REFRESH_MAX_RUNTIME_S,
     INCREMENTAL_MAX_RUNTIME_S,
     INCREMENTAL_MINUTE,
     MAX_RUNTIME_TAG,
-    SCHEDULE_TIMEZONE,
 )
 
 TENANT_ASSETS_GROUPS = ("raw", "staging", "marts", "reports")
@@ -67,13 +66,13 @@ def tenant_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
 
 
 def _every_tenant(
-    name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, keys: list[str]
+    name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, keys: list[str], zone: str
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=name,
         job=job,
         cron_schedule=cron,
-        execution_timezone=SCHEDULE_TIMEZONE,
+        execution_timezone=zone,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=f"One {job.name} run per tenant ({len(keys)}); the instance's tag "
         "concurrency limit keeps one run per tenant at a time.",
@@ -87,18 +86,21 @@ def _every_tenant(
 
 
 def tenant_schedules(
-    jobs: list[dg.UnresolvedAssetJobDefinition], keys: list[str]
+    jobs: list[dg.UnresolvedAssetJobDefinition], keys: list[str], settings: ScheduleSettings
 ) -> list[dg.ScheduleDefinition]:
     by_name = {job.name: job for job in jobs}
+    daily = f"0 {settings.daily_refresh_hour} * * *"
+    hourly = f"{INCREMENTAL_MINUTE} * * * *"
     return [
         _every_tenant(
-            "daily_tenant_refresh", by_name["tenant_refresh"], f"0 {DAILY_REFRESH_HOUR} * * *", keys
+            "daily_tenant_refresh", by_name["tenant_refresh"], daily, keys, settings.timezone
         ),
         _every_tenant(
             "hourly_tenant_bookings",
             by_name["tenant_incremental_bookings"],
-            f"{INCREMENTAL_MINUTE} * * * *",
+            hourly,
             keys,
+            settings.timezone,
         ),
     ]
 
@@ -116,7 +118,7 @@ def tenant_definitions(
         assets=[*partitioned(assets, partitions), *CONSORTIUM_ASSETS],
         asset_checks=list(checks),
         jobs=jobs,
-        schedules=tenant_schedules(jobs, registry.keys),
+        schedules=tenant_schedules(jobs, registry.keys, schedule_settings()),
         sensors=list(sensors),
         executor=dg.in_process_executor,
         resources=resources,

@@ -6,7 +6,6 @@ tenant's API and credentials, `warehouse` the tenant's working copy of the share
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,14 +13,14 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api import ClientSettings
 from calira_pipeline.api.settings import display_url
+from calira_pipeline.api.tenants import Tenant, TenantRegistry, TenantRegistryError, load_registry
 from calira_pipeline.config import tenant_secret
 from calira_pipeline.ingest.pii import SALT_FILE, PiiPolicy
 from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline.storage.tenant_warehouse import TenantWarehouse
-from calira_pipeline.tenants import Tenant, TenantRegistry, TenantRegistryError, load_registry
-from calira_pipeline.wiring.resources import CaliraApiResource, ProgressCallback, WarehouseResource
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
 
 PARTITION_TAG = "dagster/partition"
 TENANTS_FOLDER = "tenants"  # $CALIRA_DATA_DIR/tenants/<key>: each tenant's working copy
@@ -87,15 +86,6 @@ class TenantApiResource(CaliraApiResource):
             max_retry_wait_s=self.max_retry_wait_s,
             max_runtime_s=self.max_runtime_s,
             **secrets,
-        )
-
-    def client(
-        self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
-    ) -> CaliraClient:
-        return CaliraClient(
-            self.settings(),
-            logger=logger or logging.getLogger("calira_pipeline.api"),
-            on_progress=on_progress,
         )
 
     def _work_dir(self, key: str) -> Path:

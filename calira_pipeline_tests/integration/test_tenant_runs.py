@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from calira_pipeline.api.tenants import load_registry
 from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.storage.tenant_store import TenantStore
-from calira_pipeline.tenants import load_registry
 from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline.wiring.tenant_defs import tenant_definitions
 from calira_pipeline.wiring.tenant_resources import TenantApiResource, TenantWarehouseResource

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from calira_pipeline.scaleout import ClusterConfig
 from calira_pipeline.storage.tenant_store import TenantStore
+from calira_pipeline.wiring.scaleout import ClusterConfig
 from calira_pipeline_tests.scaleout.processes import ProcessGroup, Started, wait_until
 from calira_pipeline_tests.scaleout.servers import (
     BIN,
