@@ -127,6 +127,9 @@ def _tenant_defs(registry_file: Path) -> dg.Definitions:
             "mart_config": MartConfigResource(
                 **env_bound_fields(MART_VARIABLES, MART_INT_VARIABLES)
             ),
+            # Kept so your own definitions (defs/) still load; it reads a single-organisation
+            # data directory, not the tenants' store (use calira_pipeline.connect(tenant=...)).
+            "duckdb": WarehouseDuckDBResource(**data_dir),
         },
         sensors=[automation_sensor],
     )

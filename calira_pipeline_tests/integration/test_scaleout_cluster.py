@@ -232,19 +232,17 @@ def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes
         r.dagster_run for r in runs(cluster, "tenant_refresh") if r.dagster_run.run_id not in known
     )
 
+    started: list[Any] = []
+
     def fetching() -> bool:
         with cluster.instance() as instance:
-            started = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)  # type: ignore[attr-defined]
+            started[:] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)  # type: ignore[attr-defined]
         return bool(started)
 
     wait_for("the gamma run's first step", fetching, 180)
-    with cluster.instance() as instance:
-        task_id = instance.get_run_by_id(run.run_id).tags["dagster-celery/task_id"]  # type: ignore[attr-defined]
-    holder = next(
-        name
-        for name, worker in cluster.workers.items()
-        if task_id in worker.log.read_text(errors="replace")
-    )
+    # A solo worker executes the run in its own process: the step's pid names the worker.
+    pid = started[0].dagster_event.pid
+    holder = next(name for name, worker in cluster.workers.items() if worker.process.pid == pid)
     cluster.group.kill(cluster.workers.pop(holder))
     cluster.start_worker("w3")
 
