@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.api.fetching import needs_detail
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from calira_pipeline.storage.schema import COLLECTION_TABLES
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

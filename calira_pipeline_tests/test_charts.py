@@ -195,15 +195,66 @@ def test_chart_source_falls_back_to_the_configured_api(full_run: Any, tmp_path: 
     import shutil
 
     from calira_pipeline.wiring.marts import build_marts
-    from calira_pipeline.wiring.resources import CaliraApiResource, sandbox_resources
+    from calira_pipeline.wiring.resources import CaliraApiResource
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data")
-    for api, sandbox in ((None, True), ("https://api.example.org/v1", False)):
+    real = CaliraApiResource(base_url="https://api.example.org/v1", data_dir=str(tmp_path / "data"))
+    for api, sandbox in ((None, True), (real, False)):
         resources = sandbox_resources(str(tmp_path / "data"), "tiny")
-        resources["calira"] = CaliraApiResource(base_url=api, data_dir=str(tmp_path / "data"))
+        resources["calira"] = api or resources["calira"]
         result = dg.materialize(
             [build_marts], selection=["equipment_utilisation_monthly"], resources=resources
         )
         chart = _metadata(result)["equipment_utilisation_monthly"]
         assert ("SANDBOX DATA" in chart["chart"].value) is sandbox
         assert chart["data_source"].value == ("sandbox" if sandbox else "api.example.org")
+
+
+def test_the_report_reuses_the_charts_its_marts_drew_from_the_same_publication(
+    full_run: Any, meta: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Drawn once per run: the report takes the marts step's charts; after another publication
+    (or for another source) it draws them afresh, and the page is the same either way."""
+    import shutil
+
+    from calira_pipeline.reporting import charts
+    from calira_pipeline.storage import Warehouse
+    from calira_pipeline.wiring.marts import CHARTS, build_marts, facility_report
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
+
+    assert meta["facility_report"]["charts_reused"].value == len(CHARTS)
+    reused_page = Path(meta["facility_report"]["path"].value).read_bytes()
+    data_dir = tmp_path / "data"
+    shutil.copytree(full_run[0], data_dir)
+    store = Warehouse(data_dir)
+    kept = store.rendered_for_current()
+    assert kept is not None and set(charts.charts_from_json(kept)) == set(CHARTS)
+    resources = sandbox_resources(str(data_dir), "tiny", operating_hours="Mon-Fri 09:00-17:00")
+    # A publication whose marts step drew no chart: nothing is kept for it, the report draws.
+    assert dg.materialize(
+        [build_marts], selection=["lab_utilisation_monthly"], resources=resources
+    ).success
+    assert store.rendered_for_current() is None
+    result = dg.materialize([facility_report], resources=resources)
+    report = _metadata(result)["facility_report"]
+    assert report["charts_reused"].value == 0 and report["charts"].value == len(CHARTS)
+    # The same figures and periods either way (only the generation time differs).
+    drawn_page = Path(report["path"].value).read_bytes()
+    assert _without_generated(drawn_page) == _without_generated(reused_page)
+
+
+def _without_generated(page: bytes) -> bytes:
+    import re
+
+    text = re.sub(rb"Generated [^.<]+", b"", page)
+    return re.sub(rb'src="data:image/png;base64,[^"]+"', b"", text)
+
+
+def test_charts_survive_their_json_round_trip(full_run: Any) -> None:
+    from calira_pipeline.reporting import charts
+    from calira_pipeline.wiring.marts import CHARTS
+
+    with connect(full_run[0]) as con:
+        drawn = {name: render(con, "sandbox") for name, render in CHARTS.items()}
+    assert charts.charts_from_json(charts.charts_to_json(drawn)) == drawn

@@ -81,6 +81,22 @@ def test_second_commit_keeps_other_tables(tmp_path: Path) -> None:
         assert con.execute("select count(*) from other").fetchone() == (2,)
 
 
+def test_rendered_artefacts_are_kept_for_their_publication_only(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path)
+    assert warehouse.rendered_for_current() is None  # nothing published yet
+    first = warehouse.commit({"bookings": _bookings(1)})[0].generation
+    warehouse.keep_rendered(first, b"drawn from the first")
+    assert warehouse.rendered_for_current() == b"drawn from the first"
+    second = warehouse.commit({"other": pa.table({"x": [1]})})[0].generation
+    assert warehouse.rendered_for_current() is None  # a newer publication: draw again
+    warehouse.keep_rendered(second, b"drawn from the second")
+    assert warehouse.rendered_for_current() == b"drawn from the second"
+    kept = list((tmp_path / "reports" / ".rendered").iterdir())
+    assert [p.name for p in kept] == [f"{second}.json"]  # the older one is gone
+    with pytest.raises(ValueError, match="not a snapshot name"):
+        warehouse.keep_rendered("../escape", b"x")
+
+
 def test_orphaned_temp_files_are_removed_by_the_next_writer(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path)
     warehouse.commit({"bookings": _bookings(1)})

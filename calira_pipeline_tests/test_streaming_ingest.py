@@ -12,17 +12,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import StagedTableWriter
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.sandbox.config import FaultConfig
 from calira_pipeline.storage import Warehouse, rows_to_arrow
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.wiring.raw import RAW_ASSETS
-from calira_pipeline.wiring.resources import (
+from calira_pipeline.wiring.resources import WarehouseResource
+from calira_pipeline.wiring.sandbox_source import (
     SANDBOX_BASE_URL,
-    CaliraApiResource,
-    WarehouseResource,
+    SandboxApiResource,
     sandbox_for,
 )
 
@@ -151,7 +152,7 @@ def _materialize(data_dir: Path, selection: list[str]) -> dg.ExecuteInProcessRes
         RAW_ASSETS,
         selection=selection,
         resources={
-            "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale="tiny"),
+            "calira": SandboxApiResource(data_dir=str(data_dir), sandbox_scale="tiny"),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from calira_pipeline.api.endpoints import pii_columns
 from calira_pipeline.api.fields import loads_exact, raw_json
 from calira_pipeline.storage import StorageError
 
@@ -23,14 +24,6 @@ PiiMode = Literal["keep", "hash", "drop"]
 PII_MODES: tuple[PiiMode, ...] = ("keep", "hash", "drop")
 SALT_FILE = ".calira-pii-salt"
 
-# Flattened columns holding personal data, per raw table.
-PII_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bookings": ("requester_name", "requester_email", "creator_name"),
-    "equipment": ("contact_person_name",),
-    "projects": ("supervisor",),
-    "project_users": ("user_name", "user_email"),
-    "current_user": ("first_name", "last_name", "email"),
-}
 # The same data inside each record's raw JSON: top-level keys and nested objects' keys.
 _RAW_TOP_LEVEL = ("first_name", "last_name", "email", "supervisor")
 _RAW_NESTED = {"requester": ("name", "email"), "creator": ("name",), "contact_person": ("name",)}
@@ -79,7 +72,7 @@ class PiiPolicy:
         """Rows with personal columns and the matching raw JSON fields masked."""
         if self.mode == "keep":
             return rows
-        columns = PII_COLUMNS.get(table, ())
+        columns = pii_columns().get(table, ())
         masked = []
         for row in rows:
             new = dict(row)

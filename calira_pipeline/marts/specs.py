@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from calira_pipeline.marts.columns import (
+    BOOKING_FACTS,
+    COST,
+    HOUR_OF_WEEK,
+    INSTRUMENT,
+    INTERVAL_DAYS,
+    NO_PROJECT_NOTE,
+    QUALITY_ISSUES,
+    UTILISATION,
+)
+
 # Shared temp tables a mart's SQL reads (sql/_prelude_<name>.sql), in the order they must run.
 PRELUDE_ORDER = (
     "zones",
@@ -16,14 +27,14 @@ PRELUDE_ORDER = (
     "pieces",
     "parent_pieces",
     "staged_pieces",
-    "staged_parent_pieces",
+    "rollups",
 )
 # The staging layer: tables every mart reads instead of re-deriving them. `facts` normalises raw
 # bookings into booking_facts and `pieces`/`parent_pieces` cut them into equipment_interval_days;
-# the marts read those tables back (`staged`, `staged_pieces`, `staged_parent_pieces`).
+# the marts read those tables back (`staged`, `staged_pieces`).
 STAGING = ("booking_facts", "equipment_interval_days")
 _READS_FACTS = "staged"
-_READS_PIECES = ("staged_pieces", "staged_parent_pieces")
+_READS_PIECES = "staged_pieces"
 _ALL_PRELUDES = ("zones", "staged", "instruments", "calendar", "operating")
 _CALENDAR = ("zones", "staged", "instruments", "calendar")
 # Checks reconcile a mart against the raw bookings, normalised afresh (not against staging).
@@ -51,7 +62,7 @@ class MartSpec:
     def staging_inputs(self) -> tuple[str, ...]:
         """The staging tables this table's SQL reads (through its preludes)."""
         inputs: tuple[str, ...] = ("booking_facts",) if _READS_FACTS in self.preludes else ()
-        if any(p in self.preludes for p in _READS_PIECES):
+        if _READS_PIECES in self.preludes:
             inputs += ("equipment_interval_days",)
         return inputs
 
@@ -59,43 +70,6 @@ class MartSpec:
     def upstream(self) -> tuple[str, ...]:
         """Every staging table and mart built before this one (its asset dependencies)."""
         return (*self.staging_inputs, *self.depends_on_marts)
-
-
-_HOURS = "Hours (DOUBLE)."
-_UTILISATION_COLUMNS = {
-    "booked_hours": "Union of counted use bookings (overlaps count once). " + _HOURS,
-    "booked_hours_sum": "Plain sum of counted use bookings; above booked_hours = overbooking. "
-    + _HOURS,
-    "available_hours": "Calendar length in local time (23/24/25 h days, DST-aware). " + _HOURS,
-    "utilisation": "booked_hours / available_hours, in [0, 1].",
-    "maintenance_hours": "Union of counted maintenance bookings: downtime, never use. " + _HOURS,
-    "tentative_hours": "Plain sum of requested (not yet confirmed) use bookings. " + _HOURS,
-    "booking_count": "Counted use bookings touching the period.",
-    "operating_hours_available": "Staffed hours from OperatingHours; null when not configured.",
-    "operating_hours_booked": "booked_hours inside the staffed windows; null when not configured.",
-    "operating_utilisation": "operating_hours_booked / operating_hours_available.",
-}
-_INSTRUMENT = {
-    "equipment_id": "Equipment id.",
-    "lab_id": "Lab owning the equipment (else the provider lab seen most on its bookings).",
-    "timezone": "IANA zone the instrument's days are bucketed in.",
-}
-_COST = {
-    "currency": "Upper-cased ISO currency: the booking's, else its equipment's (null when "
-    "neither has one, a row of its own); never summed across currencies.",
-    "booking_type": "Case-folded booking type.",
-    "status": "Case-folded, trimmed status.",
-    "status_category": "counted, tentative, excluded or unknown (from MartSettings).",
-    "booking_count": "Bookings in the row.",
-    "total_cost": "Sum of cost, DECIMAL(18,2); null when every cost is null.",
-    "null_cost_count": "Bookings in the row without a cost.",
-    "booked_hours_sum": "Sum of end - start over bookings with a positive duration.",
-    "month": "First day of the provider lab's local month of start_time.",
-    "provider_lab_id": "Lab providing the equipment.",
-}
-_NO_PROJECT_NOTE = (
-    " Cost per project or funding code is not built: the API's bookings carry no project link."
-)
 
 
 def _rollup(level: str, key: str, extra: dict[str, str], note: str) -> MartSpec:
@@ -113,10 +87,10 @@ def _rollup(level: str, key: str, extra: dict[str, str], note: str) -> MartSpec:
             "month": "First day of the local month (DATE).",
             "instrument_count": "Instruments in the row.",
             **extra,
-            **_UTILISATION_COLUMNS,
+            **UTILISATION,
         },
         grain_columns=(key, "month"),
-        preludes=(),
+        preludes=("rollups",),
         ratio_columns=("utilisation", "operating_utilisation"),
     )
 
@@ -131,25 +105,7 @@ _SPECS = (
         description="Staging: bookings normalised once (case-folded status and its category, "
         "usage role, provider-lab zone with fallbacks, hours); every mart reads this table "
         "instead of normalising raw bookings again.",
-        column_descriptions={
-            "booking_id": "Booking id.",
-            "equipment_id": "Equipment id.",
-            "start_utc": "Start, UTC.",
-            "end_utc": "End, UTC.",
-            "status": "Case-folded, trimmed status.",
-            "status_raw": "Status as sent.",
-            "status_category": "counted, tentative, excluded or unknown.",
-            "is_maintenance": "booking_type is a maintenance type.",
-            "usage_role": "use, tentative, maintenance or null (feeds no occupancy).",
-            "booking_timezone": "Provider lab's zone, else the equipment lab's, else the default.",
-            "timezone_source": "provider_lab, equipment_lab or default (CALIRA_DEFAULT_TIMEZONE: "
-            "the lab has no zone, or one DuckDB does not recognise).",
-            "provider_timezone_raw": "The provider lab's time zone as the API sent it.",
-            "currency": "Upper-cased ISO currency: the booking's, else its equipment's.",
-            "currency_source": "Where currency came from: booking, equipment or unknown.",
-            "list_detail_fields": "Fields on which the list item and the detail disagreed.",
-            "hours": "end - start in hours; 0 when not positive or missing.",
-        },
+        column_descriptions=BOOKING_FACTS,
         grain_columns=("booking_id",),
         preludes=("zones", "facts"),
     ),
@@ -162,17 +118,7 @@ _SPECS = (
         description="Staging: counted/tentative bookings and their unions (occupancy, "
         "maintenance, parent families) cut at the instrument's local midnights; the daily, "
         "parent and hour-of-week marts read these pieces.",
-        column_descriptions={
-            "kind": "booking, tentative, parent_booking (single bookings) or occupancy, "
-            "maintenance, parent_occupancy, parent_maintenance (unions).",
-            "equipment_id": "Equipment (the parent for parent_* kinds).",
-            "interval_id": "Booking id for single bookings; island number for unions.",
-            "timezone": "Zone of the local day.",
-            "day": "Local day (DATE).",
-            "start_time": "Piece start, UTC.",
-            "end_time": "Piece end, UTC.",
-            "hours": "Piece length. " + _HOURS,
-        },
+        column_descriptions=INTERVAL_DAYS,
         grain_columns=("kind", "equipment_id", "interval_id", "day"),
         preludes=(*_CALENDAR, "pieces", "parent_pieces"),
     ),
@@ -185,10 +131,10 @@ _SPECS = (
         description="Occupancy per instrument and local day in the provider lab's zone; idle "
         "days and never-booked instruments included with 0.",
         column_descriptions={
-            **_INSTRUMENT,
+            **INSTRUMENT,
             "day": "Local day (DATE).",
             "actual_use_hours": "Reserved for logged use; always null (no source yet).",
-            **_UTILISATION_COLUMNS,
+            **UTILISATION,
         },
         grain_columns=("equipment_id", "day"),
         preludes=(*_ALL_PRELUDES, "staged_pieces"),
@@ -203,10 +149,10 @@ _SPECS = (
         description="Daily hours summed per local month; available_hours is the whole month's "
         "local length (DST-aware), also for the first and last month of data.",
         column_descriptions={
-            **_INSTRUMENT,
+            **INSTRUMENT,
             "month": "First day of the local month (DATE).",
             "actual_use_hours": "Reserved for logged use; always null (no source yet).",
-            **_UTILISATION_COLUMNS,
+            **UTILISATION,
             "booking_count": "Distinct counted use bookings touching the month.",
         },
         grain_columns=("equipment_id", "month"),
@@ -222,14 +168,14 @@ _SPECS = (
         "bookings (children are parts or modes of one instrument); child rows stay in "
         "equipment_utilisation_daily.",
         column_descriptions={
-            **_INSTRUMENT,
+            **INSTRUMENT,
             "equipment_id": "Parent equipment id.",
             "day": "Local day (DATE).",
             "descendant_count": "Children, grandchildren, ... of the parent.",
-            **{k: v for k, v in _UTILISATION_COLUMNS.items() if not k.startswith(("op", "tent"))},
+            **{k: v for k, v in UTILISATION.items() if not k.startswith(("op", "tent"))},
         },
         grain_columns=("equipment_id", "day"),
-        preludes=(*_CALENDAR, "staged_parent_pieces"),
+        preludes=(*_CALENDAR, "staged_pieces"),
         ratio_columns=("utilisation",),
     ),
     _rollup(
@@ -270,15 +216,7 @@ _SPECS = (
         depends_on_marts=(),
         grain="One row per instrument per ISO weekday per local hour (7 x 24).",
         description="Hour-of-week heatmap in local wall-clock time over the data window.",
-        column_descriptions={
-            **_INSTRUMENT,
-            "weekday": "ISO weekday, 1 = Monday.",
-            "weekday_name": "Monday .. Sunday.",
-            "hour": "Local hour 0-23.",
-            "booked_hours": "Union-booked hours in this cell over the window.",
-            "available_hours": "Length of this cell summed over the window's days (DST-aware).",
-            "occupancy": "booked_hours / available_hours; null when the cell never occurred.",
-        },
+        column_descriptions=HOUR_OF_WEEK,
         grain_columns=("equipment_id", "weekday", "hour"),
         preludes=(*_CALENDAR, "staged_pieces"),
         ratio_columns=("occupancy",),
@@ -290,9 +228,9 @@ _SPECS = (
         depends_on_marts=(),
         grain="One row per (month, provider lab, requester lab, currency, booking type, status).",
         description="Booking cost per provider-local month; every status kept as a dimension, "
-        "never summed across currencies." + _NO_PROJECT_NOTE,
+        "never summed across currencies." + NO_PROJECT_NOTE,
         column_descriptions={
-            **_COST,
+            **COST,
             "requester_lab_id": "Requesting lab.",
             "status_raw_values": "The status spellings merged into `status`.",
         },
@@ -313,9 +251,9 @@ _SPECS = (
         depends_on_marts=(),
         grain="One row per (month, provider lab, requester group, currency, booking type, status).",
         description="Booking cost per requester group (by name: the API sends no group id)."
-        + _NO_PROJECT_NOTE,
+        + NO_PROJECT_NOTE,
         column_descriptions={
-            **_COST,
+            **COST,
             "requester_group_name": "Requester group name.",
             "requester_lab_count": "Distinct requesting labs in the row.",
         },
@@ -339,17 +277,7 @@ _SPECS = (
         "non_positive_duration, longer_than_limit, duration_mismatch, unknown_status, "
         "unknown_provider_timezone (fallback zone used), null_cost_counted, missing_equipment, "
         "unknown_currency (neither booking nor equipment has one), list_detail_disagreement.",
-        column_descriptions={
-            "booking_id": "Booking id.",
-            "equipment_id": "Equipment id.",
-            "provider_lab_id": "Provider lab.",
-            "issue": "Issue code.",
-            "severity": "error, warning or info.",
-            "detail": "Human-readable detail.",
-            "status": "Status as sent.",
-            "start_time": "Start, UTC.",
-            "end_time": "End, UTC.",
-        },
+        column_descriptions=QUALITY_ISSUES,
         grain_columns=("booking_id", "issue"),
         preludes=("zones", "staged"),
     ),

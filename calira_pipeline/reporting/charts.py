@@ -3,7 +3,10 @@ shows as data (every number comes from calira_pipeline.reporting.figures, the on
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -42,6 +45,24 @@ class Chart:
     @property
     def is_sandbox(self) -> bool:
         return self.source == SANDBOX_SOURCE
+
+
+def charts_to_json(charts: Mapping[str, Chart]) -> bytes:
+    """Rendered charts by name as JSON (the PNG base64-encoded), to be drawn once per run."""
+    return json.dumps({
+        name: {"title": c.title, "png": base64.b64encode(c.png).decode(), "window": c.window,
+               "source": c.source, "tables": c.tables, "facts": c.facts}
+        for name, c in charts.items()
+    }).encode()
+
+
+def charts_from_json(content: bytes) -> dict[str, Chart]:
+    """The charts charts_to_json wrote, equal to the ones it was given."""
+    return {
+        name: Chart(c["title"], base64.b64decode(c["png"]), c["window"], c["source"],
+                    c["tables"], c["facts"])
+        for name, c in json.loads(content).items()
+    }
 
 
 def band_colour(utilisation: float) -> str:

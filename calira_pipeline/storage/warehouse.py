@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calira_pipeline.storage import snapshots
+from calira_pipeline.storage import rendered, snapshots
 from calira_pipeline.storage.incoming import incoming_folder, is_incoming
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
@@ -216,6 +216,16 @@ class Warehouse:
             os.replace(tmp, folder / file_name)
             written.append(folder / file_name)
         return written
+
+    def keep_rendered(self, snapshot: str, content: bytes) -> None:
+        """Keep what a step rendered from the publication `snapshot` (e.g. charts) for later
+        steps; a newer snapshot's replaces it."""
+        rendered.write_rendered(self.data_dir, snapshot, content)
+
+    def rendered_for_current(self) -> bytes | None:
+        """What was kept for the current publication, if anything was rendered from it."""
+        manifest = snapshots.current_manifest(self.data_dir)
+        return rendered.read_rendered(self.data_dir, manifest.snapshot) if manifest else None
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ DuckDB session over the published Parquet files; DuckDB writes every file itself
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -79,17 +80,15 @@ def _column_type(rows: list[dict[str, charts.Cell]], column: str) -> str:
 
 
 def _table_metadata(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, rows: int, source: Callable[[], str]
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, rows: int
 ) -> dict[str, Any]:
     """What Dagster shows for a table DuckDB just wrote: schema and row count from the Parquet
-    footer, a preview and any chart read through the session's view over the file."""
+    footer and a preview read through the session's view over the file."""
     spec = MART_SPECS[name]
     metadata = table_metadata(name, pq.read_schema(path).empty_table(), spec.column_descriptions)
     metadata["dagster/row_count"] = rows
     metadata["bytes_written"] = path.stat().st_size
     metadata["preview"] = dg.MetadataValue.md(markdown_preview(mart_preview(con, name)))
-    if name in CHARTS and rows:
-        metadata.update(chart_metadata(CHARTS[name](con, source())))
     return metadata
 
 
@@ -104,7 +103,9 @@ def run_build(
     selected = [n for n in build_order() if dg.AssetKey(n) in context.selected_asset_keys]
     settings = mart_config.settings()
     store = warehouse.warehouse()
+    source = functools.cache(lambda: data_source(context.instance, calira))
     metadata: dict[str, dict[str, Any]] = {}
+    drawn: dict[str, charts.Chart] = {}
     with store.incoming() as folder:
         files: dict[str, Path] = {}
         with store.scratch_connection() as con:
@@ -112,10 +113,14 @@ def run_build(
             for name, path, rows in build_tables(con, selected, folder, settings):
                 context.log.info(f"{name}: {rows} rows, {path.stat().st_size} bytes")
                 files[name] = path
-                metadata[name] = _table_metadata(
-                    con, name, path, rows, lambda: data_source(context.instance, calira)
-                )
-        store.commit_files(files)
+                metadata[name] = _table_metadata(con, name, path, rows)
+                if name in CHARTS and rows:
+                    drawn[name] = CHARTS[name](con, source())
+                    metadata[name].update(chart_metadata(drawn[name]))
+        published = store.commit_files(files)
+    if drawn and published:
+        # The report of this publication reuses these charts instead of drawing them again.
+        store.keep_rendered(published[0].generation, charts.charts_to_json(drawn))
     for name in selected:
         yield dg.MaterializeResult(asset_key=name, metadata=metadata[name])
 
@@ -171,8 +176,15 @@ def facility_report(
     and definitions; each chart with its table of numbers) and a PNG per chart."""
     store = warehouse.warehouse()
     source = data_source(context.instance, calira)
-    with store.scratch_connection() as con:
-        rendered = [render(con, source) for render in CHARTS.values()]
+    kept = store.rendered_for_current()
+    drawn = charts.charts_from_json(kept) if kept else {}
+    reusable = {name for name, chart in drawn.items() if name in CHARTS and chart.source == source}
+    if len(reusable) < len(CHARTS):
+        with store.scratch_connection() as con:
+            drawn.update(
+                {n: render(con, source) for n, render in CHARTS.items() if n not in reusable}
+            )
+    rendered = [drawn[name] for name in CHARTS]
     paths = store.write_report(
         "report.html",
         reports.html_report(rendered, source),
@@ -187,6 +199,8 @@ def facility_report(
                 "\n".join(f"- {chart.title}: {chart.window}" for chart in rendered)
             ),
             "charts": len(rendered),
+            # Charts the marts step drew from this same publication, not drawn again here.
+            "charts_reused": len(reusable),
             "dagster/row_count": len(rendered),
         }
     )

@@ -11,11 +11,12 @@ import duckdb
 import pyarrow.parquet as pq
 
 from calira_pipeline.api import CaliraClient, CollectionResult
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest.incremental import merge_files_by_id, unchanged_predicate
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import DEFAULT_BATCH_ROWS, StagedTableWriter
 from calira_pipeline.storage import Warehouse
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.snapshots import sql_string, view_sql
 from calira_pipeline.wiring.metadata import column_schema, markdown_preview
 from calira_pipeline.wiring.raw_checks import RAW_CHECKS, evaluate

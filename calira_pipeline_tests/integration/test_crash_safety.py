@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.sandbox import SCALES, Sandbox, SandboxConfig
 from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.storage.schema import COLLECTION_TABLES
 from calira_pipeline_tests.integration.conftest import ROOT, materialize_all_command, pipeline_env
 from calira_pipeline_tests.integration.faults_support import Gate, TableState, snapshot
 

@@ -1,7 +1,7 @@
--- The equipment_interval_days staging table read back as the instruments' local-day pieces
--- (what _prelude_pieces.sql cuts from the bookings), timestamps naive UTC again. A table: the
--- daily and hour-of-week marts each read it more than once.
-CREATE OR REPLACE TEMP TABLE mart__pieces AS
+-- The equipment_interval_days staging table read back as the local-day pieces the pieces and
+-- parent_pieces preludes cut from the bookings (timestamps naive UTC again), one kind filter per
+-- table. Tables: the daily and hour-of-week marts each read the instruments' pieces more than once.
+CREATE OR REPLACE TEMP MACRO mart__staged_pieces(kinds) AS TABLE
 SELECT
     i.kind,
     i.equipment_id,
@@ -13,4 +13,10 @@ SELECT
     i.hours
 FROM equipment_interval_days AS i
 JOIN mart__calendar_zones AS z ON z.timezone = i.timezone
-WHERE i.kind IN ('booking', 'tentative', 'occupancy', 'maintenance');
+WHERE list_contains(kinds, i.kind);
+
+CREATE OR REPLACE TEMP TABLE mart__pieces AS
+SELECT * FROM mart__staged_pieces(['booking', 'tentative', 'occupancy', 'maintenance']);
+
+CREATE OR REPLACE TEMP TABLE mart__parent_pieces AS
+SELECT * FROM mart__staged_pieces(['parent_booking', 'parent_occupancy', 'parent_maintenance']);

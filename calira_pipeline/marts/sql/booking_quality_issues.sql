@@ -95,5 +95,4 @@ SELECT
     b.start_utc AS start_time,
     b.end_utc AS end_time
 FROM issues AS i
-JOIN mart__bookings AS b ON b.booking_id = i.booking_id
-ORDER BY booking_id, issue;
+JOIN mart__bookings AS b ON b.booking_id = i.booking_id;
