@@ -351,7 +351,7 @@ def in_process_asset_path(data_dir: Path) -> None:
     import dagster as dg
 
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     started = time.perf_counter()
     result = dg.materialize(

@@ -24,7 +24,7 @@ def _no_ambient_calira_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 def materialize_everything(data_dir: Path, scale: str = "tiny") -> dg.ExecuteInProcessResult:
     """Every asset and check, in process, against the in-process sandbox."""
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],

@@ -195,12 +195,14 @@ def test_chart_source_falls_back_to_the_configured_api(full_run: Any, tmp_path: 
     import shutil
 
     from calira_pipeline.wiring.marts import build_marts
-    from calira_pipeline.wiring.resources import CaliraApiResource, sandbox_resources
+    from calira_pipeline.wiring.resources import CaliraApiResource
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data")
-    for api, sandbox in ((None, True), ("https://api.example.org/v1", False)):
+    real = CaliraApiResource(base_url="https://api.example.org/v1", data_dir=str(tmp_path / "data"))
+    for api, sandbox in ((None, True), (real, False)):
         resources = sandbox_resources(str(tmp_path / "data"), "tiny")
-        resources["calira"] = CaliraApiResource(base_url=api, data_dir=str(tmp_path / "data"))
+        resources["calira"] = api or resources["calira"]
         result = dg.materialize(
             [build_marts], selection=["equipment_utilisation_monthly"], resources=resources
         )
@@ -219,7 +221,7 @@ def test_the_report_reuses_the_charts_its_marts_drew_from_the_same_publication(
     from calira_pipeline.reporting import charts
     from calira_pipeline.storage import Warehouse
     from calira_pipeline.wiring.marts import CHARTS, build_marts, facility_report
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     assert meta["facility_report"]["charts_reused"].value == len(CHARTS)
     reused_page = Path(meta["facility_report"]["path"].value).read_bytes()

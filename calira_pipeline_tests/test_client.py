@@ -16,7 +16,8 @@ from calira_pipeline.api import (
     MissingScopeError,
     RecordError,
 )
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline_tests.fake_calira import FakeCalira, FakeClock, client_for_fake
 
 BASE = "https://api.calira.test/v1"

@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from calira_pipeline.ingest.incremental import merge_by_id, unchanged_predicate
+import pyarrow.parquet as pq
+
+from calira_pipeline.ingest.incremental import merge_by_id, merge_files_by_id, unchanged_predicate
 from calira_pipeline.ingest.pii import PiiPolicy
-from calira_pipeline.storage import rows_to_arrow
+from calira_pipeline.storage import rows_to_arrow, write_parquet
 from calira_pipeline.storage.schema import BOOKINGS
 
 START = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)
@@ -73,3 +75,20 @@ def test_merge_fills_columns_added_since_the_stored_table_was_written() -> None:
     assert merged.schema == BOOKINGS.arrow_schema
     assert merged.column("list_detail_fields").null_count == 3
     assert merge_by_id(old, rows_to_arrow(BOOKINGS, []), BOOKINGS).equals(stored)
+
+
+def test_merging_files_in_key_ranges_gives_the_in_memory_merge(tmp_path: Path) -> None:
+    stored = rows_to_arrow(BOOKINGS, [_row(i, "Booked") for i in range(1, 200, 2)])
+    fresh = rows_to_arrow(BOOKINGS, [_row(i, "Cancelled") for i in range(150, 260, 3)])
+    files = [tmp_path / "stored-a.parquet", tmp_path / "stored-b.parquet"]  # two partitions
+    write_parquet(stored.slice(0, 40), files[0])
+    write_parquet(stored.slice(40), files[1])
+    write_parquet(fresh, tmp_path / "fresh.parquet")
+
+    target = tmp_path / "merged.parquet"
+    rows = merge_files_by_id(files, tmp_path / "fresh.parquet", target, BOOKINGS, range_rows=16)
+
+    expected = merge_by_id(stored, fresh, BOOKINGS)
+    assert rows == expected.num_rows
+    assert pq.read_table(target).equals(expected)
+    assert pq.ParquetFile(target).metadata.num_row_groups >= expected.num_rows // 32

@@ -83,7 +83,7 @@ def test_mart_checks_execute_alone_on_published_marts(full_run: Any, tmp_path: P
 
     from calira_pipeline.wiring.mart_checks import mart_checks, staging_checks
     from calira_pipeline.wiring.marts import build_marts, build_staging
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     shutil.copytree(full_run[0], tmp_path / "data", symlinks=True)
     result = dg.materialize(
@@ -110,7 +110,7 @@ def test_mart_checks_execute_alone_on_published_marts(full_run: Any, tmp_path: P
 
 def test_a_check_on_a_table_never_built_fails_and_says_so(tmp_path: Path) -> None:
     from calira_pipeline.wiring.mart_checks import mart_checks
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     result = dg.materialize(
         [mart_checks],
@@ -157,7 +157,7 @@ def _publish_golden_raw(data_dir: Path, duplicate_a_booking: bool) -> None:
 
 def _run_downstream_of_raw(data_dir: Path) -> dg.ExecuteInProcessResult:
     from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],

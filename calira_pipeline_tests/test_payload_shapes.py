@@ -12,7 +12,7 @@ from calira_pipeline.api import CaliraClient, ClientSettings
 from calira_pipeline.api.merge import LIST_VALUES_KEY, merge_detail, same_value
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.sandbox.views import disagrees
-from calira_pipeline.wiring.resources import SANDBOX_BASE_URL
+from calira_pipeline.wiring.sandbox_source import SANDBOX_BASE_URL
 from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 

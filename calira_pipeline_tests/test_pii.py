@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import stat
 from pathlib import Path
@@ -58,3 +60,24 @@ def test_drop_and_keep(tmp_path: Path) -> None:
 def test_unknown_mode_is_one_clear_sentence(tmp_path: Path) -> None:
     with pytest.raises(PiiConfigError, match="CALIRA_PII='maybe' is not one of keep, hash, drop"):
         PiiPolicy.for_data_dir("maybe", tmp_path)
+
+
+def test_tokens_and_masked_json_are_the_same_as_ever(tmp_path: Path) -> None:
+    # Tokens are remembered per run and JSON is re-encoded by orjson where it can be: both must
+    # give what the plain HMAC and json.dumps gave, or stored tokens would split one person in two.
+    policy = PiiPolicy.for_data_dir("hash", tmp_path)
+    expected = "pii:" + hmac.new(policy.key, b"ada@example.org", hashlib.sha256).hexdigest()[:20]
+    assert policy.mask("Ada@Example.org") == policy.mask("ada@example.org ") == expected
+    record = {
+        "requester": {"name": "Ada", "email": "Ada@Example.org"},
+        "cost": 12.5,
+        "tiny": 1e-05,
+        "huge": 2**70,
+        "text": "Zürich ✓",
+        "nested": [{"b": 1, "a": None}],
+    }
+    (row,) = policy.apply("bookings", [{"id": 1, "raw_json": json.dumps(record)}])
+    record["requester"] = {"name": policy.mask("Ada"), "email": expected}
+    assert row["raw_json"] == json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )

@@ -11,7 +11,8 @@ import pytest
 from calira_pipeline import connect
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.wiring.raw import RAW_ASSETS
-from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource, sandbox_for
+from calira_pipeline.wiring.resources import WarehouseResource
+from calira_pipeline.wiring.sandbox_source import SandboxApiResource, sandbox_for
 
 SCALE = "tiny"
 
@@ -20,7 +21,7 @@ def _materialize(data_dir: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         RAW_ASSETS,
         resources={
-            "calira": CaliraApiResource(data_dir=str(data_dir), sandbox_scale=SCALE),
+            "calira": SandboxApiResource(data_dir=str(data_dir), sandbox_scale=SCALE),
             "warehouse": WarehouseResource(data_dir=str(data_dir)),
         },
     )

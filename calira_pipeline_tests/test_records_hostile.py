@@ -3,13 +3,14 @@ never a bare OverflowError, InvalidOperation or RecursionError, and never a sile
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 
 from calira_pipeline.api import ApiError, AuthError, RecordError
-from calira_pipeline.api.fields import Where
+from calira_pipeline.api.fields import Where, loads_exact
 from calira_pipeline.api.pages import item_id
 from calira_pipeline.api.records import parse_booking
 from calira_pipeline.api.results import UnknownFields
@@ -132,3 +133,19 @@ def test_a_redirect_is_reported_as_a_redirect(path: str) -> None:
     assert "was redirected (HTTP 302) to 'https://elsewhere.example/v1/x'" in message
     assert "X-Total-Records" not in message and "pw" not in message and "abc" not in message
     assert is_permanent(info.value)  # the next attempt would be redirected too
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"id": 1, "cost": 0.1, "x": 1e-05, "s": "Zürich \\u2713"}]',
+        f'[{{"id": {HUGE}}}, {{"id": -9223372036854775809}}, {{"id": 18446744073709551616}}]',
+        '[{"cost": 1E400}]',
+        '[{"cost": NaN}]',
+        '["\\ud800"]',
+        '{"a": 1, "a": 2}',
+    ],
+)
+def test_pages_decode_to_exactly_what_json_loads_gives(text: str) -> None:
+    decoded = loads_exact(text)
+    assert repr(decoded) == repr(json.loads(text))  # repr: int stays int, NaN compares

@@ -1,23 +1,23 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
+from calira_pipeline.config import ScheduleSettings, schedule_settings
 from calira_pipeline.definitions import defs
 from calira_pipeline.marts import MART_SPECS
 from calira_pipeline.storage.schema import RAW_TABLES
-from calira_pipeline.wiring.schedules import (
-    DAILY_REFRESH_HOUR,
-    daily_full_refresh,
-    hourly_bookings_incremental,
-    incremental_bookings_job,
-)
+from calira_pipeline.wiring.schedules import build_schedules, incremental_bookings_job
+
+daily_full_refresh = defs.get_schedule_def("daily_full_refresh")
+hourly_bookings_incremental = defs.get_schedule_def("hourly_bookings_incremental")
 
 
 def test_schedules_exist_and_default_to_stopped() -> None:
     for schedule in (daily_full_refresh, hourly_bookings_incremental):
         assert defs.get_schedule_def(schedule.name) is not None
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert daily_full_refresh.cron_schedule == f"0 {DAILY_REFRESH_HOUR} * * *"
+    assert daily_full_refresh.cron_schedule == f"0 {schedule_settings().daily_refresh_hour} * * *"
     assert hourly_bookings_incremental.cron_schedule.endswith("* * * *")
 
 
@@ -80,3 +80,20 @@ def test_ingestion_jobs_carry_a_maximum_runtime() -> None:
         assert 0 < seconds <= 6 * 3600
     hourly = defs.resolve_job_def(hourly_bookings_incremental.job_name)
     assert int(hourly.tags["dagster/max_runtime"]) <= 3600  # done before the next tick
+
+
+def test_schedule_settings_come_from_the_environment_when_the_code_location_loads() -> None:
+    settings = schedule_settings(
+        {"CALIRA_DAILY_REFRESH_HOUR": "5", "CALIRA_SCHEDULE_TIMEZONE": "Europe/Berlin"}
+    )
+    assert settings == ScheduleSettings(daily_refresh_hour=5, timezone="Europe/Berlin")
+    daily, hourly = build_schedules(settings)
+    assert (daily.cron_schedule, daily.execution_timezone) == ("0 5 * * *", "Europe/Berlin")
+    assert hourly.execution_timezone == "Europe/Berlin"
+    assert schedule_settings({}) == ScheduleSettings(daily_refresh_hour=2, timezone="UTC")
+
+
+@pytest.mark.parametrize("hour", ["24", "-1", "two"])
+def test_a_bad_refresh_hour_is_one_clear_error(hour: str) -> None:
+    with pytest.raises(ValueError, match=f"CALIRA_DAILY_REFRESH_HOUR='{hour}' is not"):
+        schedule_settings({"CALIRA_DAILY_REFRESH_HOUR": hour})

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from calira_pipeline.storage.schema import COLLECTION_TABLES
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 
 from .auth import TokenProvider, TokenState
 from .errors import ConfigError, RuntimeExceededError

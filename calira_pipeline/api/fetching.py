@@ -9,21 +9,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from calira_pipeline.storage.schema import COLLECTION_TABLES
-
+from .endpoints import ENDPOINTS, Endpoint
 from .errors import ApiError
 from .fields import Where
 from .http import describe, run_all
 from .merge import merge_detail
 from .pagination import ListWalker
-from .records import (
-    parse_account,
-    parse_booking,
-    parse_current_user,
-    parse_equipment,
-    parse_group,
-    parse_project,
-)
 from .results import FetchStats, UnknownFields
 from .session import ApiSession
 
@@ -42,44 +33,23 @@ class RowSink(Protocol):
 
 Sinks = Mapping[str, RowSink]
 
-# The fields the pipeline needs per endpoint: list items lacking any of these (by key, any alias)
-# are completed from their details endpoint. The 0.1.3 account list is {id, name, account_type}
-# only (a lab's zone is in GET /accounts/{id}; independent labs have no department or
-# organisation key even in full lists, so those cannot mark a slim item); the slim 0.1.3 booking
-# list has no cost/currency/labs/requester, slim equipment lists no parent/serial number, group
-# items no equipment, project items no funding codes or users.
-DETAIL_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "accounts": (("timezone",),),
-    "bookings": (("cost",), ("currency",), ("provider_lab",), ("requester_lab",), ("requester",)),
-    "equipment": (("parent_id", "parent"), ("serial_number",), ("manufacturing_year",)),
-    "groups": (("equipment",),),
-    "projects": (("funding_codes",), ("selected_users",)),
-}
-KIND = {
-    "accounts": "account",
-    "equipment": "equipment",
-    "bookings": "booking",
-    "projects": "project",
-    "groups": "group",
-    "current_user": "user",
-}
 
 
-# DETAIL_NEEDS as set operations (checked once per listed record): keys that must all be present,
-# then alias groups of which at least one must be present.
-_DETAIL_KEYS: dict[str, tuple[frozenset[str], tuple[frozenset[str], ...]]] = {
-    collection: (
+def _detail_keys(endpoint: Endpoint) -> tuple[frozenset[str], tuple[frozenset[str], ...]]:
+    """The endpoint's `detail_needs` as set operations: keys that must all be present, then
+    alias groups of which at least one must be present (checked once per listed record)."""
+    needs = endpoint.detail_needs
+    return (
         frozenset(aliases[0] for aliases in needs if len(aliases) == 1),
         tuple(frozenset(aliases) for aliases in needs if len(aliases) > 1),
     )
-    for collection, needs in DETAIL_NEEDS.items()
-}
+
+
 _DISAGREEMENT_WARNINGS = 10  # examples in the warnings; the metadata counts them all
-_NO_DETAIL_KEYS: tuple[frozenset[str], tuple[frozenset[str], ...]] = (frozenset(), ())
 
 
 def needs_detail(collection: str, record: dict[str, Any]) -> bool:
-    required, alternatives = _DETAIL_KEYS.get(collection, _NO_DETAIL_KEYS)
+    required, alternatives = _detail_keys(ENDPOINTS[collection])
     keys = record.keys()
     if not keys >= required:
         return True
@@ -129,9 +99,10 @@ class CollectionFetcher:
         self, collection: str, account_ids: Sequence[int] | None, sinks: Sinks | None = None
     ) -> tuple[Sinks, int | None]:
         """Every record of `collection` parsed into `sinks` (default: new lists per table)."""
-        rows: Sinks = sinks if sinks is not None else {t: [] for t in COLLECTION_TABLES[collection]}
-        if collection == "current_user":
-            await self._current_user(rows)
+        endpoint = ENDPOINTS[collection]
+        rows: Sinks = sinks if sinks is not None else {t: [] for t in endpoint.tables}
+        if endpoint.fan_out == "single":
+            await self._single(endpoint, rows)
             return rows, None
         specs = await self._list_specs(collection, account_ids)
         pending, api_total = await self._walk_all(collection, specs, rows)
@@ -142,25 +113,22 @@ class CollectionFetcher:
     async def _list_specs(
         self, collection: str, account_ids: Sequence[int] | None
     ) -> list[ListSpec]:
-        if collection == "accounts":
-            return [ListSpec("/accounts", {}, None, "/accounts")]
-        if collection == "bookings":
-            if account_ids is None:
-                return [ListSpec("/bookings", {}, None, "/bookings")]
-            return [
-                ListSpec("/bookings", {"provider_account": a}, a, "/bookings") for a in account_ids
-            ]
+        endpoint = ENDPOINTS[collection]
+        if endpoint.fan_out == "none" or (
+            endpoint.split_only_when_asked and account_ids is None
+        ):
+            return [ListSpec(endpoint.path, {}, None, endpoint.path)]
         ids = (
             list(account_ids)
             if account_ids is not None
-            else await self._account_ids(labs_only=collection != "projects")
+            else await self._account_ids(labs_only=endpoint.fan_out == "lab")
         )
-        if collection == "projects":
-            return [
-                ListSpec(f"/accounts/{a}/projects", {}, a, f"/accounts/{a}/projects") for a in ids
-            ]
-        path = "/equipment" if collection == "equipment" else "/groups"
-        return [ListSpec(path, {"account": a}, a, path) for a in ids]
+        specs = []
+        for account in ids:
+            path = endpoint.list_path(account)
+            params = {endpoint.account_param: account} if endpoint.account_param else {}
+            specs.append(ListSpec(path, params, account, path))
+        return specs
 
     async def _account_ids(self, *, labs_only: bool) -> list[int]:
         walker = ListWalker(
@@ -237,7 +205,7 @@ class CollectionFetcher:
             if detail is None:
                 self.stats.deleted_during_fetch += 1
                 self.warnings.append(
-                    f"{KIND[collection]} {record_id} was listed by {item.where} but "
+                    f"{ENDPOINTS[collection].kind} {record_id} was listed by {item.where} but "
                     f"{describe(response.request)} is 404: deleted during the fetch, dropped."
                 )
                 return None
@@ -255,7 +223,7 @@ class CollectionFetcher:
             return
         # Field names only: the values can be personal data (raw_json holds them, masked).
         self.warnings.append(
-            f"{KIND[collection]} {record_id}: the list and the detail disagree on "
+            f"{ENDPOINTS[collection].kind} {record_id}: the list and the detail disagree on "
             f"{', '.join(fields)}; the columns take the detail, raw_json keeps the list's "
             "values under _list_values."
         )
@@ -274,33 +242,20 @@ class CollectionFetcher:
         return body
 
     def parse_into(self, collection: str, item: Listed, rows: Sinks) -> None:
-        where = Where(item.where, KIND[collection], item.record.get("id"))
-        record = item.record
-        if collection == "accounts":
-            rows["accounts"].append(parse_account(record, where, self.unknown))
-        elif collection == "equipment":
-            rows["equipment"].append(parse_equipment(record, where, self.unknown, item.scope_id))
-        elif collection == "bookings":
-            rows["bookings"].append(parse_booking(record, where, self.unknown))
-        elif collection == "groups":
-            group, members = parse_group(record, where, self.unknown, item.scope_id)
-            rows["groups"].append(group)
-            rows["group_equipment"].extend(members)
-        elif collection == "projects":
-            assert item.scope_id is not None
-            project, codes, users = parse_project(record, where, self.unknown, item.scope_id)
-            rows["projects"].append(project)
-            rows["project_funding_codes"].extend(codes)
-            rows["project_users"].extend(users)
+        endpoint = ENDPOINTS[collection]
+        where = Where(item.where, endpoint.kind, item.record.get("id"))
+        parsed = endpoint.parser(item.record, where, self.unknown, item.scope_id)
+        for table, table_rows in parsed.items():
+            rows[table].extend(table_rows)
 
-    async def _current_user(self, rows: Sinks) -> None:
+    async def _single(self, endpoint: Endpoint, rows: Sinks) -> None:
         response, body = await self.session.get_checked(
-            "/me", None, self._detail_body, allow=(404,)
+            endpoint.path, None, self._detail_body, allow=(404,)
         )
-        if body is None:  # client-credentials tokens have no resource owner
+        if body is None:
             self.warnings.append(
-                "GET /me is 404 (no user behind a client-credentials token); current_user is empty."
+                f"GET {endpoint.path} is 404 ({endpoint.absent_reason}); "
+                f"{endpoint.name} is empty."
             )
             return
-        where = Where(describe(response.request), "user", body.get("id"))
-        rows["current_user"].append(parse_current_user(body, where, self.unknown))
+        self.parse_into(endpoint.name, Listed(body, describe(response.request), None), rows)

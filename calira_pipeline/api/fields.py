@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,6 +28,7 @@ _UTC = dt.UTC
 # built once instead of per record.
 _RAW_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _FAST_RAW_MAX_CONTAINERS = 1000
+_LONG_NUMBER = re.compile(r"[0-9]{19}")  # where orjson's numbers may differ from json's
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,18 @@ class Where:
             "the API sent something the parser does not understand — check the record in Calira "
             "and report the payload so the parser can learn this shape."
         )
+
+
+def loads_exact(text: str) -> Any:
+    """``json.loads(text)``, by orjson where that gives the same values (a third of the CPU of a
+    page): not for numbers of 19+ digits (orjson turns integers past 64 bits into floats) nor for
+    what it refuses (NaN, lone surrogates, deep nesting), which get json's own answer."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def raw_json(record: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -11,18 +10,12 @@ from typing import Any, TypeVar
 import httpx
 
 from .auth import TokenProvider
+from .endpoints import endpoint_for_path, scope_collections
 from .errors import ApiError, AuthError, CaliraError, MissingScopeError
+from .fields import loads_exact
 from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .results import FetchStats
 
-# Which collections (and so which assets) each OAuth scope feeds.
-SCOPE_COLLECTIONS: dict[str, tuple[str, ...]] = {
-    "read_accounts": ("accounts", "groups", "equipment", "projects"),
-    "read_equipment": ("equipment",),
-    "read_bookings": ("bookings",),
-    "read_projects": ("projects",),
-    "read_user": ("current_user",),
-}
 _SCOPE_RE = re.compile(r"\bread_[a-z_]+\b")
 T = TypeVar("T")
 
@@ -58,18 +51,8 @@ class BodyFault(Exception):
 
 
 def scope_for_path(path: str) -> str:
-    if "/projects" in path:
-        return "read_projects"
-    for prefix, scope in (
-        ("/accounts", "read_accounts"),
-        ("/groups", "read_accounts"),
-        ("/equipment", "read_equipment"),
-        ("/bookings", "read_bookings"),
-        ("/me", "read_user"),
-    ):
-        if path.startswith(prefix):
-            return scope
-    return "unknown"
+    endpoint = endpoint_for_path(path)
+    return endpoint.scope if endpoint is not None else "unknown"
 
 
 class ApiSession:
@@ -148,14 +131,14 @@ class ApiSession:
         path = request.url.path.removeprefix(httpx.URL(self.base_url).path)
         found = _SCOPE_RE.search(challenge) or _SCOPE_RE.search(text)
         scope = found.group(0) if found else scope_for_path(path)
-        blocked = set(SCOPE_COLLECTIONS.get(scope, ())) | {self.collection}
+        blocked = set(scope_collections().get(scope, ())) | {self.collection}
         return MissingScopeError(scope, describe(request), sorted(blocked))
 
     def decode_json(self, request_desc: str, response: httpx.Response) -> Any:
         """Decode strictly, raising ``BodyFault``: RFC 8259 JSON is UTF-8, so undecodable bytes
         (often a multi-byte character cut in half) count as a damaged body like truncation."""
         try:
-            return json.loads(response.content.decode("utf-8"))
+            return loads_exact(response.content.decode("utf-8"))
         except UnicodeDecodeError:
             problem = "is not UTF-8"
         except RecursionError:

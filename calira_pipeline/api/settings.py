@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from calira_pipeline.config import client_fields
+
 from .errors import ConfigError
 
 AuthMode = Literal["client_credentials", "refresh_token", "access_token"]
@@ -170,23 +172,7 @@ class ClientSettings:
         cls, environ: Mapping[str, str] | None = None, **overrides: object
     ) -> ClientSettings:
         """Build settings from ``CALIRA_*`` variables (blank values count as unset)."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            return env.get(f"CALIRA_{name}") or None
-
-        values: dict[str, object] = {
-            "token_url": get("TOKEN_URL"),
-            "client_id": get("CLIENT_ID"),
-            "client_secret": get("CLIENT_SECRET"),
-            "refresh_token": get("REFRESH_TOKEN"),
-            "access_token": get("ACCESS_TOKEN"),
-            "token_file": get("TOKEN_FILE"),
-            "scopes": get("SCOPES"),
-        }
-        if get("BASE_URL"):
-            values["base_url"] = get("BASE_URL")
-        values.update(overrides)
+        values: dict[str, object] = {**client_fields(environ), **overrides}
         return cls(**values)  # type: ignore[arg-type]
 
     @property

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from calira_pipeline.api import CaliraClient, CaliraError, MissingScopeError
+from calira_pipeline.api.endpoints import ENDPOINTS, Endpoint
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.config import API_VARIABLES
+from calira_pipeline.config import API_VARIABLES, calira_environment, data_dir_setting
 from calira_pipeline.storage import DEFAULT_DATA_DIR
-from calira_pipeline.wiring.resources import resource_from_env
+from calira_pipeline.wiring.sandbox_source import resource_from_env
 
 SECRET_VARIABLES = {
     "CALIRA_CLIENT_SECRET",
@@ -43,7 +43,7 @@ def _variables(environ: Mapping[str, str]) -> Finding:
 
 
 def _data_dir(environ: Mapping[str, str]) -> Finding:
-    path = Path(environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    path = Path(data_dir_setting(environ) or DEFAULT_DATA_DIR).resolve()
     probe = path / ".doctor-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -65,6 +65,23 @@ def _probe(name: str, scope: str, call: Callable[[], str]) -> Finding:
         return Finding(False, f"scope {scope}", str(exc))
     except CaliraError as exc:
         return Finding(False, f"{name} ({scope})", str(exc))
+
+
+def _reader(client: CaliraClient, endpoint: Endpoint, first_lab: list[int]) -> Callable[[], str]:
+    """A cheap read of one endpoint: the newest page of an incremental list, else one lab's."""
+    if endpoint.incremental:
+        return lambda: (
+            f"{endpoint.name} readable, "
+            f"{client.fetch_bookings_incremental(lambda _: True, 0).api_total} in all"
+        )
+    ids = first_lab if endpoint.fan_out in ("lab", "account") else None
+    where = " in one lab" if ids else ""
+    own_table = endpoint.tables[0]
+
+    def read() -> str:
+        return f"{len(client.fetch(endpoint.name, ids).rows[own_table])} {endpoint.kind}(s){where}"
+
+    return read
 
 
 def _api_findings(client: CaliraClient) -> list[Finding]:
@@ -93,31 +110,14 @@ def _api_findings(client: CaliraClient) -> list[Finding]:
     )
     findings.append(Finding(True, "scope read_accounts", f"{len(accounts)} accounts"))
     first = [labs[0]["id"]] if labs else []
-
-    def bookings() -> str:
-        total = client.fetch_bookings_incremental(lambda _: True, 0).api_total
-        return f"bookings readable, {total} in all"
-
-    def count(collection: str, what: str, ids: list[int] | None = None) -> Callable[[], str]:
-        return lambda: f"{len(client.fetch(collection, ids).rows[collection])} {what}"
-
-    findings.append(_probe("bookings", "read_bookings", bookings))
-    findings.append(
-        _probe("equipment", "read_equipment", count("equipment", "instruments in one lab", first))
-    )
-    findings.append(
-        _probe("projects", "read_projects", count("projects", "projects in one lab", first))
-    )
-    findings.append(
-        _probe(
-            "current user", "read_user", count("current_user", "user (0 with client credentials)")
-        )
-    )
+    for endpoint in ENDPOINTS.values():
+        if endpoint.name != "accounts":  # read above: it names the labs the others are read in
+            findings.append(_probe(endpoint.name, endpoint.scope, _reader(client, endpoint, first)))
     return findings
 
 
 def run_doctor(environ: Mapping[str, str] | None = None) -> tuple[bool, list[Finding]]:
-    environ = os.environ if environ is None else environ
+    environ = calira_environment(environ)
     findings = [_variables(environ), _data_dir(environ)]
     resource = resource_from_env(environ)
     if not resource.base_url:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
-from calira_pipeline.config import load_dotenv_file
+from calira_pipeline.config import (
+    calira_environment,
+    load_dotenv_file,
+    operating_hours,
+    sandbox_scale,
+)
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.progress import TextProgressBar
 from calira_pipeline.storage import connect, default_data_dir
@@ -32,7 +36,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     demo.add_argument(
         "--scale",
-        default=os.environ.get("CALIRA_SANDBOX_SCALE") or "demo",
+        default=sandbox_scale(),
         help="sandbox size: tiny, small, demo, medium or large (default demo)",
     )
     demo.add_argument("--seed", type=int, default=0, help="sandbox data seed")
@@ -72,10 +76,10 @@ def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_login(args: argparse.Namespace) -> int:
     from calira_pipeline.api import CaliraError
     from calira_pipeline.api.login import authorization_code_login
-    from calira_pipeline.wiring.resources import resource_from_env
+    from calira_pipeline.wiring.sandbox_source import resource_from_env
 
     # A placeholder refresh token selects refresh-token settings (and the token file to write).
-    resource = resource_from_env({**os.environ, "CALIRA_REFRESH_TOKEN": "pending-login"})
+    resource = resource_from_env({**calira_environment(), "CALIRA_REFRESH_TOKEN": "pending-login"})
     if not resource.base_url:
         print("auth login needs CALIRA_BASE_URL (the sandbox needs no login)", file=sys.stderr)
         return 2
@@ -95,36 +99,19 @@ def _run_login(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from calira_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from calira_pipeline.wiring.resources import sandbox_resources
+    from calira_pipeline.wiring.demo import run_demo
 
     data_dir = str(Path(args.data_dir).resolve() if args.data_dir else default_data_dir()[0])
     print(f"Running every asset against the built-in sandbox ({args.scale}); data in {data_dir}")
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
     bar = TextProgressBar()
     progress.add_listener(bar)
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        instance=instance,
-        resources=sandbox_resources(
-            data_dir, args.scale, args.seed, os.environ.get("CALIRA_OPERATING_HOURS")
-        ),
-        raise_on_error=False,
-        # The progress bars and the summary are the demo's output; warnings and errors still show.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
+    succeeded, run_id = run_demo(data_dir, args.scale, args.seed, operating_hours())
     progress.remove_listener(bar)
     bar.close()
-    if not result.success:
+    if not succeeded:
         print("The run failed; see the log above.", file=sys.stderr)
         return 1
-    print_summary(data_dir, result.run_id)
+    print_summary(data_dir, run_id)
     return 0
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from calira_pipeline.api.merge import LIST_VALUES_KEY, same_value
 from calira_pipeline.ingest.pii import PiiPolicy
-from calira_pipeline.ingest.staging import write_query
+from calira_pipeline.ingest.staging import SORT_RANGE_ROWS, write_query
 from calira_pipeline.storage.schema import TableSpec
 from calira_pipeline.storage.snapshots import sql_string
 
@@ -98,7 +98,13 @@ def merge_by_id(stored: pa.Table, fresh: pa.Table, spec: TableSpec) -> pa.Table:
     return merged.sort_by([(key, "ascending") for key in spec.primary_key])
 
 
-def merge_files_by_id(stored: list[Path], fresh: Path, target: Path, spec: TableSpec) -> int:
+def merge_files_by_id(
+    stored: list[Path],
+    fresh: Path,
+    target: Path,
+    spec: TableSpec,
+    range_rows: int = SORT_RANGE_ROWS,
+) -> int:
     """`merge_by_id` over Parquet files, in DuckDB: the stored table is never loaded into Python.
 
     Writes `target` (sorted by primary key, `spec`'s exact types) and returns its row count.
@@ -114,6 +120,6 @@ def merge_files_by_id(stored: list[Path], fresh: Path, target: Path, spec: Table
     sql = (
         f"select {columns} from read_parquet([{files}], union_by_name = true) "
         f"where ({key}) not in (select ({key}) from read_parquet({fresh_file})) "
-        f"union all select * from read_parquet({fresh_file}) order by {key}"
+        f"union all select * from read_parquet({fresh_file})"
     )
-    return write_query(sql, target, spec, target.parent)
+    return write_query(sql, target, spec, target.parent, range_rows)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 
+from calira_pipeline.api.endpoints import ENDPOINTS
 from calira_pipeline.sandbox import views as v
 from calira_pipeline.sandbox.auth import AccessToken
 from calira_pipeline.sandbox.stats import AccountingMiddleware
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Handler = Callable[[Request, AccessToken], Response]
+Handlers = tuple[Handler, Handler | None]  # a collection's list and detail (None: single object)
 AsyncHandler = Callable[[Request], Awaitable[Response]]
 _HTML_ERROR = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
@@ -238,25 +240,34 @@ class Api:
         return set(self.ds.labs_under.get(account_id, ()))
 
     # -- wiring ------------------------------------------------------------------------------
+    def handlers(self) -> dict[str, Handlers]:
+        """(list, detail) handlers per collection of the pipeline's endpoint registry."""
+        return {
+            "accounts": (self.accounts, self.account),
+            "equipment": (self.equipment_list, self.equipment_detail),
+            "bookings": (self.bookings, self.booking),
+            "projects": (self.projects, self.project),
+            "groups": (self.groups, self.group),
+            "current_user": (self.me, None),
+            **self.sb.extra_handlers,
+        }
+
     def endpoints(self) -> list[Endpoint]:
-        acc, bk, eq = frozenset({"read_accounts"}), frozenset({"read_bookings"}), frozenset(
-            {"read_equipment"})
-        prj, usr = frozenset({"read_projects"}), frozenset({"read_user"})
-        return [
-            Endpoint("/v1/accounts", acc, self.accounts, True),
-            Endpoint("/v1/accounts/{id}", acc, self.account, False),
-            Endpoint("/v1/accounts/{account_id}/projects", prj, self.projects, True),
-            Endpoint("/v1/accounts/{account_id}/projects/{id}", prj, self.project, False),
-            Endpoint("/v1/bookings", bk, self.bookings, True),
-            Endpoint("/v1/bookings/{id}", bk, self.booking, False),
-            Endpoint("/v1/equipment", eq, self.equipment_list, True),
-            Endpoint("/v1/equipment/{id}", eq, self.equipment_detail, False),
-            # Documented as read_equipment, the spec's security block says read_bookings.
-            Endpoint("/v1/equipment/{id}/bookings", eq | bk, self.equipment_bookings, True),
-            Endpoint("/v1/me", usr, self.me, False),
-            Endpoint("/v1/groups", acc, self.groups, True),
-            Endpoint("/v1/groups/{id}", acc, self.group, False),
-        ]
+        """A list and a detail route for every registered endpoint, under its scope."""
+        routes: list[Endpoint] = []
+        handlers = self.handlers()
+        for declared in ENDPOINTS.values():
+            list_handler, detail_handler = handlers[declared.name]
+            path = "/v1" + declared.path.replace("{account}", "{account_id}")
+            scopes = frozenset({declared.scope})
+            routes.append(Endpoint(path, scopes, list_handler, declared.fan_out != "single"))
+            if detail_handler is not None:
+                routes.append(Endpoint(path + "/{id}", scopes, detail_handler, False))
+        # Documented as read_equipment, the spec's security block says read_bookings.
+        either = frozenset({"read_equipment", "read_bookings"})
+        routes.append(Endpoint("/v1/equipment/{id}/bookings", either, self.equipment_bookings,
+                               True))
+        return routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from starlette.types import ASGIApp
@@ -21,6 +22,9 @@ from calira_pipeline.sandbox.data import Dataset, build_dataset
 from calira_pipeline.sandbox.faults import FaultInjector, Sleep
 from calira_pipeline.sandbox.stats import RequestStats
 
+if TYPE_CHECKING:
+    from calira_pipeline.sandbox.app import Handlers
+
 _HOUR = 3600
 
 
@@ -28,7 +32,8 @@ class Sandbox:
     """A deterministic stand-in for the Calira API, served in-process or on loopback."""
 
     def __init__(self, config: SandboxConfig | None = None, *,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep,
+                 extra_handlers: Mapping[str, Handlers] | None = None) -> None:
         from calira_pipeline.sandbox.app import build_app  # app imports this module for typing
 
         self.config = config or SandboxConfig()
@@ -43,6 +48,8 @@ class Sandbox:
         # Every list's order; the API may change it between two reads (set it to simulate that).
         self.list_order: ListOrder = self.config.list_order
         self._insert_cursor = 0
+        # (list, detail) handlers for endpoints registered beyond the built-in ones.
+        self.extra_handlers: dict[str, Handlers] = dict(extra_handlers or {})
         self.app: ASGIApp = build_app(self)
 
     def transport(self) -> httpx.ASGITransport:

@@ -9,14 +9,11 @@ from pathlib import Path
 
 import duckdb
 
+from calira_pipeline.config import data_dir_setting
 from calira_pipeline.storage.snapshots import DUCKDB_FILE
+from calira_pipeline.storage.table_files import StorageError, write_parquet
 from calira_pipeline.storage.tables import SchemaMismatchError, rows_to_arrow
-from calira_pipeline.storage.warehouse import (
-    PublishedTable,
-    StorageError,
-    Warehouse,
-    write_parquet,
-)
+from calira_pipeline.storage.warehouse import PublishedTable, Warehouse
 
 DEFAULT_DATA_DIR = "data"
 
@@ -25,7 +22,7 @@ PROJECT_NAME = "calira_pipeline"
 
 
 def data_dir_from_env() -> Path:
-    return Path(os.environ.get("CALIRA_DATA_DIR") or DEFAULT_DATA_DIR)
+    return Path(data_dir_setting() or DEFAULT_DATA_DIR)
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -67,7 +64,7 @@ def default_data_dir() -> tuple[Path, str]:
     folder with this project's pyproject.toml above the working directory), so a notebook in
     `notebooks/` finds the same files `tasks.py demo` wrote. Resolved once per setting.
     """
-    return _resolved_data_dir(os.environ.get("CALIRA_DATA_DIR") or None, str(Path.cwd()))
+    return _resolved_data_dir(data_dir_setting(), str(Path.cwd()))
 
 
 def connect(data_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:

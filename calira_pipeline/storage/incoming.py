@@ -8,17 +8,11 @@ released by the kernel) is recognised and removed by the next run; a live run's 
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pyarrow.parquet as pq
-
-from calira_pipeline.storage import snapshots
-from calira_pipeline.storage.manifest import WHOLE_TABLE, TableEntry
 
 INCOMING = "incoming"
 _LOCK = ".in-use.lock"
@@ -42,17 +36,6 @@ def incoming_folder(data_dir: Path) -> Iterator[Path]:
 
 def is_incoming(data_dir: Path, path: Path) -> bool:
     return (data_dir / INCOMING).resolve() in path.resolve().parents
-
-
-def adopt_file(data_dir: Path, name: str, path: Path, generation: str, at: str) -> TableEntry:
-    """Move one incoming Parquet file into tables/ as `name`'s whole new content."""
-    target = data_dir / snapshots.TABLES / name / generation / f"{WHOLE_TABLE}.parquet"
-    rows = pq.ParquetFile(path).metadata.num_rows
-    snapshots.fsync_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
-    relative = snapshots.relative(data_dir, target)
-    return TableEntry(generation, at, rows, {WHOLE_TABLE: relative}, {WHOLE_TABLE: rows})
 
 
 def _remove_abandoned(root: Path) -> None:

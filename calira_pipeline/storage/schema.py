@@ -239,13 +239,3 @@ RAW_TABLES: dict[str, TableSpec] = {
         CURRENT_USER,
     )
 }
-
-# Which tables each API collection fills.
-COLLECTION_TABLES: dict[str, tuple[str, ...]] = {
-    "accounts": ("accounts",),
-    "equipment": ("equipment",),
-    "bookings": ("bookings",),
-    "projects": ("projects", "project_funding_codes", "project_users"),
-    "groups": ("groups", "group_equipment"),
-    "current_user": ("current_user",),
-}

@@ -25,10 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.storage import rendered, snapshots
-from calira_pipeline.storage.incoming import adopt_file, incoming_folder, is_incoming
+from calira_pipeline.storage.incoming import incoming_folder, is_incoming
 from calira_pipeline.storage.manifest import (
     MANIFEST_FILE,
-    WHOLE_TABLE,
     Manifest,
     TableEntry,
     check_partition_name,
@@ -38,15 +37,12 @@ from calira_pipeline.storage.manifest import (
 from calira_pipeline.storage.schema import SCHEMA_VERSION
 from calira_pipeline.storage.snapshots import DUCKDB_FILE, TABLES, TMP_PREFIX
 
+# Re-exported: writers elsewhere import these from here.
+from calira_pipeline.storage.table_files import PARQUET_ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
+from calira_pipeline.storage.table_files import StorageError as StorageError
+from calira_pipeline.storage.table_files import adopt_file, write_table_file
+
 _WriteEntry = Callable[[str, str, str, TableEntry | None], TableEntry]
-
-# DuckDB's own row-group size: a scan of one Parquet file splits across threads per row group,
-# so a 1M-row table written as one group (pyarrow's default) is read on a single core.
-PARQUET_ROW_GROUP_ROWS = 122_880
-
-
-class StorageError(RuntimeError):
-    """The data directory cannot be used as asked; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -122,12 +118,12 @@ class Warehouse:
     # -- writing -------------------------------------------------------------------------------
 
     def commit(
-        self, tables: Mapping[str, pa.Table | Path], partition: str | None = None
+        self, tables: Mapping[str, pa.Table], partition: str | None = None
     ) -> list[PublishedTable]:
         """Write `tables` as new Parquet files and publish them all in one snapshot.
 
-        A `Path` is a Parquet file already written in the data directory (e.g. staged by a
-        streaming fetch): it is moved into place, never read or copied.
+        (Files already written, e.g. by a streaming fetch or DuckDB, are published with
+        `commit_files` instead: moved into place, never read or copied.)
 
         Without `partition` each table is replaced whole. With it, only that partition's file of
         each table is replaced and the table's other partitions stay as they are (a table stored
@@ -137,7 +133,9 @@ class Warehouse:
             check_partition_name(partition)
 
         def write(name: str, snapshot: str, at: str, existing: TableEntry | None) -> TableEntry:
-            return self._write_table(name, tables[name], partition, snapshot, at, existing)
+            return write_table_file(
+                self.data_dir, name, tables[name], partition, snapshot, at, existing
+            )
 
         return self._publish(list(tables), write)
 
@@ -273,47 +271,6 @@ class Warehouse:
             )
         return current if current is not None else snapshots.adopt_legacy(self.data_dir)
 
-    def _write_table(
-        self,
-        name: str,
-        table: pa.Table | Path,
-        partition: str | None,
-        generation: str,
-        published_at: str,
-        existing: TableEntry | None,
-    ) -> TableEntry:
-        part = partition or WHOLE_TABLE
-        staged = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
-        target = self.data_dir / TABLES / name / generation / f"{part}.parquet"
-        try:
-            if isinstance(table, Path):
-                os.replace(table, staged)
-                num_rows = pq.ParquetFile(staged).metadata.num_rows
-            else:
-                write_parquet(table, staged)
-                num_rows = table.num_rows
-            snapshots.fsync_path(staged)
-            if partition and existing is not None and set(existing.files) != {WHOLE_TABLE}:
-                self._check_same_schema(name, staged, existing)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-        finally:
-            staged.unlink(missing_ok=True)
-        files = {part: snapshots.relative(self.data_dir, target)}
-        rows = {part: num_rows}
-        if partition is None or existing is None or set(existing.files) == {WHOLE_TABLE}:
-            return TableEntry(generation, published_at, num_rows, files, rows)
-        return existing.with_partitions(generation, published_at, files, rows)
-
-    def _check_same_schema(self, name: str, staged: Path, existing: TableEntry) -> None:
-        new = pq.read_schema(staged).remove_metadata()
-        old = pq.read_schema(self.data_dir / next(iter(existing.files.values()))).remove_metadata()
-        if not new.equals(old):
-            raise StorageError(
-                f"table {name}: the new partition's columns differ from the stored partitions' "
-                f"({new} vs {old}); write the whole table (no partition) to change its columns"
-            )
-
     def _database_intact(self) -> bool:
         # DuckDB's magic bytes, checked without opening the file in DuckDB (see schema_version).
         try:
@@ -321,11 +278,6 @@ class Warehouse:
                 return handle.read(12)[8:12] == b"DUCK"
         except OSError:
             return False
-
-
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Parquet exactly as the pipeline writes it (zstd, DuckDB-sized row groups)."""
-    pq.write_table(table, path, compression="zstd", row_group_size=PARQUET_ROW_GROUP_ROWS)
 
 
 def _read_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -3,24 +3,31 @@ content; `calira_pipeline.definitions` is the module Dagster loads)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 import calira_pipeline.defs
 from calira_pipeline.config import (
     API_VARIABLES,
+    DATA_DIR_VARIABLE,
     INT_VARIABLES,
     MART_INT_VARIABLES,
     MART_VARIABLES,
-    env_bound_fields,
+    SANDBOX_INT_VARIABLES,
+    SANDBOX_VARIABLES,
+    schedule_settings,
+    set_variables,
 )
 from calira_pipeline.wiring.mart_checks import MART_CHECKS, run_mart_checks
 from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline.wiring.marts import MART_ASSETS
 from calira_pipeline.wiring.raw import RAW_ASSETS
 from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.wiring.schedules import JOBS, SCHEDULES
+from calira_pipeline.wiring.sandbox_source import SandboxApiResource, api_resource_class
+from calira_pipeline.wiring.schedules import JOBS, build_schedules
 from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*RAW_ASSETS, *MART_ASSETS]
@@ -39,6 +46,29 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 
+def env_bound_fields(
+    variables: Mapping[str, str], ints: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Bind each resource field to its variable when the variable is set (and non-empty).
+
+    Unset variables keep the field's default, so one code path serves the sandbox and the real API.
+    """
+    bound: dict[str, Any] = {f: dg.EnvVar(var) for f, var in set_variables(variables).items()}
+    bound.update({f: dg.EnvVar.int(var) for f, var in set_variables(ints or {}).items()})
+    return bound
+
+
+def _api_resource() -> CaliraApiResource:
+    # The sandbox is plugged in here, never chosen inside the production resource.
+    if api_resource_class() is SandboxApiResource:
+        return SandboxApiResource(
+            **env_bound_fields(
+                {**API_VARIABLES, **SANDBOX_VARIABLES}, {**INT_VARIABLES, **SANDBOX_INT_VARIABLES}
+            )
+        )
+    return CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES))
+
+
 def _user_defs() -> dg.Definitions:
     # A source checkout (dg's project layout, pyproject.toml above the package) autoloads
     # components too; an installed wheel has no project root, so plain Python defs are loaded.
@@ -53,19 +83,19 @@ def _core_defs() -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=[*JOBS, run_mart_checks],
-        schedules=SCHEDULES,
+        schedules=build_schedules(schedule_settings()),
         sensors=[automation_sensor],
         # One process per run: steps are I/O-bound API walks with their own internal concurrency,
         # and a process per step (the multiprocess default) costs seconds of imports per step.
         executor=dg.in_process_executor,
         resources={
-            "calira": CaliraApiResource(**env_bound_fields(API_VARIABLES, INT_VARIABLES)),
-            "warehouse": WarehouseResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+            "calira": _api_resource(),
+            "warehouse": WarehouseResource(**env_bound_fields({"data_dir": DATA_DIR_VARIABLE})),
             "mart_config": MartConfigResource(
                 **env_bound_fields(MART_VARIABLES, MART_INT_VARIABLES)
             ),
             # For your own assets (calira_pipeline/defs/): Dagster's DuckDBResource, read-only.
-            "duckdb": WarehouseDuckDBResource(**env_bound_fields({"data_dir": "CALIRA_DATA_DIR"})),
+            "duckdb": WarehouseDuckDBResource(**env_bound_fields({"data_dir": DATA_DIR_VARIABLE})),
         },
     )
 

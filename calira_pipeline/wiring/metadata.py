@@ -29,8 +29,11 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
     return simple.get(arrow_type, str(arrow_type).upper())
 
 
-def column_schema(table: pa.Table, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+def column_schema(
+    table: pa.Table | pa.Schema, descriptions: dict[str, str] | None = None
+) -> dg.TableSchema:
     descriptions = descriptions or {}
+    schema = table if isinstance(table, pa.Schema) else table.schema
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -38,7 +41,7 @@ def column_schema(table: pa.Table, descriptions: dict[str, str] | None = None) -
                 type=duckdb_type(field.type),
                 description=descriptions.get(field.name),
             )
-            for field in table.schema
+            for field in schema
         ]
     )
 

@@ -7,7 +7,6 @@ streamed to staged Parquet files in bounded batches, checked, and published in o
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,17 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from calira_pipeline.api import CaliraClient, CollectionResult
 from calira_pipeline.api.client import StreamingResults
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.lock import ingestion_lock
 from calira_pipeline.ingest.pii import PiiPolicy
-from calira_pipeline.ingest.staging import new_staging_folder, remove_stale_staging
 from calira_pipeline.storage import Warehouse
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.writable import ensure_writable
 from calira_pipeline.wiring.metadata import column_schema
 from calira_pipeline.wiring.raw_checks import RAW_CHECKS, check_spec
@@ -61,7 +59,10 @@ FRESHNESS = {
 DEFAULT_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
 )
-_COLLECTION_OF = {table: c for c, tables in COLLECTION_TABLES.items() for table in tables}
+
+
+def _collection_of(table: str) -> str:
+    return next(c for c, tables in COLLECTION_TABLES.items() if table in tables)
 
 
 class FetchConfig(dg.Config):
@@ -78,16 +79,15 @@ class FetchConfig(dg.Config):
 
 def _asset_spec(table: str) -> dg.AssetSpec:
     spec = RAW_TABLES[table]
-    empty_schema = pa.table({f.name: pa.array([], f.type) for f in spec.arrow_schema})
     descriptions = {c.name: c.description for c in spec.columns}
     return dg.AssetSpec(
         key=table,
         group_name=RAW_GROUP,
-        description=f"{spec.grain} Loaded from the Calira `{_COLLECTION_OF[table]}` endpoint(s).",
+        description=f"{spec.grain} Loaded from the Calira `{_collection_of(table)}` endpoint(s).",
         kinds={"python", "parquet", "duckdb"},
         owners=OWNERS,
         tags={"layer": "raw", "source": "calira_api"},
-        metadata={"dagster/column_schema": column_schema(empty_schema, descriptions)},
+        metadata={"dagster/column_schema": column_schema(spec.arrow_schema, descriptions)},
         freshness_policy=FRESHNESS.get(table, DEFAULT_FRESHNESS),
     )
 
@@ -102,15 +102,19 @@ def _count_spec(collection: str) -> dg.AssetCheckSpec:
     )
 
 
-@dg.multi_asset(
-    name=RAW_OP,
-    specs=[_asset_spec(t) for tables in COLLECTION_TABLES.values() for t in tables],
-    check_specs=[*(_count_spec(c) for c in COLLECTION_TABLES), *map(check_spec, RAW_CHECKS)],
-    can_subset=True,
-    pool="calira_api",
-    retry_policy=INGEST_RETRY_POLICY,
-)
-def fetch_calira(
+def build_fetch_calira() -> dg.AssetsDefinition:
+    """The raw step over every endpoint registered now (`api.endpoints.ENDPOINTS`)."""
+    return dg.multi_asset(
+        name=RAW_OP,
+        specs=[_asset_spec(t) for tables in COLLECTION_TABLES.values() for t in tables],
+        check_specs=[*(_count_spec(c) for c in COLLECTION_TABLES), *map(check_spec, RAW_CHECKS)],
+        can_subset=True,
+        pool="calira_api",
+        retry_policy=INGEST_RETRY_POLICY,
+    )(_fetch_calira)
+
+
+def _fetch_calira(
     context: dg.AssetExecutionContext,
     config: FetchConfig,
     calira: CaliraApiResource,
@@ -121,16 +125,14 @@ def fetch_calira(
     ensure_writable(store.data_dir, store.parquet_dir)
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     collections = [c for c, tables in COLLECTION_TABLES.items() if selected & set(tables)]
+    # Files are staged where `commit_files` publishes them from, by a rename; the incoming
+    # folder (with whatever was not published) goes when the block ends.
     with (
         ingestion_lock(store.data_dir, context.log.info),
         permanent_errors_fail_without_retry(", ".join(collections)),
+        store.incoming() as folder,
     ):
-        remove_stale_staging(store.data_dir)
-        folder = new_staging_folder(store.data_dir)
-        try:
-            yield from _fetch_check_publish(context, config, calira, store, collections, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        yield from _fetch_check_publish(context, config, calira, store, collections, folder)
 
 
 def _fetch_check_publish(
@@ -159,7 +161,7 @@ def _fetch_check_publish(
     publish = {
         t: path
         for t, path in staging.files.items()
-        if t in selected_tables and _COLLECTION_OF[t] not in failures
+        if t in selected_tables and _collection_of(t) not in failures
     }
     checks = [
         *(c for c in counts.values() if _key(c) in selected_checks),
@@ -167,9 +169,9 @@ def _fetch_check_publish(
     ]
     metadata = {t: staged_metadata(t, path) for t, path in publish.items()}
     if publish:
-        store.commit(publish)  # every table of the run switches together, in one snapshot
+        store.commit_files(publish)  # every table of the run switches together, in one snapshot
     for table in publish:
-        collection = _COLLECTION_OF[table]
+        collection = _collection_of(table)
         yield dg.MaterializeResult(
             asset_key=table,
             metadata={
@@ -285,6 +287,7 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Any:
     return report
 
 
+fetch_calira = build_fetch_calira()
 RAW_ASSETS: list[dg.AssetsDefinition] = [fetch_calira]
 
-__all__ = ["RAW_ASSETS", "RAW_GROUP", "RAW_OP", "fetch_calira"]
+__all__ = ["RAW_ASSETS", "RAW_GROUP", "RAW_OP", "build_fetch_calira", "fetch_calira"]

@@ -8,15 +8,15 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calira_pipeline.api import CaliraClient, CollectionResult
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest.incremental import merge_files_by_id, unchanged_predicate
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import DEFAULT_BATCH_ROWS, StagedTableWriter
 from calira_pipeline.storage import Warehouse
-from calira_pipeline.storage.schema import COLLECTION_TABLES, RAW_TABLES
+from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.snapshots import sql_string, view_sql
 from calira_pipeline.wiring.metadata import column_schema, markdown_preview
 from calira_pipeline.wiring.raw_checks import RAW_CHECKS, evaluate
@@ -127,11 +127,10 @@ def staged_metadata(table: str, path: Path) -> dict[str, Any]:
         source = f"read_parquet({sql_string(str(path))})"
         # A top-5 over the file: DuckDB keeps five rows, never the table.
         preview = con.sql(f"select * from {source} {order} limit 5").to_arrow_table()
-    empty = pa.table({f.name: pa.array([], f.type) for f in spec.arrow_schema})
     return {
         "dagster/row_count": rows_in(path),
         "dagster/column_schema": column_schema(
-            empty, {c.name: c.description for c in spec.columns}
+            spec.arrow_schema, {c.name: c.description for c in spec.columns}
         ),
         "dagster/table_name": f"calira.main.{table}",
         "preview": dg.MetadataValue.md(markdown_preview(preview)),

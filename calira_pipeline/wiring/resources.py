@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
+import httpx
 from pydantic import Field
 
-from calira_pipeline.api import CaliraClient, ClientSettings
+from calira_pipeline.api import CaliraClient, ClientSettings, ConfigError
 from calira_pipeline.api.settings import display_url
-from calira_pipeline.config import API_VARIABLES, INT_VARIABLES
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
 from calira_pipeline.storage import DEFAULT_DATA_DIR, Warehouse
-
-# The in-process sandbox answers on a host that can never resolve, so nothing leaves the process.
-SANDBOX_BASE_URL = "https://sandbox.calira.invalid/v1"
-SANDBOX_SOURCE = "sandbox"
 
 ProgressCallback = Callable[[str, int, int, int], None]
 
 
-@lru_cache(maxsize=4)
-def sandbox_for(scale: str, seed: int) -> Sandbox:
-    # Every step process builds the same deterministic data, so steps agree without sharing memory.
-    return Sandbox(SandboxConfig(seed=seed, scale=scale))
-
-
 class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The Calira API when `base_url` is set (CALIRA_BASE_URL), else the built-in sandbox."""
+    """The Calira API at `base_url` (CALIRA_BASE_URL). The sandbox is a subclass the wiring plugs
+    in when no API is configured (`wiring/sandbox_source.py`); this class never asks about it."""
 
     base_url: str | None = Field(
         default=None, description="API base, e.g. https://api.clustermarket.com/v1"
@@ -66,28 +55,20 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         default=4 * 3600,
         description="Longest one collection's fetch may take (CALIRA_MAX_RUNTIME_S).",
     )
-    sandbox_scale: str = "demo"
-    sandbox_seed: int = 0
 
     @property
     def source(self) -> str:
         """`sandbox`, or the host of the API being read."""
-        if not self.base_url:
-            return SANDBOX_SOURCE
-        parts = urlsplit(display_url(self.base_url))  # never the userinfo of a URL
+        parts = urlsplit(display_url(self.settings().base_url))  # never a URL's userinfo
         return parts.netloc
 
     def settings(self) -> ClientSettings:
-        max_rps = float(self.max_rps) if self.max_rps else None
         if not self.base_url:
-            return ClientSettings(
-                base_url=SANDBOX_BASE_URL,
-                client_id=SANDBOX_CLIENT_ID,
-                client_secret=SANDBOX_CLIENT_SECRET,
-                concurrency=self.concurrency,
-                max_rps=max_rps,
-                **self._limits(),
+            raise ConfigError(
+                "CALIRA_BASE_URL is not set: set it to the API base, e.g. "
+                "https://api.clustermarket.com/v1 (runs without it use the sandbox)"
             )
+        max_rps = float(self.max_rps) if self.max_rps else None
         token_file = self.token_file or str(Path(self.data_dir) / ".calira-token.json")
         return ClientSettings(
             base_url=self.base_url,
@@ -106,6 +87,10 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             **self._limits(),
         )
 
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        """The network (None); a subclass may answer in process instead."""
+        return None
+
     def _limits(self) -> dict[str, Any]:
         return {
             "timeout_s": self.timeout_s,
@@ -116,28 +101,12 @@ class CaliraApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def client(
         self, logger: logging.Logger | None = None, on_progress: ProgressCallback | None = None
     ) -> CaliraClient:
-        transport = (
-            None
-            if self.base_url
-            else sandbox_for(self.sandbox_scale, self.sandbox_seed).transport()
-        )
         return CaliraClient(
             self.settings(),
-            transport=transport,
+            transport=self.transport(),
             logger=logger or logging.getLogger("calira_pipeline.api"),
             on_progress=on_progress,
         )
-
-
-def resource_from_env(environ: Mapping[str, str]) -> CaliraApiResource:
-    """The API resource with plain values from CALIRA_* variables (for the CLI, not Dagster)."""
-    fields: dict[str, Any] = {
-        field: environ[var] for field, var in API_VARIABLES.items() if environ.get(var)
-    }
-    for field, var in INT_VARIABLES.items():
-        if environ.get(var):
-            fields[field] = int(environ[var])
-    return CaliraApiResource(**fields)
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -147,16 +116,3 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.data_dir)
-
-
-def sandbox_resources(
-    data_dir: str, scale: str = "demo", seed: int = 0, operating_hours: str | None = None
-) -> dict[str, object]:
-    """Every resource for a run against the in-process sandbox (the demo, tests)."""
-    from calira_pipeline.wiring.mart_config import MartConfigResource
-
-    return {
-        "calira": CaliraApiResource(data_dir=data_dir, sandbox_scale=scale, sandbox_seed=seed),
-        "warehouse": WarehouseResource(data_dir=data_dir),
-        "mart_config": MartConfigResource(operating_hours=operating_hours),
-    }

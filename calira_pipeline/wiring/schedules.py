@@ -6,14 +6,10 @@ Both default to stopped; turn them on in the UI (Automation tab) or with
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-# The nightly refresh runs at this local hour of this zone: pick your facility's own zone so the
-# run lands when nobody is booking (the schedule follows its DST changes).
-DAILY_REFRESH_HOUR = int(os.environ.get("CALIRA_DAILY_REFRESH_HOUR") or 2)
-SCHEDULE_TIMEZONE = os.environ.get("CALIRA_SCHEDULE_TIMEZONE") or "UTC"
+from calira_pipeline.config import ScheduleSettings
+
 INCREMENTAL_MINUTE = 20
 # Backstops enforced by the daemon when run monitoring is on (`tasks.py dev` turns it on); every
 # run, however launched, is also bounded per collection by CALIRA_MAX_RUNTIME_S in the client.
@@ -39,23 +35,28 @@ incremental_bookings_job = dg.define_asset_job(
     tags={MAX_RUNTIME_TAG: str(INCREMENTAL_MAX_RUNTIME_S)},
 )
 
-daily_full_refresh = dg.ScheduleDefinition(
-    name="daily_full_refresh",
-    job=full_refresh_job,
-    cron_schedule=f"0 {DAILY_REFRESH_HOUR} * * *",
-    execution_timezone=SCHEDULE_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"Full refresh daily at {DAILY_REFRESH_HOUR:02d}:00 {SCHEDULE_TIMEZONE}.",
-)
 
-hourly_bookings_incremental = dg.ScheduleDefinition(
-    name="hourly_bookings_incremental",
-    job=incremental_bookings_job,
-    cron_schedule=f"{INCREMENTAL_MINUTE} * * * *",
-    execution_timezone=SCHEDULE_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Incremental bookings refresh every hour.",
-)
+def build_schedules(settings: ScheduleSettings) -> list[dg.ScheduleDefinition]:
+    """Both schedules; the nightly one at the configured local hour of the configured zone (pick
+    the facility's own zone, so the run lands when nobody is booking; DST is followed)."""
+    hour, zone = settings.daily_refresh_hour, settings.timezone
+    daily_full_refresh = dg.ScheduleDefinition(
+        name="daily_full_refresh",
+        job=full_refresh_job,
+        cron_schedule=f"0 {hour} * * *",
+        execution_timezone=zone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Full refresh daily at {hour:02d}:00 {zone}.",
+    )
+    hourly_bookings_incremental = dg.ScheduleDefinition(
+        name="hourly_bookings_incremental",
+        job=incremental_bookings_job,
+        cron_schedule=f"{INCREMENTAL_MINUTE} * * * *",
+        execution_timezone=zone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Incremental bookings refresh every hour.",
+    )
+    return [daily_full_refresh, hourly_bookings_incremental]
+
 
 JOBS = [full_refresh_job, incremental_bookings_job]
-SCHEDULES = [daily_full_refresh, hourly_bookings_incremental]

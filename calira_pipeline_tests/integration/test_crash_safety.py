@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.sandbox import SCALES, Sandbox, SandboxConfig
 from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.storage.schema import COLLECTION_TABLES
 from calira_pipeline_tests.integration.conftest import ROOT, materialize_all_command, pipeline_env
 from calira_pipeline_tests.integration.faults_support import Gate, TableState, snapshot
 
@@ -120,7 +120,9 @@ def _version(
 
 
 def _temp_files(data_dir: Path) -> list[Path]:
-    return [*data_dir.glob(".tmp-*"), *(data_dir / "parquet").glob(".tmp-*")]
+    # A killed run's incoming folder (its staged files) is removed by the next run.
+    incoming = [*(data_dir / "incoming").glob("*")]
+    return [*data_dir.glob(".tmp-*"), *(data_dir / "parquet").glob(".tmp-*"), *incoming]
 
 
 def test_sigkill_at_random_moments_never_mixes_or_loses_a_table(tmp_path: Path) -> None:

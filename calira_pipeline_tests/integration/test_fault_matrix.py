@@ -31,6 +31,7 @@ import dagster as dg
 import pytest
 
 from calira_pipeline.api import CaliraClient, CaliraError, ClientSettings
+from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.api.tokens import TokenFileStore
 from calira_pipeline.sandbox import (
     ALL_SCOPES,
@@ -44,7 +45,6 @@ from calira_pipeline.sandbox import (
     Scale,
 )
 from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.storage.schema import COLLECTION_TABLES
 from calira_pipeline.wiring.raw import RAW_ASSETS
 from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
 from calira_pipeline_tests.integration.conftest import ROOT
