@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--scale medium] [--latency-ms 20] [--concurrency 8]
                                           [--rate 100] [--client-max-rps R] [--repeat 3]
-    .venv/bin/python benchmarks/ingest.py --raw-refresh [--latency-ms 100] [--repeat 1]
+    .venv/bin/python benchmarks/ingest.py --raw-refresh [--scale large] [--latency-ms 100]
 
 `--raw-refresh` times the whole raw refresh as a user runs it (`dagster asset materialize
 --select group:raw`, process start included) beside a sequential loop over every raw endpoint;
@@ -153,7 +153,7 @@ def sandbox_process(scale: str, latency_ms: float, rate: float | None) -> Iterat
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 900  # generating `large` takes minutes on a busy machine
         while True:
             try:
                 httpx.get(base_url + "/v1/accounts", timeout=1)
@@ -239,18 +239,28 @@ def print_rate_limited(run: Run, rate: float, client_max_rps: float | None) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--scale", default="medium")
-    parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--scale", default=None, help="medium (large with --raw-refresh)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=None, help="20 (100 with --raw-refresh)"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=float, default=100, help="server limit R, req/s")
     parser.add_argument("--client-max-rps", type=float, default=None)
-    parser.add_argument("--repeat", type=int, default=3, help="timed pairs; medians reported")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="timed pairs, medians reported: 3 (1 with "
+        "--raw-refresh)"
+    )
     parser.add_argument(
         "--raw-refresh", action="store_true", help="time the raw group's run against a loop"
     )
     args = parser.parse_args()
+    refresh = args.raw_refresh
+    args.scale = args.scale or ("large" if refresh else "medium")
+    args.latency_ms = args.latency_ms if args.latency_ms is not None else (100 if refresh else 20)
+    args.repeat = args.repeat or (1 if refresh else 3)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
-    if args.raw_refresh:
+    print(f"scale {args.scale}, latency {args.latency_ms:g} ms, {args.repeat} timed pair(s)")
+    if refresh:
         from raw_refresh import compare  # this script's folder is on sys.path
 
         with sandbox_process(args.scale, args.latency_ms, None) as server:

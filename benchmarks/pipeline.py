@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/pipeline.py --scale large                # 1M bookings: minutes
     .venv/bin/python benchmarks/pipeline.py --scale medium --select 'group:raw'
     .venv/bin/python benchmarks/pipeline.py --scale medium --code /path/to/other/checkout
+    .venv/bin/python benchmarks/pipeline.py --scale large --env CALIRA_DUCKDB_MEMORY_LIMIT=512MB
 
 Starts `calira-pipeline sandbox --scale S` in its own process on a free loopback port, waits until
 it accepts connections, then runs `dagster asset materialize -m calira_pipeline.definitions
@@ -20,6 +21,8 @@ it accepts connections, then runs `dagster asset materialize -m calira_pipeline.
   followed (DAGSTER_HOME's size, the run's event log, is printed beside it: part of the bytes
   written goes there; `--dagster-home-in-memory` puts it on /dev/shm to leave it out).
 
+`--env NAME=VALUE` (repeatable) sets a `CALIRA_*` variable for the run (the run otherwise gets
+none from this shell but the sandbox's URL, credentials and a fresh data directory).
 `--code` puts another checkout first on PYTHONPATH (for example the main branch, to measure the
 previous storage side by side); by default this checkout's code runs.
 """
@@ -118,9 +121,15 @@ def data_size(folder: Path) -> int:
 
 
 def run_contract(
-    base_url: str, work: Path, select: str, code: Path, dagster_home: Path
+    base_url: str,
+    work: Path,
+    select: str,
+    code: Path,
+    dagster_home: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, TreeStats]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+    env.update(extra_env or {})
     env.update(
         CALIRA_BASE_URL=f"{base_url}/v1",
         CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
@@ -158,8 +167,12 @@ def main() -> None:
         help="keep DAGSTER_HOME (the run's event log) on /dev/shm, so bytes written are the "
         "data directory's alone",
     )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a CALIRA_* setting"
+    )
     args = parser.parse_args()
-    print(f"load average at start: {os.getloadavg()[0]:.2f}; code: {args.code}")
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; code: {args.code}; env {extra_env}")
     port = _free_port()
     sandbox = subprocess.Popen(
         [str(BIN / "calira-pipeline"), "sandbox", "--port", str(port), "--scale", args.scale],
@@ -173,7 +186,7 @@ def main() -> None:
             tempfile.TemporaryDirectory(dir=home_parent) as home,
         ):
             wall, stats = run_contract(
-                f"http://127.0.0.1:{port}", Path(tmp), args.select, args.code, Path(home)
+                f"http://127.0.0.1:{port}", Path(tmp), args.select, args.code, Path(home), extra_env
             )
             maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
             size = data_size(Path(tmp) / "data")
@@ -192,6 +205,7 @@ def main() -> None:
     print(f"bytes written        {written / mb:8.0f} MB  (cancelled {cancelled / mb:,.0f} MB)")
     print(f"final data size      {size / mb:8.0f} MB  (DAGSTER_HOME: {dagster_size / mb:,.0f} MB)")
     print(f"written / data size  {written / size:8.2f} x")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
