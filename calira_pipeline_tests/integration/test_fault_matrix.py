@@ -44,16 +44,18 @@ from calira_pipeline.sandbox import (
     SandboxConfig,
     Scale,
 )
-from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.wiring.raw import RAW_ASSETS
-from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline_tests.integration.conftest import ROOT
-from calira_pipeline_tests.integration.faults_support import (
+from calira_pipeline.sandbox.network_faults import (
     LIST_PATHS,
     OVERRIDDEN_COST,
     DeleteDuringPaging,
     FaultProxy,
     Injection,
+)
+from calira_pipeline.sandbox.server import serve_in_thread
+from calira_pipeline.wiring.raw import RAW_ASSETS
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline_tests.integration.conftest import ROOT
+from calira_pipeline_tests.integration.faults_support import (
     Key,
     TableState,
     differences,
