@@ -228,10 +228,10 @@ CELLS = [
         fired=_hit("drop"),
     ),
     Cell(
-        "token expires every 2 s (server clock x10)",
+        "token expires every 1 s (server clock x10)",
         "exact",
         FaultConfig(latency_ms=40),
-        token_lifetime_s=2,
+        token_lifetime_s=10,
         clock_speed=10,
         # Renewals, whether after a 401 or ahead of expiry (which one depends on machine load).
         fired=lambda obs: _token_requests(obs) >= 3,
