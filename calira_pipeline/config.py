@@ -45,6 +45,7 @@ DATA_DIR_VARIABLE = "CALIRA_DATA_DIR"
 INGEST_RETRIES_VARIABLE = "CALIRA_INGEST_RETRIES"
 DAILY_REFRESH_HOUR_VARIABLE = "CALIRA_DAILY_REFRESH_HOUR"
 SCHEDULE_TIMEZONE_VARIABLE = "CALIRA_SCHEDULE_TIMEZONE"
+VENV_VARIABLE = "CALIRA_VENV"  # tasks.py's; it imports this module before anything is installed
 
 # The API client's own settings (`ClientSettings.from_env`): the connection and credentials.
 CLIENT_FIELDS = ("base_url", "token_url", "client_id", "client_secret", "refresh_token",
@@ -59,7 +60,8 @@ def all_variables() -> list[str]:
     """Every CALIRA_* variable the package reads (the README's table lists each)."""
     maps = (API_VARIABLES, INT_VARIABLES, SANDBOX_VARIABLES, SANDBOX_INT_VARIABLES,
             MART_VARIABLES, MART_INT_VARIABLES)  # fmt: skip
-    singles = {INGEST_RETRIES_VARIABLE, DAILY_REFRESH_HOUR_VARIABLE, SCHEDULE_TIMEZONE_VARIABLE}
+    singles = {INGEST_RETRIES_VARIABLE, DAILY_REFRESH_HOUR_VARIABLE, SCHEDULE_TIMEZONE_VARIABLE,
+               VENV_VARIABLE}  # fmt: skip
     return sorted({var for variables in maps for var in variables.values()} | singles)
 
 
@@ -151,6 +153,11 @@ def _whole_number(variable: str, raw: str) -> int:
         raise ValueError(
             f"{variable}={raw!r} is not a whole number; unset it for the default"
         ) from None
+
+
+def venv_dir(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where tasks.py creates the virtualenv (CALIRA_VENV, default `.venv` in the project)."""
+    return Path(setting(VENV_VARIABLE, environ) or project_root / ".venv")
 
 
 def load_dotenv_file(start: Path | None = None) -> Path | None:

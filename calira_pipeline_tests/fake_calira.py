@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from calira_pipeline.api.client import CaliraClient
+from calira_pipeline.api.endpoints import ENDPOINTS, Endpoint
 from calira_pipeline.api.settings import ClientSettings
 
 Record = dict[str, Any]
@@ -75,6 +76,8 @@ class FakeCalira:
     valid_tokens: set[str] = field(default_factory=set)
     refresh_tokens: set[str] = field(default_factory=set)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    # Records of endpoints registered beyond the built-in ones, by collection name.
+    extra: dict[str, Any] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -144,55 +147,54 @@ class FakeCalira:
         payload["access_token"] = access
         return httpx.Response(200, json=payload, request=request)
 
-    def _lists(self) -> list[tuple[str, Callable[[re.Match[str], Record], list[Record] | None]]]:
-        def scoped(store: dict[int, list[Record]]) -> Callable[[re.Match[str], Record], Any]:
-            return lambda m, q: store.get(int(q.get("account", 0)), [])
+    def _store(self, endpoint: Endpoint) -> Any:
+        """The records of `endpoint`: a list, a dict of lists per account, or one object."""
+        if endpoint.name in self.extra:
+            return self.extra[endpoint.name]
+        return self.me if endpoint.fan_out == "single" else getattr(self, endpoint.name)
 
-        return [
-            (r"/accounts", lambda m, q: self.accounts),
-            (r"/bookings", lambda m, q: self.bookings),
-            (r"/equipment", scoped(self.equipment)),
-            (r"/groups", scoped(self.groups)),
-            (r"/accounts/(\d+)/projects", lambda m, q: self.projects.get(int(m.group(1)), [])),
-        ]
+    def _records(self, endpoint: Endpoint, match: re.Match[str], query: Record) -> list[Record]:
+        store = self._store(endpoint)
+        if not isinstance(store, dict):
+            return list(store or [])
+        account = match.group(1) if match.groups() else query.get(endpoint.account_param or "", 0)
+        return list(store.get(int(account), []))
 
     def _api(self, request: httpx.Request) -> httpx.Response:
+        # Routes come from the pipeline's endpoint registry, as the sandbox's do.
         path = request.url.path.removeprefix(httpx.URL(self.base_url).path)
         query = {k: v for k, v in request.url.params.items()}
-        if path == "/me":
-            if self.me is None:
-                return httpx.Response(404, json={"error": "not_found"}, request=request)
-            return httpx.Response(200, json=self.me, request=request)
-        collection = path.split("/")[1] if path.count("/") == 1 else "projects"
-        for pattern, lookup in self._lists():
+        for endpoint in ENDPOINTS.values():
+            pattern = re.escape(endpoint.path).replace(re.escape("{account}"), r"(\d+)")
+            if endpoint.fan_out == "single" and path == endpoint.path:
+                body = self._store(endpoint)
+                if body is None:
+                    return httpx.Response(404, json={"error": "not_found"}, request=request)
+                return httpx.Response(200, json=body, request=request)
             match = re.fullmatch(pattern, path)
-            if match:
+            if match and endpoint.fan_out != "single":
                 page = int(query.get("page", 1))
                 if self.before_page is not None:
                     self.before_page(path, page)
-                records = lookup(match, query) or []
+                records = self._records(endpoint, match, query)
                 per_page = min(int(query.get("per_page", 100)), self.per_page_cap)
                 items = records[(page - 1) * per_page : page * per_page]
-                view = [self.slim(collection, r) if self.slim else r for r in items]
+                view = [self.slim(endpoint.name, r) if self.slim else r for r in items]
                 return page_response(request, view, len(records), per_page, page)
-        return self._detail(request, path)
+            detail = re.fullmatch(pattern + r"/(\d+)", path)
+            if detail and endpoint.fan_out != "single":
+                return self._detail(request, endpoint, detail.groups()[-1])
+        return httpx.Response(404, json={"error": "not_found"}, request=request)
 
-    def _detail(self, request: httpx.Request, path: str) -> httpx.Response:
-        stores: dict[str, list[Record]] = {
-            "accounts": self.accounts,
-            "bookings": self.bookings,
-            "equipment": [r for rs in self.equipment.values() for r in rs],
-            "groups": [r for rs in self.groups.values() for r in rs],
-            "projects": [r for rs in self.projects.values() for r in rs],
-        }
-        match = re.fullmatch(r"(?:/accounts/\d+)?/(\w+)/(\d+)", path)
-        if match and match.group(1) in stores:
-            for record in stores[match.group(1)]:
-                if str(record["id"]) == match.group(2):
-                    body = dict(record)
-                    if match.group(1) == "projects":
-                        body.pop("id")  # the docs' project details have no id
-                    return httpx.Response(200, content=json.dumps(body), request=request)
+    def _detail(self, request: httpx.Request, endpoint: Endpoint, record_id: str) -> httpx.Response:
+        store = self._store(endpoint)
+        records = [r for rs in store.values() for r in rs] if isinstance(store, dict) else store
+        for record in records or []:
+            if str(record["id"]) == record_id:
+                body = dict(record)
+                if endpoint.name == "projects":
+                    body.pop("id")  # the docs' project details have no id
+                return httpx.Response(200, content=json.dumps(body), request=request)
         return httpx.Response(404, json={"error": "not_found"}, request=request)
 
 
