@@ -17,7 +17,11 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = Path(os.environ.get("CALIRA_VENV") or ROOT / ".venv")
+# Nothing is installed yet: read CALIRA_VENV through the checkout's config module (stdlib only).
+sys.path.insert(0, str(ROOT))
+from calira_pipeline.config import venv_dir  # noqa: E402
+
+VENV = venv_dir(ROOT)
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 

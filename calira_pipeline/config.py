@@ -45,6 +45,7 @@ DATA_DIR_VARIABLE = "CALIRA_DATA_DIR"
 INGEST_RETRIES_VARIABLE = "CALIRA_INGEST_RETRIES"
 DAILY_REFRESH_HOUR_VARIABLE = "CALIRA_DAILY_REFRESH_HOUR"
 SCHEDULE_TIMEZONE_VARIABLE = "CALIRA_SCHEDULE_TIMEZONE"
+VENV_VARIABLE = "CALIRA_VENV"  # tasks.py's; it imports this module before anything is installed
 # Scale-out (README "Scale-out"): a YAML tenant registry, and where tenants' tables are shared.
 TENANTS_FILE_VARIABLE = "CALIRA_TENANTS_FILE"
 STORE_ROOT_VARIABLE = "CALIRA_STORE_ROOT"
@@ -63,7 +64,7 @@ def all_variables() -> list[str]:
     maps = (API_VARIABLES, INT_VARIABLES, SANDBOX_VARIABLES, SANDBOX_INT_VARIABLES,
             MART_VARIABLES, MART_INT_VARIABLES)  # fmt: skip
     singles = {INGEST_RETRIES_VARIABLE, DAILY_REFRESH_HOUR_VARIABLE, SCHEDULE_TIMEZONE_VARIABLE,
-               TENANTS_FILE_VARIABLE, STORE_ROOT_VARIABLE}  # fmt: skip
+               VENV_VARIABLE, TENANTS_FILE_VARIABLE, STORE_ROOT_VARIABLE}  # fmt: skip
     return sorted({var for variables in maps for var in variables.values()} | singles)
 
 
@@ -155,6 +156,11 @@ def _whole_number(variable: str, raw: str) -> int:
         raise ValueError(
             f"{variable}={raw!r} is not a whole number; unset it for the default"
         ) from None
+
+
+def venv_dir(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where tasks.py creates the virtualenv (CALIRA_VENV, default `.venv` in the project)."""
+    return Path(setting(VENV_VARIABLE, environ) or project_root / ".venv")
 
 
 def load_dotenv_file(start: Path | None = None) -> Path | None:

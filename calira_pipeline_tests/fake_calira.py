@@ -1,13 +1,14 @@
 """An in-memory fake of the Calira API for ``httpx.MockTransport`` tests (ours and the assets').
 
-It paginates with the real headers, issues and rotates OAuth tokens, serves details, and lets a
-test inject faults (``inject``) or mutate the data between pages (``before_page``).
+It serves hand-written records, routed by the endpoint registry, and lets a test inject faults
+(``inject``) or mutate the data between pages (``before_page``). What the API does is the
+sandbox's own code: OAuth (issue, rotation, revocation: ``sandbox.auth.TokenAuthority``), header
+pagination (``sandbox.views.page_request``/``page_headers``) and the detail views.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import random
 import re
@@ -19,7 +20,11 @@ from urllib.parse import parse_qs
 import httpx
 
 from calira_pipeline.api.client import CaliraClient
+from calira_pipeline.api.endpoints import ENDPOINTS, Endpoint
 from calira_pipeline.api.settings import ClientSettings
+from calira_pipeline.sandbox.auth import Grant, TokenAuthority
+from calira_pipeline.sandbox.config import ALL_SCOPES, ClientApp
+from calira_pipeline.sandbox.views import page_headers, page_request, project_detail
 
 Record = dict[str, Any]
 Injector = Callable[[httpx.Request], httpx.Response | None]
@@ -45,11 +50,7 @@ class FakeClock:
 def page_response(
     request: httpx.Request, items: list[Record], total: int, per_page: int, page: int
 ) -> httpx.Response:
-    headers = {
-        "X-Total-Records": str(total),
-        "X-Per-Page": str(per_page),
-        "X-Current-Page": str(page),
-    }
+    headers = page_headers(total, page, per_page)
     return httpx.Response(200, json=items, headers=headers, request=request)
 
 
@@ -72,22 +73,39 @@ class FakeCalira:
     before_page: PageHook | None = None
     shuffle: random.Random | None = None  # yields a random number of times to reorder requests
     requests: list[httpx.Request] = field(default_factory=list)
-    valid_tokens: set[str] = field(default_factory=set)
-    refresh_tokens: set[str] = field(default_factory=set)
     token_requests: list[dict[str, str]] = field(default_factory=list)
-    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Records of endpoints registered beyond the built-in ones, by collection name.
+    extra: dict[str, Any] = field(default_factory=dict)
+    authority: TokenAuthority = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Server time stands still: a token dies only when a test revokes it (or never).
+        clients = {self.client_id: ClientApp(self.client_secret)}
+        self.authority = TokenAuthority(clients, self.expires_in, clock=lambda: 0.0)
 
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
+    @property
+    def valid_tokens(self) -> frozenset[str]:
+        return self.authority.live_access_tokens()
+
+    @property
+    def refresh_tokens(self) -> frozenset[str]:
+        return self.authority.live_refresh_tokens()
+
     def issue_refresh_token(self) -> str:
-        token = f"rt-{next(self._counter)}-secretvalue"
-        self.refresh_tokens.add(token)
-        return token
+        return self.authority.issue_refresh_token(self.client_id, ALL_SCOPES)
+
+    def accept_access_token(self, token: str) -> None:
+        self.authority.accept_access_token(token, Grant(self.client_id, ALL_SCOPES, False))
 
     def expire_access_tokens(self) -> None:
-        self.valid_tokens.clear()
+        self.authority.revoke_access_tokens()
+
+    def revoke_refresh_tokens(self) -> None:
+        self.authority.revoke_refresh_tokens()
 
     def count(self, path_pattern: str) -> int:
         return sum(1 for r in self.requests if re.fullmatch(path_pattern, r.url.path))
@@ -111,88 +129,66 @@ class FakeCalira:
                 return injected
         if str(request.url.copy_with(query=None)) == self.token_url:
             return self._token(request)
-        auth = request.headers.get("Authorization", "")
-        if auth.removeprefix("Bearer ") not in self.valid_tokens:
+        if self.authority.check(request.headers.get("Authorization")) is None:
             return httpx.Response(401, json={"error": "invalid_token"}, request=request)
         return self._api(request)
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
         self.token_requests.append(form)
-        if form.get("client_id") != self.client_id or form.get("client_secret") != (
-            self.client_secret
-        ):
-            return httpx.Response(401, json={"error": "invalid_client"}, request=request)
-        grant = form.get("grant_type")
-        payload: Record = {
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-            "created_at": 0,
-            "scope": "read_bookings",
-        }
-        if grant == "refresh_token":
-            if form.get("refresh_token") not in self.refresh_tokens:
-                return httpx.Response(400, json={"error": "invalid_grant"}, request=request)
-            self.refresh_tokens.discard(form["refresh_token"])  # Doorkeeper rotates
-            payload["refresh_token"] = self.issue_refresh_token()
-        elif grant == "authorization_code":
-            payload["refresh_token"] = self.issue_refresh_token()
-        elif grant != "client_credentials":
-            return httpx.Response(400, json={"error": "unsupported_grant_type"}, request=request)
-        access = f"at-{next(self._counter)}-secretvalue"
-        self.valid_tokens.add(access)
-        payload["access_token"] = access
-        return httpx.Response(200, json=payload, request=request)
+        if form.get("grant_type") == "authorization_code":
+            # The browser step happened: the code the login brought back was approved.
+            grant = Grant(self.client_id, ALL_SCOPES, has_owner=True)
+            self.authority.approve_code(form.get("code", ""), grant, form.get("redirect_uri", ""))
+        self.authority.lifetime_s = self.expires_in  # a test may shorten it between requests
+        status, body = self.authority.token_answer(request.headers, form)
+        return httpx.Response(status, json=body, request=request)
 
-    def _lists(self) -> list[tuple[str, Callable[[re.Match[str], Record], list[Record] | None]]]:
-        def scoped(store: dict[int, list[Record]]) -> Callable[[re.Match[str], Record], Any]:
-            return lambda m, q: store.get(int(q.get("account", 0)), [])
+    def _store(self, endpoint: Endpoint) -> Any:
+        """The records of `endpoint`: a list, a dict of lists per account, or one object."""
+        if endpoint.name in self.extra:
+            return self.extra[endpoint.name]
+        return self.me if endpoint.fan_out == "single" else getattr(self, endpoint.name)
 
-        return [
-            (r"/accounts", lambda m, q: self.accounts),
-            (r"/bookings", lambda m, q: self.bookings),
-            (r"/equipment", scoped(self.equipment)),
-            (r"/groups", scoped(self.groups)),
-            (r"/accounts/(\d+)/projects", lambda m, q: self.projects.get(int(m.group(1)), [])),
-        ]
+    def _records(self, endpoint: Endpoint, match: re.Match[str], query: Record) -> list[Record]:
+        store = self._store(endpoint)
+        if not isinstance(store, dict):
+            return list(store or [])
+        account = match.group(1) if match.groups() else query.get(endpoint.account_param or "", 0)
+        return list(store.get(int(account), []))
 
     def _api(self, request: httpx.Request) -> httpx.Response:
+        # Routes come from the pipeline's endpoint registry, as the sandbox's do.
         path = request.url.path.removeprefix(httpx.URL(self.base_url).path)
         query = {k: v for k, v in request.url.params.items()}
-        if path == "/me":
-            if self.me is None:
-                return httpx.Response(404, json={"error": "not_found"}, request=request)
-            return httpx.Response(200, json=self.me, request=request)
-        collection = path.split("/")[1] if path.count("/") == 1 else "projects"
-        for pattern, lookup in self._lists():
+        for endpoint in ENDPOINTS.values():
+            pattern = re.escape(endpoint.path).replace(re.escape("{account}"), r"(\d+)")
+            if endpoint.fan_out == "single" and path == endpoint.path:
+                body = self._store(endpoint)
+                if body is None:
+                    return httpx.Response(404, json={"error": "not_found"}, request=request)
+                return httpx.Response(200, json=body, request=request)
             match = re.fullmatch(pattern, path)
-            if match:
-                page = int(query.get("page", 1))
+            if match and endpoint.fan_out != "single":
+                page, per_page = page_request(query, self.per_page_cap)
                 if self.before_page is not None:
                     self.before_page(path, page)
-                records = lookup(match, query) or []
-                per_page = min(int(query.get("per_page", 100)), self.per_page_cap)
+                records = self._records(endpoint, match, query)
                 items = records[(page - 1) * per_page : page * per_page]
-                view = [self.slim(collection, r) if self.slim else r for r in items]
+                view = [self.slim(endpoint.name, r) if self.slim else r for r in items]
                 return page_response(request, view, len(records), per_page, page)
-        return self._detail(request, path)
+            detail = re.fullmatch(pattern + r"/(\d+)", path)
+            if detail and endpoint.fan_out != "single":
+                return self._detail(request, endpoint, detail.groups()[-1])
+        return httpx.Response(404, json={"error": "not_found"}, request=request)
 
-    def _detail(self, request: httpx.Request, path: str) -> httpx.Response:
-        stores: dict[str, list[Record]] = {
-            "accounts": self.accounts,
-            "bookings": self.bookings,
-            "equipment": [r for rs in self.equipment.values() for r in rs],
-            "groups": [r for rs in self.groups.values() for r in rs],
-            "projects": [r for rs in self.projects.values() for r in rs],
-        }
-        match = re.fullmatch(r"(?:/accounts/\d+)?/(\w+)/(\d+)", path)
-        if match and match.group(1) in stores:
-            for record in stores[match.group(1)]:
-                if str(record["id"]) == match.group(2):
-                    body = dict(record)
-                    if match.group(1) == "projects":
-                        body.pop("id")  # the docs' project details have no id
-                    return httpx.Response(200, content=json.dumps(body), request=request)
+    def _detail(self, request: httpx.Request, endpoint: Endpoint, record_id: str) -> httpx.Response:
+        store = self._store(endpoint)
+        records = [r for rs in store.values() for r in rs] if isinstance(store, dict) else store
+        for record in records or []:
+            if str(record["id"]) == record_id:
+                body = project_detail(record) if endpoint.name == "projects" else record
+                return httpx.Response(200, content=json.dumps(body), request=request)
         return httpx.Response(404, json={"error": "not_found"}, request=request)
 
 

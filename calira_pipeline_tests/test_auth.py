@@ -210,7 +210,7 @@ def test_static_access_token_rejected_is_auth_error() -> None:
 
 def test_static_access_token_is_sent_as_bearer() -> None:
     fake = fake_api()
-    fake.valid_tokens.add("good-token-1")
+    fake.accept_access_token("good-token-1")
     client = client_for(fake, client_id=None, client_secret=None, access_token="good-token-1")
     assert len(client.fetch("bookings").rows["bookings"]) == 30
     assert fake.token_requests == []
@@ -274,7 +274,7 @@ def test_stale_file_falls_back_to_fresh_seed(tmp_path: Path) -> None:
     client_for(fake, refresh_token=fake.issue_refresh_token(), token_file=token_file).fetch(
         "bookings"
     )
-    fake.refresh_tokens.clear()  # revoked; an operator pastes a fresh one
+    fake.revoke_refresh_tokens()  # revoked; an operator pastes a fresh one
     fake.expire_access_tokens()
     fresh = fake.issue_refresh_token()
     client_for(fake, refresh_token=fresh, token_file=token_file).fetch("bookings")

@@ -12,7 +12,10 @@ import pytest
 
 from calira_pipeline import connect
 from calira_pipeline.cli.main import print_summary
-from calira_pipeline.definitions import defs
+from calira_pipeline.definitions import load_defs
+
+# Built here, as Dagster builds it when it loads the code location (nothing is built on import).
+defs = load_defs()
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,11 @@ from typing import Any
 
 import dagster as dg
 
-from calira_pipeline.definitions import defs
+from calira_pipeline.definitions import load_defs
 from calira_pipeline.storage.schema import RAW_TABLES
+
+# Built here, as Dagster builds it when it loads the code location (nothing is built on import).
+defs = load_defs()
 
 ROOT = Path(__file__).resolve().parents[1]
 

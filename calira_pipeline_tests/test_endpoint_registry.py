@@ -33,6 +33,7 @@ from calira_pipeline.storage.schema import ID, RAW_JSON, RAW_TABLES, TEXT, Colum
 from calira_pipeline.wiring.raw import build_fetch_calira
 from calira_pipeline.wiring.resources import WarehouseResource
 from calira_pipeline.wiring.sandbox_source import SandboxApiResource
+from calira_pipeline_tests.fake_calira import FakeCalira, client_for_fake
 
 ROOMS = [
     {"id": n, "name": f"Room {n}", "contact_person": {"name": f"Keeper {n}"}} for n in (1, 2, 3)
@@ -173,3 +174,16 @@ def test_scopes_come_from_the_declarations(path: str, scope: str, blocked: tuple
     endpoint = endpoint_for_path(path)
     assert endpoint is not None and endpoint.scope == scope
     assert scope_collections()[scope] == blocked
+
+
+def test_the_unit_tests_fake_serves_a_registered_endpoint_from_data_alone(
+    rooms_registered: Sandbox,
+) -> None:
+    fake = FakeCalira(extra={"rooms": ROOMS}, slim=lambda name, r: {"id": r["id"]})
+    result = client_for_fake(fake).fetch("rooms")  # client credentials against the fake
+    assert sorted((row["id"], row["name"]) for row in result.rows["rooms"]) == [
+        (1, "Room 1"),
+        (2, "Room 2"),
+        (3, "Room 3"),
+    ]
+    assert fake.count(r"/v1/rooms/\d+") == 3  # slim items completed from their details

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_calira_variables_are_read_in_config_only() -> None:
 def test_every_variable_the_package_reads_is_documented() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("### Every variable", 1)[1].split("\n\n", 2)[1]
-    documented = set(re.findall(r"CALIRA_[A-Z_]+", table)) - {"CALIRA_VENV"}  # tasks.py's own
+    documented = set(re.findall(r"CALIRA_[A-Z_]+", table))
     assert set(all_variables()) == documented
 
 
@@ -103,3 +104,60 @@ def test_the_api_layer_knows_no_table_layout_and_only_the_wiring_plugs_in_the_sa
             assert not any(n.split(".")[0] in ("duckdb", "dagster") for n in names), path
         if not path.startswith(("sandbox/", "wiring/sandbox_source.py", "cli/main.py")):
             assert not any(n.startswith("calira_pipeline.sandbox") for n in names), path
+
+
+# Run in a fresh interpreter: every module is imported with each CALIRA_* variable set to a value
+# that fails when read, behind an os.environ that records who asks for a CALIRA_* variable.
+_IMPORT_EVERYTHING = """
+import importlib, os, pkgutil, sys
+import calira_pipeline
+
+class Recording(dict):
+    asked = []
+    def _note(self, key, by=None):
+        if str(key).startswith("CALIRA_") or by:
+            Recording.asked.append(f"{key} by {sys._getframe(2).f_globals.get('__name__')}")
+    def _ours(self):
+        return str(sys._getframe(2).f_globals.get("__name__", "")).startswith("calira_pipeline")
+    def __getitem__(self, key):
+        self._note(key)
+        return super().__getitem__(key)
+    def get(self, key, default=None):
+        self._note(key)
+        return super().get(key, default)
+    def __contains__(self, key):
+        self._note(key)
+        return super().__contains__(key)
+    def items(self):
+        if self._ours():
+            self._note("<every variable>", by=True)
+        return super().items()
+
+os.environ = Recording(os.environ)
+modules = pkgutil.walk_packages(calira_pipeline.__path__, "calira_pipeline.")
+names = [m.name for m in modules if not m.name.endswith("__main__")]  # that one runs the CLI
+for name in names:
+    importlib.import_module(name)
+print(len(names), "modules;", "asked:", sorted(set(Recording.asked)))
+from calira_pipeline.definitions import load_defs
+try:
+    load_defs()
+except ValueError as error:
+    print("built:", error)
+"""
+
+
+def test_importing_any_module_reads_no_calira_variable() -> None:
+    poisoned = {name: "not-a-valid-value" for name in all_variables()}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}, **poisoned}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EVERYTHING], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    imported, built = done.stdout.strip().splitlines()
+    assert imported.endswith("asked: []"), imported
+    assert int(imported.split()[0]) > 60  # every module, not a few
+    # The same environment fails once the definitions are built, naming the variable.
+    assert built.startswith("built: CALIRA_"), built
+    assert "'not-a-valid-value'" in built

@@ -17,7 +17,10 @@ from typing import Any
 import yaml
 
 from calira_pipeline.cli.main import build_parser
-from calira_pipeline.definitions import defs
+from calira_pipeline.definitions import load_defs
+
+# Built here, as Dagster builds it when it loads the code location (nothing is built on import).
+defs = load_defs()
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).with_name("snapshots") / "public_surface.json"

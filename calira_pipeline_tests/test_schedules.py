@@ -4,10 +4,13 @@ import dagster as dg
 import pytest
 
 from calira_pipeline.config import ScheduleSettings, schedule_settings
-from calira_pipeline.definitions import defs
+from calira_pipeline.definitions import load_defs
 from calira_pipeline.marts import MART_SPECS
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.wiring.schedules import build_schedules, incremental_bookings_job
+
+# Built here, as Dagster builds it when it loads the code location (nothing is built on import).
+defs = load_defs()
 
 daily_full_refresh = defs.get_schedule_def("daily_full_refresh")
 hourly_bookings_incremental = defs.get_schedule_def("hourly_bookings_incremental")

@@ -118,5 +118,6 @@ def test_a_bad_file_says_what_is_wrong_with_it(tmp_path: Path, text: str, messag
 
 
 def test_a_missing_file_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(TenantRegistryError, match=r"cannot read the tenant file .*CALIRA_TENANTS"):
+    missing = r"^CALIRA_TENANTS_FILE='.*nope.yaml' cannot be read"
+    with pytest.raises(TenantRegistryError, match=missing):
         load_registry(tmp_path / "nope.yaml")

@@ -22,7 +22,7 @@ from calira_pipeline.config import ingest_retries, load_dotenv_file
 from calira_pipeline.ingest.lock import LOCK_FILE, ingestion_lock
 from calira_pipeline.ingest.progress import TextProgressBar
 from calira_pipeline.storage import StorageError
-from calira_pipeline.wiring.retry import INGEST_RETRY_POLICY, is_permanent
+from calira_pipeline.wiring.retry import ingest_retry_policy, is_permanent
 from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
 from calira_pipeline_tests.conftest import materialize_everything
 
@@ -83,9 +83,9 @@ def test_one_code_location_name_everywhere() -> None:
 
 
 def test_duckdb_resource_is_dagsters_own_and_read_only(tmp_path: Path) -> None:
-    from calira_pipeline.definitions import defs
+    from calira_pipeline.definitions import load_defs
 
-    resource = defs.resources["duckdb"]
+    resource = load_defs().resources["duckdb"]
     assert isinstance(resource, DuckDBResource)
     missing = WarehouseDuckDBResource(data_dir=str(tmp_path))
     with pytest.raises(StorageError, match="does not exist yet"), missing.get_connection():
@@ -150,17 +150,20 @@ def test_dg_launch_of_bookings_alone_on_a_fresh_data_directory(tmp_path: Path) -
 def test_step_retries_with_backoff_but_never_for_permanent_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from calira_pipeline.definitions import defs
+    from calira_pipeline.definitions import load_defs
 
     monkeypatch.delenv("CALIRA_INGEST_RETRIES", raising=False)
     assert ingest_retries() == 2  # the default; the suite itself runs with 0
     monkeypatch.setenv("CALIRA_INGEST_RETRIES", "eleven")
     with pytest.raises(ValueError, match="CALIRA_INGEST_RETRIES='eleven' is not a whole number"):
         ingest_retries()
-    assert INGEST_RETRY_POLICY.backoff == dg.Backoff.EXPONENTIAL
-    assert INGEST_RETRY_POLICY.delay == 30
-    fetch = defs.resolve_assets_def(dg.AssetKey("bookings"))
-    assert fetch.op.retry_policy == INGEST_RETRY_POLICY
+    monkeypatch.setenv("CALIRA_INGEST_RETRIES", "3")
+    policy = ingest_retry_policy()
+    assert (policy.max_retries, policy.delay) == (3, 30)
+    assert policy.backoff == dg.Backoff.EXPONENTIAL
+    # Read when the definitions are built, not when the module was imported.
+    fetch = load_defs().resolve_assets_def(dg.AssetKey("bookings"))
+    assert fetch.op.retry_policy == policy
     assert is_permanent(ConfigError("bad"))
     assert is_permanent(MissingScopeError("read_bookings", "/bookings", ["bookings"]))
     assert is_permanent(ApiError("not found", status=404))

@@ -74,8 +74,8 @@ def load_registry(path: str | Path) -> TenantRegistry:
         document = yaml.safe_load(source.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TenantRegistryError(
-            f"cannot read the tenant file {source} (CALIRA_TENANTS_FILE): {exc.strerror}; "
-            "point CALIRA_TENANTS_FILE at a readable YAML file or unset it"
+            f"CALIRA_TENANTS_FILE={str(path)!r} cannot be read ({source}: {exc.strerror}); "
+            "point it at a readable YAML tenant file or unset it"
         ) from exc
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)

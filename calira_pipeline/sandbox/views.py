@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
@@ -86,14 +86,24 @@ def paginate_encoded(query: QueryParams, total: int,
                      newest: Callable[[int], bytes]) -> Response:
     """``paginate`` for records already encoded: the body is the items' bytes joined, which is
     byte for byte what encoding the list would give."""
-    page = parse_int(query.get("page"), "page", minimum=1) or 1
-    per_page = parse_int(query.get("per_page"), "per_page", minimum=1)
-    per_page = MAX_PER_PAGE if per_page is None else min(per_page, MAX_PER_PAGE)
+    page, per_page = page_request(query)
     first = (page - 1) * per_page
     body = b",".join([newest(k) for k in range(first, min(first + per_page, total))])
-    headers = {"X-Total-Records": str(total), "X-Current-Page": str(page),
-               "X-Per-Page": str(per_page)}
-    return Response(b"[" + body + b"]", headers=headers, media_type="application/json")
+    return Response(b"[" + body + b"]", headers=page_headers(total, page, per_page),
+                    media_type="application/json")
+
+
+def page_request(query: Mapping[str, str], max_per_page: int = MAX_PER_PAGE) -> tuple[int, int]:
+    """The page asked for and its size: `page` from 1, `per_page` capped (100 by default)."""
+    page = parse_int(query.get("page"), "page", minimum=1) or 1
+    per_page = parse_int(query.get("per_page"), "per_page", minimum=1)
+    return page, max_per_page if per_page is None else min(per_page, max_per_page)
+
+
+def page_headers(total: int, page: int, per_page: int) -> dict[str, str]:
+    """The API's header pagination: what every list answers beside its items."""
+    return {"X-Total-Records": str(total), "X-Current-Page": str(page),
+            "X-Per-Page": str(per_page)}
 
 
 def equipment_view(item: JSON, *, listing: bool, slim: bool, live_aliases: bool) -> JSON:

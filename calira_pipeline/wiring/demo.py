@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from calira_pipeline.wiring.definitions import ALL_ASSETS, ALL_CHECKS
+from calira_pipeline.wiring.definitions import ALL_CHECKS, configured_assets
 from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
 
@@ -18,7 +18,7 @@ def run_demo(
     home = os.environ.get("DAGSTER_HOME")
     instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
+        [*configured_assets(), *ALL_CHECKS],
         instance=instance,
         resources=sandbox_resources(data_dir, scale, seed, operating_hours),
         raise_on_error=False,

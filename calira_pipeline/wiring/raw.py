@@ -38,11 +38,7 @@ from calira_pipeline.wiring.raw_step import (
     staged_metadata,
 )
 from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline.wiring.retry import (
-    INGEST_RETRY_POLICY,
-    is_permanent,
-    permanent_errors_fail_without_retry,
-)
+from calira_pipeline.wiring.retry import is_permanent, permanent_errors_fail_without_retry
 
 RAW_GROUP = "raw"
 RAW_OP = "fetch_calira"
@@ -102,15 +98,18 @@ def _count_spec(collection: str) -> dg.AssetCheckSpec:
     )
 
 
-def build_fetch_calira() -> dg.AssetsDefinition:
-    """The raw step over every endpoint registered now (`api.endpoints.ENDPOINTS`)."""
+def build_fetch_calira(retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
+    """The raw step over every endpoint registered now (`api.endpoints.ENDPOINTS`).
+
+    The code location passes `retry.ingest_retry_policy()`, read as its definitions are built.
+    """
     return dg.multi_asset(
         name=RAW_OP,
         specs=[_asset_spec(t) for tables in COLLECTION_TABLES.values() for t in tables],
         check_specs=[*(_count_spec(c) for c in COLLECTION_TABLES), *map(check_spec, RAW_CHECKS)],
         can_subset=True,
         pool="calira_api",
-        retry_policy=INGEST_RETRY_POLICY,
+        retry_policy=retry_policy,
     )(_fetch_calira)
 
 
@@ -287,6 +286,8 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Any:
     return report
 
 
+# Without step retries, so reading no setting on import: tests and benchmarks run the step once.
+# The code location and the demo build theirs with the configured retries (`definitions.py`).
 fetch_calira = build_fetch_calira()
 RAW_ASSETS: list[dg.AssetsDefinition] = [fetch_calira]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
@@ -16,14 +16,19 @@ from calira_pipeline.api.errors import (
 )
 from calira_pipeline.config import ingest_retries
 
-# Exponential backoff with jitter: 30 s, then about 60 s, so a short API outage or a burst of
-# 5xx is ridden out without a person re-launching the run.
-INGEST_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=ingest_retries(),
-    delay=30,
-    backoff=dg.Backoff.EXPONENTIAL,
-    jitter=dg.Jitter.PLUS_MINUS,
-)
+
+def ingest_retry_policy(environ: Mapping[str, str] | None = None) -> dg.RetryPolicy:
+    """The raw step's retries, with CALIRA_INGEST_RETRIES read now (as the definitions are built).
+
+    Exponential backoff with jitter: 30 s, then about 60 s, so a short API outage or a burst of
+    5xx is ridden out without a person re-launching the run.
+    """
+    return dg.RetryPolicy(
+        max_retries=ingest_retries(environ),
+        delay=30,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
 
 
 def is_permanent(error: BaseException) -> bool:

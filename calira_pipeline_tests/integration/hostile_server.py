@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from calira_pipeline_tests.integration.faults_support import Exchange, buffered_exchange
+from calira_pipeline.sandbox.network_faults import Exchange, buffered_exchange
 
 Mode = Literal[
     "benign",

@@ -44,16 +44,18 @@ from calira_pipeline.sandbox import (
     SandboxConfig,
     Scale,
 )
-from calira_pipeline.sandbox.server import serve_in_thread
-from calira_pipeline.wiring.raw import RAW_ASSETS
-from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
-from calira_pipeline_tests.integration.conftest import ROOT
-from calira_pipeline_tests.integration.faults_support import (
+from calira_pipeline.sandbox.network_faults import (
     LIST_PATHS,
     OVERRIDDEN_COST,
     DeleteDuringPaging,
     FaultProxy,
     Injection,
+)
+from calira_pipeline.sandbox.server import serve_in_thread
+from calira_pipeline.wiring.raw import RAW_ASSETS
+from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline_tests.integration.conftest import ROOT
+from calira_pipeline_tests.integration.faults_support import (
     Key,
     TableState,
     differences,
@@ -226,10 +228,10 @@ CELLS = [
         fired=_hit("drop"),
     ),
     Cell(
-        "token expires every 2 s (server clock x10)",
+        "token expires every 1 s (server clock x10)",
         "exact",
         FaultConfig(latency_ms=40),
-        token_lifetime_s=2,
+        token_lifetime_s=10,
         clock_speed=10,
         # Renewals, whether after a 401 or ahead of expiry (which one depends on machine load).
         fired=lambda obs: _token_requests(obs) >= 3,

@@ -51,6 +51,9 @@ def _wait_for_temp_file(data_dir: Path, proc: subprocess.Popen[bytes], deadline:
     while time.monotonic() < deadline and proc.poll() is None:
         if any(data_dir.glob(".tmp-*")) or any((data_dir / "parquet").glob(".tmp-*")):
             return
+        # The raw step writes its tables into an incoming folder before publishing them.
+        if any(data_dir.glob("incoming/*/*.parquet")):
+            return
         time.sleep(0.001)
 
 
@@ -94,3 +97,4 @@ def test_sigkill_mid_run_leaves_previous_tables_intact_and_next_run_repairs(tmp_
     repaired = _counts(data_dir / "calira.duckdb")
     assert {t: repaired[t] for t in new_truth} == new_truth
     assert not list(data_dir.glob(".tmp-*")) and not list((data_dir / "parquet").glob(".tmp-*"))
+    assert not list(data_dir.glob("incoming/*"))  # the killed run's staged files are gone too

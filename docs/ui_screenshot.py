@@ -1,0 +1,81 @@
+"""Screenshot a page of the Dagster UI with headless Chromium (how docs/ui-*.png are made).
+
+    DAGSTER_HOME=... CALIRA_DATA_DIR=... dagster-webserver -m calira_pipeline.definitions -p 3391 &
+    python docs/ui_screenshot.py \
+        http://127.0.0.1:3391/locations/calira_pipeline.definitions/asset-groups/staging/lineage \
+        docs/ui-marts-lineage.png
+
+Chromium's own `--screenshot` cannot dismiss the UI's first-visit dialog, so this drives it over
+the DevTools protocol: load the page, click "Skip" if the dialog is there, wait, capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import websockets
+
+PORT = 9333  # Chromium's DevTools port, loopback only
+WIDTH, HEIGHT = 1600, 1000
+SKIP_DIALOG = """(() => {
+  for (const b of document.querySelectorAll('button'))
+    if (b.textContent.trim() === 'Skip') { b.click(); return true; }
+  return false;
+})()"""
+
+
+def _page_socket() -> str:
+    for _ in range(50):
+        try:
+            targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{PORT}/json"))
+            return str(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        except (OSError, StopIteration):
+            time.sleep(0.2)
+    raise SystemExit("Chromium did not open its DevTools port")
+
+
+async def _capture(url: str) -> bytes:
+    async with websockets.connect(_page_socket(), max_size=2**28) as ws:
+        ids = iter(range(1, 1_000))
+
+        async def call(method: str, **params: Any) -> dict[str, Any]:
+            sent = next(ids)
+            await ws.send(json.dumps({"id": sent, "method": method, "params": params}))
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("id") == sent:
+                    return dict(message.get("result", {}))
+
+        await call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT,
+                   deviceScaleFactor=1, mobile=False)
+        await call("Page.navigate", url=url)
+        await asyncio.sleep(8)  # the UI loads its definitions and lays out the graph
+        await call("Runtime.evaluate", expression=SKIP_DIALOG)
+        await asyncio.sleep(4)
+        return base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
+
+
+def main() -> None:
+    url, out = sys.argv[1], sys.argv[2]
+    browser = subprocess.Popen(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--remote-debugging-port={PORT}", f"--window-size={WIDTH},{HEIGHT}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with open(out, "wb") as png:
+            png.write(asyncio.run(_capture(url)))
+    finally:
+        browser.terminate()
+        browser.wait(10)
+
+
+if __name__ == "__main__":
+    main()
