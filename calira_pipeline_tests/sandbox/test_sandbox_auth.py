@@ -15,6 +15,7 @@ from calira_pipeline.sandbox import (
     Sandbox,
     SandboxConfig,
 )
+from calira_pipeline.sandbox.auth import Grant
 from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
 CREDS = {"client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET}
@@ -167,3 +168,29 @@ def test_client_credentials_can_be_disallowed() -> None:
     bad = client.post("/oauth/token", data={"grant_type": "password", "client_id": "web",
                                             "client_secret": "s"})
     assert bad.json()["error"] == "unsupported_grant_type"
+
+
+def test_the_token_answer_without_http_revocation_and_approved_codes() -> None:
+    """The sync core both /oauth/token and the unit tests' FakeCalira answer with."""
+    sandbox = Sandbox(SandboxConfig(scale="tiny"))
+    authority = sandbox.authority
+    status, body = authority.token_answer({}, {"grant_type": "client_credentials", **CREDS})
+    assert status == 200 and body["access_token"] in authority.live_access_tokens()
+    assert "refresh_token" not in body  # no user behind a client-credentials token
+    authority.revoke_access_tokens()
+    assert authority.live_access_tokens() == frozenset()
+    assert authority.check(f"Bearer {body['access_token']}") is None
+
+    grant = Grant(SANDBOX_CLIENT_ID, ALL_SCOPES, has_owner=True)
+    authority.approve_code("c-1", grant, REDIRECT)
+    code_form = {"grant_type": "authorization_code", "code": "c-1", "redirect_uri": REDIRECT}
+    status, body = authority.token_answer({}, {**code_form, **CREDS})
+    assert status == 200 and body["refresh_token"] in authority.live_refresh_tokens()
+    status, again = authority.token_answer({}, {**code_form, **CREDS})  # a code is single use
+    assert (status, again["error"]) == (400, "invalid_grant")
+    authority.revoke_refresh_tokens()
+    refresh = {"grant_type": "refresh_token", "refresh_token": str(body["refresh_token"])}
+    assert authority.token_answer({}, {**refresh, **CREDS})[0] == 400
+
+    authority.accept_access_token("static-1", grant)
+    assert _bearer(InProcessClient(sandbox), "static-1") == 200
