@@ -51,8 +51,9 @@ def _wait_for_temp_file(data_dir: Path, proc: subprocess.Popen[bytes], deadline:
     while time.monotonic() < deadline and proc.poll() is None:
         if any(data_dir.glob(".tmp-*")) or any((data_dir / "parquet").glob(".tmp-*")):
             return
-        # The raw step writes its tables into an incoming folder before publishing them.
-        if any(data_dir.glob("incoming/*/*.parquet")):
+        # A step stages its tables in an incoming folder (created when its fetch or build
+        # starts) and publishes them from there: the run is then between its two commits.
+        if any(data_dir.glob("incoming/*")):
             return
         time.sleep(0.001)
 
@@ -60,7 +61,9 @@ def _wait_for_temp_file(data_dir: Path, proc: subprocess.Popen[bytes], deadline:
 def test_sigkill_mid_run_leaves_previous_tables_intact_and_next_run_repairs(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     old = Sandbox(SandboxConfig(seed=0, scale="tiny"))
-    new = Sandbox(SandboxConfig(seed=1, scale="small"))
+    # 100 ms per request keeps the raw step fetching for seconds, so a loaded machine cannot
+    # finish the run between two polls of `_wait_for_temp_file`.
+    new = Sandbox(SandboxConfig(seed=1, scale="small", faults=FaultConfig(latency_ms=100)))
     with old.serve_in_thread() as base_url:
         assert run(materialize_all_command(), pipeline_env(base_url, data_dir)).returncode == 0
     before = {t: pq.read_table(data_dir / "parquet" / f"{t}.parquet").num_rows for t in RAW_TABLES}
