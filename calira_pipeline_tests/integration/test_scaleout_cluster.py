@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,6 +219,19 @@ def test_a_second_run_for_a_tenant_waits_while_another_tenant_runs(
     ), "no other tenant ran while the second alpha run waited"
 
 
+def _ancestry(pid: int) -> list[int]:
+    """`pid` and its ancestors, read from /proc (the test harness is Linux-only)."""
+    lineage = [pid]
+    while lineage[-1] > 1:
+        try:
+            stat = Path(f"/proc/{lineage[-1]}/stat").read_text()
+        except FileNotFoundError:
+            break
+        # The command name may hold spaces: the parent pid is the 2nd field after its ')'.
+        lineage.append(int(stat.rsplit(")", 1)[1].split()[1]))
+    return lineage
+
+
 def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes(
     cluster: Cluster, backfilled: list[Any]
 ) -> None:
@@ -240,9 +254,13 @@ def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes
         return bool(started)
 
     wait_for("the gamma run's first step", fetching, 180)
-    # A solo worker executes the run in its own process: the step's pid names the worker.
-    pid = started[0].dagster_event.pid
-    holder = next(name for name, worker in cluster.workers.items() if worker.process.pid == pid)
+    # The step's pid is the worker's process (solo pool) or one of its descendants (a pool
+    # child, or the process the worker's launcher started): walk up to the worker we started.
+    lineage = _ancestry(started[0].dagster_event.pid)
+    holder = next(
+        (name for name, worker in cluster.workers.items() if worker.process.pid in lineage), None
+    )
+    assert holder is not None, f"no worker owns the step's process (lineage {lineage})"
     cluster.group.kill(cluster.workers.pop(holder))
     cluster.start_worker("w3")
 
