@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from calira_pipeline.sandbox import Sandbox, SandboxConfig
 from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline_tests.scaleout.cluster import LOCATION, Cluster, running_cluster, wait_for
+from calira_pipeline_tests.scaleout.rollups import counted_cost_per_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("scaleout")]
 
@@ -132,15 +132,10 @@ def test_consortium_rollups_equal_the_sum_of_the_tenants(
     cluster: Cluster, backfilled: list[Any]
 ) -> None:
     store = cluster.store()
-    per_tenant: dict[tuple[str, str | None], Decimal] = {}
+    per_tenant = counted_cost_per_tenant(store, TENANTS)
     bookings = 0
     for tenant in TENANTS:
         with store.connect(tenant=tenant) as con:
-            for currency, cost in con.sql(
-                "select currency, sum(total_cost) from booking_cost_monthly "
-                "where status_category = 'counted' group by all"
-            ).fetchall():
-                per_tenant[(tenant, currency)] = cost
             row = con.sql("select sum(booking_count) from organisation_utilisation_monthly")
             bookings += int(row.fetchone()[0])  # type: ignore[index]
     with store.connect() as con:

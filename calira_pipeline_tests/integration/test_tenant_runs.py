@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +20,7 @@ from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline.wiring.tenant_defs import tenant_definitions
 from calira_pipeline.wiring.tenant_resources import TenantApiResource, TenantWarehouseResource
+from calira_pipeline_tests.scaleout.rollups import counted_cost_per_tenant
 
 SEEDS = {"alpha": 11, "beta": 12}
 
@@ -103,14 +103,7 @@ def test_consortium_rollups_equal_the_sum_of_the_tenants(
     tenant_runs: tuple[TenantStore, dict[str, dg.ExecuteInProcessResult], dg.Definitions],
 ) -> None:
     store, _, _ = tenant_runs
-    per_tenant: dict[tuple[str, str | None], Decimal] = {}
-    for key in SEEDS:
-        with store.connect(tenant=key) as con:
-            for currency, cost in con.sql(
-                "select currency, sum(total_cost) from booking_cost_monthly "
-                "where status_category = 'counted' group by all"
-            ).fetchall():
-                per_tenant[(key, currency)] = cost
+    per_tenant = counted_cost_per_tenant(store, SEEDS)
     with store.connect() as con:
         rollup = dict(
             ((t, c), v)
