@@ -64,6 +64,10 @@ class Cluster:
 
     def start_worker(self, name: str, wait: bool = True) -> Started:
         """A Celery worker with its own local data directory (as on its own machine)."""
+        running = self.workers.get(name)
+        if running is not None and running.process.poll() is None:
+            # A second worker under one name would take runs the tests cannot attribute.
+            raise RuntimeError(f"worker {name} is already running (pid {running.process.pid})")
         env = dict(self.env, CALIRA_DATA_DIR=str(self.root / f"{name}-data"))
         entry = self.group.start(
             name,
@@ -217,7 +221,7 @@ def running_cluster(
         cluster.dagster("sensor", "stop", *LOCATION, "default_automation_condition_sensor")
         daemon = group.start("daemon", [BIN / "dagster-daemon", "run", *LOCATION], env=env)
         for number in range(1, workers + 1):
-            cluster.start_worker(f"w{number}")
+            cluster.wait_for_worker(f"w{number}")
         wait_until(
             "daemon",
             lambda: (
