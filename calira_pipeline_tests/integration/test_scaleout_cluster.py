@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,19 +214,6 @@ def test_a_second_run_for_a_tenant_waits_while_another_tenant_runs(
     ), "no other tenant ran while the second alpha run waited"
 
 
-def _ancestry(pid: int) -> list[int]:
-    """`pid` and its ancestors, read from /proc (the test harness is Linux-only)."""
-    lineage = [pid]
-    while lineage[-1] > 1:
-        try:
-            stat = Path(f"/proc/{lineage[-1]}/stat").read_text()
-        except FileNotFoundError:
-            break
-        # The command name may hold spaces: the parent pid is the 2nd field after its ')'.
-        lineage.append(int(stat.rsplit(")", 1)[1].split()[1]))
-    return lineage
-
-
 def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes(
     cluster: Cluster, backfilled: list[Any]
 ) -> None:
@@ -249,13 +236,11 @@ def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes
         return bool(started)
 
     wait_for("the gamma run's first step", fetching, 180)
-    # The step's pid is the worker's process (solo pool) or one of its descendants (a pool
-    # child, or the process the worker's launcher started): walk up to the worker we started.
-    lineage = _ancestry(started[0].dagster_event.pid)
-    holder = next(
-        (name for name, worker in cluster.workers.items() if worker.process.pid in lineage), None
-    )
-    assert holder is not None, f"no worker owns the step's process (lineage {lineage})"
+    # Each worker leads its own process group (the harness starts it in a new session) and is
+    # killed as a group, so the worker to kill is the one whose group holds the step's process.
+    group = os.getpgid(started[0].dagster_event.pid)
+    holder = next((name for name, w in cluster.workers.items() if w.process.pid == group), None)
+    assert holder is not None, f"no worker's process group ({group}) holds the step"
     cluster.group.kill(cluster.workers.pop(holder))
     cluster.start_worker("w3")
 
