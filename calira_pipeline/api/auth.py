@@ -13,6 +13,7 @@ import httpx
 from .errors import AuthError
 from .http import RetryingSender, body_excerpt, describe, redirect_error
 from .settings import ClientSettings, Secret
+from .token_store import FileTokenStore, Rotation, TokenStore
 from .tokens import TokenFileStore, TokenSet
 
 _ADVICE = {
@@ -63,11 +64,9 @@ class TokenProvider:
         self._wall = wall_clock
         self._logger = logger
         self._lock = asyncio.Lock()
-        self._store = (
-            TokenFileStore(settings.token_file, logger)
-            if self.mode == "refresh_token" and settings.token_file is not None
-            else None
-        )
+        self._store: TokenStore | None = settings.token_store
+        if self._store is None and self.mode == "refresh_token" and settings.token_file:
+            self._store = FileTokenStore(TokenFileStore(settings.token_file, logger))
 
     def _fresh(self, tokens: TokenSet | None) -> bool:
         return tokens is not None and not tokens.expires_within(
@@ -106,7 +105,7 @@ class TokenProvider:
             elif self.mode == "client_credentials":
                 self.state.tokens = await self._client_credentials()
             else:
-                self.state.tokens = await self._rotate_locked(stale_access, force)
+                self.state.tokens = await self._rotate_locked(stale_access)
             tokens = self.state.tokens
             for secret in (tokens.access_token, tokens.refresh_token):
                 if secret is not None and secret.reveal() not in self._secrets:
@@ -122,34 +121,25 @@ class TokenProvider:
             form["scope"] = " ".join(self.settings.scopes)
         return await self.request_tokens(form)
 
-    async def _rotate_locked(self, stale_access: str | None, force: bool) -> TokenSet:
-        """Refresh under the cross-process file lock, adopting another process's rotation."""
+    async def _rotate_locked(self, stale_access: str | None) -> TokenSet:
+        """Refresh under the store's cross-process lock, adopting another process's rotation."""
         assert self._store is not None
-        store = self._store
-        fd = await asyncio.to_thread(store.acquire_lock)
-        try:
-            on_disk = store.load()
-            if (
-                on_disk is not None
-                and on_disk.access_token.reveal() != stale_access
-                and self._fresh(on_disk)
-            ):
-                self._logger.info("calira: using tokens another process already refreshed")
-                return on_disk
-            seeds = (on_disk.refresh_token if on_disk else None, self.settings.refresh_token)
-            candidates = [t.reveal() for t in seeds if isinstance(t, Secret)]
-            tokens = await self._refresh_with(list(dict.fromkeys(candidates)))
-            store.save(tokens)
-            self._logger.info("calira: refreshed access token and saved rotated refresh token")
-            return tokens
-        finally:
-            store.release_lock(fd)
+        seed = self.settings.refresh_token
+        rotation = Rotation(
+            store=self._store,
+            refresh=self._refresh_with,
+            is_fresh=self._fresh,
+            seed=seed.reveal() if isinstance(seed, Secret) else None,
+            logger=self._logger,
+        )
+        return await rotation.run(stale_access)
 
     async def _refresh_with(self, refresh_tokens: list[str]) -> TokenSet:
         if not refresh_tokens:
             raise AuthError(
-                "No refresh token available: the token file is empty and CALIRA_REFRESH_TOKEN is "
-                "unset. Run the authorization-code login to create the token file."
+                "No refresh token available: the token store is empty and no seed refresh token "
+                "is set (CALIRA_REFRESH_TOKEN, or the tenant's refresh_token variable). Run "
+                "`calira-pipeline auth login` (with --tenant for a registry tenant)."
             )
         error: AuthError | None = None
         # The file's token wins; the configured seed is tried only if the file's was rejected

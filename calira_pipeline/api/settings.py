@@ -6,12 +6,15 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from calira_pipeline.config import client_fields
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # token_store imports tokens, which imports Secret from here
+    from .token_store import TokenStore
 
 AuthMode = Literal["client_credentials", "refresh_token", "access_token"]
 
@@ -126,6 +129,8 @@ class ClientSettings:
     refresh_token: Secret | str | None = field(default=None)
     access_token: Secret | str | None = field(default=None)
     token_file: str | os.PathLike[str] | None = None
+    # Where rotated refresh tokens live when not in token_file: a store every worker reaches.
+    token_store: TokenStore | None = field(default=None, compare=False)
     scopes: str | Sequence[str] | None = None
     concurrency: int = 8
     max_rps: float | None = None
@@ -193,7 +198,8 @@ class ClientSettings:
     @property
     def auth_mode(self) -> AuthMode:
         has_id, has_secret = bool(self.client_id), self.client_secret is not None
-        has_refresh = self.refresh_token is not None or self.token_file is not None
+        has_store = self.token_file is not None or self.token_store is not None
+        has_refresh = self.refresh_token is not None or has_store
         if self.access_token is not None:
             if has_secret or self.refresh_token is not None:
                 raise ConfigError(
@@ -207,7 +213,7 @@ class ClientSettings:
                     "Refresh-token auth needs CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET next to "
                     "CALIRA_REFRESH_TOKEN / CALIRA_TOKEN_FILE."
                 )
-            if self.token_file is None:
+            if not has_store:
                 raise ConfigError(
                     "CALIRA_REFRESH_TOKEN needs CALIRA_TOKEN_FILE too: Calira rotates refresh "
                     "tokens on use, so the new one must be saved or the integration is locked out."

@@ -146,6 +146,11 @@ class TokenFileStore:
         return fd
 
     def load(self) -> TokenSet | None:
+        found = self.load_versioned()
+        return found[0] if found is not None else None
+
+    def load_versioned(self) -> tuple[TokenSet, int] | None:
+        """The tokens and how many times they were saved (0 for a file older than versions)."""
         try:
             fd = self._open_private(self.path, os.O_RDONLY, "Token file")
         except FileNotFoundError:
@@ -160,9 +165,10 @@ class TokenFileStore:
             ) from exc
         if not isinstance(data, dict):
             raise ConfigError(f"Token file {self.path} is not a JSON object; log in again.")
-        return TokenSet.from_json(data)
+        version = data.get("version")
+        return TokenSet.from_json(data), version if isinstance(version, int) else 0
 
-    def save(self, tokens: TokenSet) -> None:
+    def save(self, tokens: TokenSet, version: int | None = None) -> None:
         """Write atomically: temp file in the same directory, fsync, then ``os.replace``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_symlink():  # os.replace would swap the link for a regular file
@@ -171,7 +177,10 @@ class TokenFileStore:
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(tokens.to_json(), handle)
+                payload = tokens.to_json()
+                if version is not None:
+                    payload["version"] = version
+                json.dump(payload, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
