@@ -19,6 +19,7 @@ import httpx
 from .errors import AuthError, ConfigError
 from .http import body_excerpt
 from .settings import ClientSettings, Secret
+from .token_store import FileTokenStore, replace_tokens
 from .tokens import TokenFileStore, TokenSet
 
 CALLBACK_PATH = "/callback"
@@ -76,8 +77,8 @@ def authorization_code_login(
     client_secret = settings.client_secret
     if not settings.client_id or not isinstance(client_secret, Secret):
         raise ConfigError("Login needs CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET.")
-    if settings.token_file is None:
-        raise ConfigError("Login needs CALIRA_TOKEN_FILE to save the tokens in.")
+    if settings.token_file is None and settings.token_store is None:
+        raise ConfigError("Login needs CALIRA_TOKEN_FILE (or a token store) to save the tokens in.")
     state = secrets.token_urlsafe(24)
     server = _CallbackServer(("127.0.0.1", port), _CallbackHandler)
     try:
@@ -124,6 +125,8 @@ def authorization_code_login(
             f"{response.status_code}: {excerpt}. Check the app's redirect URI allows "
             f"{redirect_uri} (loopback) and the client id/secret."
         )
-    store = TokenFileStore(settings.token_file)
-    with store.locked():
-        store.save(TokenSet.from_response(payload, time.time()))
+    store = settings.token_store
+    if store is None:
+        assert settings.token_file is not None
+        store = FileTokenStore(TokenFileStore(settings.token_file))
+    replace_tokens(store, TokenSet.from_response(payload, time.time()))

@@ -27,6 +27,10 @@ AUTH_SECRETS: dict[str, tuple[str, ...]] = {
     "access_token": ("access_token",),
 }
 ALL_SECRET_FIELDS = ("client_id", "client_secret", "refresh_token", "access_token")
+# Where refresh-token tenants keep their rotated tokens (README "Refresh tokens with several
+# workers"): each worker's own file, the Dagster instance's Postgres, or a named Postgres.
+TOKEN_STORE_FILE = "file"
+TOKEN_STORE_INSTANCE = "dagster_instance"
 _ENTRY_FIELDS = {"key", "base_url", "auth", "secrets", "token_url", "scopes", "max_rps"}
 
 
@@ -52,6 +56,8 @@ class Tenant:
 class TenantRegistry:
     source: Path
     tenants: tuple[Tenant, ...]
+    # "file", "dagster_instance" or a postgresql:// DSN without a password
+    token_store: str = TOKEN_STORE_FILE
 
     @property
     def keys(self) -> list[str]:
@@ -94,7 +100,25 @@ def load_registry(path: str | Path) -> TenantRegistry:
         if tenant.key in seen:
             raise _error(source, number, tenant.key, "key", "is used by an earlier entry too")
         seen.add(tenant.key)
-    return TenantRegistry(source, tenants)
+    return TenantRegistry(source, tenants, _token_store(source, document.get("token_store")))
+
+
+def _token_store(source: Path, value: Any) -> str:
+    if value is None or value in (TOKEN_STORE_FILE, TOKEN_STORE_INSTANCE):
+        return str(value or TOKEN_STORE_FILE)
+    if isinstance(value, str) and urlsplit(value).scheme in ("postgresql", "postgres"):
+        parts = urlsplit(value)
+        if parts.password is None and "password" not in parts.query:
+            return value
+        # Never echo it: the password is the secret this file must not hold.
+        raise TenantRegistryError(
+            f"{source}: field 'token_store' holds a Postgres password; remove it from the URL "
+            "and give it to every worker as PGPASSWORD or in ~/.pgpass (libpq reads both)"
+        )
+    raise TenantRegistryError(
+        f"{source}: field 'token_store' must be {TOKEN_STORE_FILE}, {TOKEN_STORE_INSTANCE} or "
+        "a postgresql://user@host:port/database URL (without a password)"
+    )
 
 
 def _error(source: Path, number: int, key: object, name: str, problem: str) -> TenantRegistryError:

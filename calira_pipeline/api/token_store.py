@@ -92,6 +92,22 @@ class FileTokenStore:
         return _FileLease(self.files, self.files.acquire_lock())
 
 
+def replace_tokens(store: TokenStore, tokens: TokenSet) -> int:
+    """Store `tokens` as the current ones under the lock (a login, an operator's new seed);
+    returns the new version."""
+    lease = store.acquire()
+    try:
+        current = lease.load()
+        expected = current.version if current is not None else None
+        if not lease.save(tokens, expected):  # only a writer ignoring the lock gets here
+            raise TokenStoreError(
+                f"{store.describe()} changed while it was locked; run the command again."
+            )
+        return (expected or 0) + 1
+    finally:
+        lease.release()
+
+
 Refresh = Callable[[list[str]], Awaitable[TokenSet]]
 
 

@@ -7,6 +7,7 @@ import sys
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calira_pipeline.config import (
     calira_environment,
@@ -17,6 +18,9 @@ from calira_pipeline.config import (
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.progress import TextProgressBar
 from calira_pipeline.storage import connect, default_data_dir
+
+if TYPE_CHECKING:  # the wiring imports dagster: loaded only by the commands that need it
+    from calira_pipeline.wiring.token_stores import TenantTokenTarget
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +74,24 @@ def _add_auth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     login.add_argument("--port", type=int, default=8976, help="loopback port for the redirect")
     login.add_argument("--no-browser", action="store_true", help="print the URL instead")
+    login.add_argument(
+        "--tenant",
+        default=None,
+        help="a refresh_token tenant of CALIRA_TENANTS_FILE: use its app and store its token "
+        "where its runs read it (the registry's token_store)",
+    )
     login.set_defaults(handler=_run_login)
+    seed = auth_sub.add_parser(
+        "seed",
+        help="store a tenant's refresh token from its variable as the current one",
+        description=(
+            "Reads the refresh token from the variable the tenant's registry entry names for "
+            "its refresh_token and stores it in the tenant's token store (replacing what is "
+            "there), e.g. after a lockout. The token is never printed."
+        ),
+    )
+    seed.add_argument("--tenant", required=True, help="a refresh_token tenant key")
+    seed.set_defaults(handler=_run_seed)
 
 
 def _run_login(args: argparse.Namespace) -> int:
@@ -78,11 +99,20 @@ def _run_login(args: argparse.Namespace) -> int:
     from calira_pipeline.api.login import authorization_code_login
     from calira_pipeline.wiring.sandbox_source import resource_from_env
 
-    # A placeholder refresh token selects refresh-token settings (and the token file to write).
-    resource = resource_from_env({**calira_environment(), "CALIRA_REFRESH_TOKEN": "pending-login"})
-    if not resource.base_url:
-        print("auth login needs CALIRA_BASE_URL (the sandbox needs no login)", file=sys.stderr)
-        return 2
+    if args.tenant:
+        try:
+            settings = _tenant_target(args.tenant).settings
+        except (CaliraError, ValueError) as exc:
+            print(f"auth login failed: {exc}", file=sys.stderr)
+            return 2
+    else:
+        # A placeholder refresh token selects refresh-token settings (and the token file).
+        environ = {**calira_environment(), "CALIRA_REFRESH_TOKEN": "pending-login"}
+        resource = resource_from_env(environ)
+        if not resource.base_url:
+            print("auth login needs CALIRA_BASE_URL (the sandbox needs no login)", file=sys.stderr)
+            return 2
+        settings = resource.settings()
 
     def open_browser(url: str) -> None:
         print(f"Open this URL to authorise calira_pipeline:\n  {url}", flush=True)
@@ -90,11 +120,41 @@ def _run_login(args: argparse.Namespace) -> int:
             webbrowser.open(url)
 
     try:
-        authorization_code_login(resource.settings(), open_browser=open_browser, port=args.port)
+        authorization_code_login(settings, open_browser=open_browser, port=args.port)
     except CaliraError as exc:
         print(f"auth login failed: {exc}", file=sys.stderr)
         return 1
     print("Stored the refresh token; runs will now rotate it automatically.")
+    return 0
+
+
+def _tenant_target(key: str) -> TenantTokenTarget:
+    from calira_pipeline.wiring.token_stores import tenant_token_target
+
+    return tenant_token_target(key, str(default_data_dir()[0]))
+
+
+def _run_seed(args: argparse.Namespace) -> int:
+    from calira_pipeline.api import CaliraError, Secret
+    from calira_pipeline.api.token_store import replace_tokens
+    from calira_pipeline.api.tokens import TokenSet
+    from calira_pipeline.config import tenant_secret
+
+    try:
+        target = _tenant_target(args.tenant)
+        variable = target.tenant.secret_variables["refresh_token"]
+        token = tenant_secret(variable)
+        if token is None:
+            print(f"auth seed: the variable {variable} (tenant {args.tenant}'s refresh_token) "
+                  "is not set; set it to a fresh refresh token first", file=sys.stderr)  # fmt: skip
+            return 2
+        # No access token yet: the next run refreshes with this token at once.
+        version = replace_tokens(target.store, TokenSet(Secret(""), Secret(token), None))
+    except (CaliraError, ValueError) as exc:
+        print(f"auth seed failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Stored tenant {args.tenant}'s refresh token from {variable} in "
+          f"{target.store.describe()} (version {version}).")  # fmt: skip
     return 0
 
 

@@ -141,19 +141,6 @@ class PostgresTokenStore:
             raise self.unreachable(exc) from None
         return PostgresLease(self, con)
 
-    def seed(self, tokens: TokenSet) -> int:
-        """Replace the tenant's tokens under its lock (a login or an operator's new token)."""
-        lease = self.acquire()
-        try:
-            current = lease.load()
-            expected = current.version if current is not None else None
-            if not lease.save(tokens, expected):
-                raise TokenStoreError(f"tenant {self.tenant}: {self.describe()} changed while "
-                                      "it was locked; run the command again.")  # fmt: skip
-            return (expected or 0) + 1
-        finally:
-            lease.release()
-
 
 class PostgresLease:
     """The tenant's advisory lock on one connection; reads and CAS writes in autocommit."""

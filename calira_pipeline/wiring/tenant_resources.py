@@ -18,12 +18,13 @@ from calira_pipeline.api.settings import display_url
 from calira_pipeline.api.tenants import Tenant, TenantRegistry, TenantRegistryError, load_registry
 from calira_pipeline.config import tenant_secret
 from calira_pipeline.ingest.pii import SALT_FILE, PiiPolicy
+from calira_pipeline.storage.postgres_tokens import PostgresTokenStore
 from calira_pipeline.storage.tenant_store import TenantStore
 from calira_pipeline.storage.tenant_warehouse import TenantWarehouse
 from calira_pipeline.wiring.resources import CaliraApiResource, WarehouseResource
+from calira_pipeline.wiring.token_stores import TENANTS_FOLDER, tenant_token_store
 
 PARTITION_TAG = "dagster/partition"
-TENANTS_FOLDER = "tenants"  # $CALIRA_DATA_DIR/tenants/<key>: each tenant's working copy
 
 
 def run_tenant(context: dg.InitResourceContext) -> str | None:
@@ -38,11 +39,15 @@ class TenantApiResource(CaliraApiResource):
 
     tenants_file: str = Field(description="The tenant registry (CALIRA_TENANTS_FILE).")
     _tenant: Tenant | None = PrivateAttr(default=None)
+    _token_store: PostgresTokenStore | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         key = run_tenant(context)
         if key is not None:
-            self._tenant = load_registry(self.tenants_file).get(key)
+            registry = load_registry(self.tenants_file)
+            self._tenant = registry.get(key)
+            if self._tenant.auth == "refresh_token":
+                self._token_store = tenant_token_store(registry, key, context.instance)
 
     def tenant(self) -> Tenant:
         if self._tenant is None:
@@ -71,15 +76,16 @@ class TenantApiResource(CaliraApiResource):
                 )
             secrets[field] = value
         token_file = None
-        if tenant.auth == "refresh_token":
-            # Rotated refresh tokens: per tenant, on this worker (README "Scale-out" states
-            # what that means with several machines).
-            token_file = str(self._work_dir(tenant.key) / ".calira-token.json")
+        if tenant.auth == "refresh_token" and self._token_store is None:
+            # Rotated refresh tokens in this worker's file (the registry's token_store: file;
+            # README "Refresh tokens with several workers" says when that is enough).
+            token_file = str(self.token_file_of(tenant.key))
         return ClientSettings(
             base_url=tenant.base_url,
             token_url=tenant.token_url,
             scopes=tenant.scopes,
             token_file=token_file,
+            token_store=self._token_store,
             concurrency=self.concurrency,
             max_rps=tenant.max_rps or (float(self.max_rps) if self.max_rps else None),
             timeout_s=self.timeout_s,
@@ -88,8 +94,8 @@ class TenantApiResource(CaliraApiResource):
             **secrets,
         )
 
-    def _work_dir(self, key: str) -> Path:
-        return Path(self.data_dir) / TENANTS_FOLDER / key
+    def token_file_of(self, key: str) -> Path:
+        return Path(self.data_dir) / TENANTS_FOLDER / key / ".calira-token.json"
 
 
 class TenantWarehouseResource(WarehouseResource):

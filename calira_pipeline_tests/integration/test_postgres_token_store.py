@@ -7,118 +7,40 @@ of its token endpoint records every refresh token presented and the answer.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl
+from collections.abc import Iterator
 
 import pytest
 
 from calira_pipeline.api import CaliraClient, CaliraError, ClientSettings, Secret
-from calira_pipeline.api.token_store import TokenStoreError
+from calira_pipeline.api.token_store import TokenStoreError, replace_tokens
 from calira_pipeline.api.tokens import TokenSet
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
-from calira_pipeline.sandbox.server import serve_in_thread
+from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from calira_pipeline.storage.postgres_tokens import TABLE, PostgresTokenStore
+from calira_pipeline_tests.integration import token_support as support
 from calira_pipeline_tests.integration.conftest import ROOT
-from calira_pipeline_tests.scaleout.processes import ProcessGroup, free_port
-from calira_pipeline_tests.scaleout.servers import start_postgres
+from calira_pipeline_tests.integration.token_support import Served, serve_tapped, sql
+from calira_pipeline_tests.scaleout.processes import free_port
 
 pytestmark = [pytest.mark.integration]
 
 TENANT = "uni-a"
 
 
-@pytest.fixture(scope="module")
-def dsn() -> Iterator[str]:
-    # Postgres runs as `nobody` when we are root: its folder must be traversable (not tmp_path).
-    root = Path(tempfile.mkdtemp(prefix="calira-tokens-pg-", dir="/tmp"))
-    root.chmod(0o711)
-    (root / "logs").mkdir()
-    group = ProcessGroup(root / "logs")
-    try:
-        port = start_postgres(group, root, database="tokens")
-        yield f"host=127.0.0.1 port={port} user=postgres dbname=tokens"
-    finally:
-        group.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def sql(dsn: str, statement: str, *args: object) -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    con = psycopg2.connect(dsn)
-    con.autocommit = True
-    try:
-        with con.cursor() as cursor:
-            cursor.execute(statement, args)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        con.close()
-
-
-@dataclass
-class TokenTap:
-    """ASGI middleware: records (refresh token, status) of every refresh; can hold the first."""
-
-    app: Any
-    refreshes: list[tuple[str, int]] = field(default_factory=list)
-    hold_first: Callable[[], None] | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/oauth/token":
-            await self.app(scope, receive, send)
-            return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        form = dict(parse_qsl(body.decode()))
-        hold, self.hold_first = self.hold_first, None
-        if form.get("grant_type") == "refresh_token" and hold is not None:
-            await asyncio.to_thread(hold)
-        statuses: list[int] = []
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-            await send(message)
-
-        await self.app(scope, replay, capture)
-        if form.get("grant_type") == "refresh_token":
-            self.refreshes.append((form.get("refresh_token", ""), statuses[0]))
-
-
-@dataclass
-class Served:
-    sandbox: Sandbox
-    tap: TokenTap
-    base_url: str
-    now: list[float]
+@pytest.fixture
+def served(pg_dsn: str) -> Iterator[Served]:
+    with serve_tapped(pg_dsn) as served:
+        yield served
 
 
 @pytest.fixture
-def served(dsn: str) -> Iterator[Served]:
-    sql(dsn, f"drop table if exists {TABLE}")
-    now = [time.time()]
-    sandbox = Sandbox(SandboxConfig(scale="tiny", clock=lambda: now[0]))
-    tap = TokenTap(sandbox.app)
-    with serve_in_thread(tap) as base_url:  # type: ignore[arg-type]
-        yield Served(sandbox, tap, base_url, now)
+def dsn(pg_dsn: str) -> str:
+    return pg_dsn
 
 
 def client(served: Served, dsn: str, skew_s: float = 0.0) -> CaliraClient:
@@ -133,15 +55,13 @@ def client(served: Served, dsn: str, skew_s: float = 0.0) -> CaliraClient:
 
 def seed(served: Served, dsn: str) -> str:
     token = served.sandbox.issue_refresh_token()
-    assert PostgresTokenStore(dsn, TENANT).seed(TokenSet(Secret(""), Secret(token), None)) == 1
+    store = PostgresTokenStore(dsn, TENANT)
+    assert replace_tokens(store, TokenSet(Secret(""), Secret(token), None)) == 1
     return token
 
 
 def stored(dsn: str) -> tuple[str, int]:
-    [(refresh, version)] = sql(
-        dsn, f"select refresh_token, version from {TABLE} where tenant = %s", TENANT
-    )
-    return refresh, version
+    return support.stored(dsn, TENANT)
 
 
 def wait_for_lock_waiter(dsn: str, timeout_s: float = 60.0) -> None:
