@@ -121,3 +121,29 @@ def test_a_missing_file_names_the_variable(tmp_path: Path) -> None:
     missing = r"^CALIRA_TENANTS_FILE='.*nope.yaml' cannot be read"
     with pytest.raises(TenantRegistryError, match=missing):
         load_registry(tmp_path / "nope.yaml")
+
+
+def test_the_token_store_defaults_to_the_worker_file_and_accepts_a_shared_postgres(
+    tmp_path: Path,
+) -> None:
+    assert load_registry(write(tmp_path, GOOD)).token_store == "file"
+    for value in ("dagster_instance", "postgresql://calira@db.internal:5432/dagster"):
+        text = f"token_store: {value}\n{GOOD}"
+        assert load_registry(write(tmp_path, text)).token_store == value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("postgresql://calira:s3cr3t-value@db/dagster", "holds a Postgres password"),
+        ("postgresql://calira@db/dagster?password=s3cr3t-value", "holds a Postgres password"),
+        ("redis://db/0", "must be file, dagster_instance or a postgresql://"),
+        ("[a, b]", "must be file, dagster_instance or a postgresql://"),
+    ],
+)
+def test_a_bad_token_store_is_one_sentence_that_never_echoes_a_password(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    with pytest.raises(TenantRegistryError, match=message) as raised:
+        load_registry(write(tmp_path, f"token_store: {value}\n{GOOD}"))
+    assert "s3cr3t-value" not in str(raised.value) and "'token_store'" in str(raised.value)
