@@ -13,7 +13,7 @@ from calira_pipeline_tests.integration.conftest import BIN, ROOT, pipeline_env, 
 
 pytestmark = pytest.mark.integration
 
-COMMANDS = [[], ["demo"], ["sandbox"], ["auth", "login"], ["doctor"]]
+COMMANDS = [[], ["demo"], ["sandbox"], ["auth", "login"], ["auth", "seed"], ["doctor"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
