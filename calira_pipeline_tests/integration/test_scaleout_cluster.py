@@ -23,6 +23,9 @@ from calira_pipeline_tests.scaleout.rollups import counted_cost_per_tenant
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("scaleout")]
 
 TENANTS = {"alpha": 31, "beta": 32, "gamma": 33}
+# alpha authenticates with a rotating refresh token kept in the instance's Postgres; it runs
+# twice, on whichever workers take the runs.
+REFRESH_TENANTS = ("alpha",)
 PARTITION = "dagster/partition"
 # Longer than any healthy run here (kombu redelivers by age alone; runs take 20-35 s on a loaded
 # two-core machine), short enough for the kill test to see the redelivery.
@@ -32,7 +35,11 @@ VISIBILITY_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with running_cluster(
-        TENANTS, workers=2, latency_ms=100, visibility_timeout_s=VISIBILITY_TIMEOUT_S
+        TENANTS,
+        workers=2,
+        latency_ms=100,
+        visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+        refresh_tenants=REFRESH_TENANTS,
     ) as running:
         yield running
 
@@ -212,6 +219,25 @@ def test_a_second_run_for_a_tenant_waits_while_another_tenant_runs(
         tenant != "alpha" and start < waited[1] and end > waited[0]
         for tenant, _, start, end in intervals.values()
     ), "no other tenant ran while the second alpha run waited"
+
+
+def test_the_refresh_token_tenant_rotated_once_in_the_instance_postgres(
+    cluster: Cluster, backfilled: list[Any]
+) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(cluster.postgres_dsn)
+    try:
+        with con.cursor() as cursor:
+            cursor.execute("select tenant, refresh_token, version from calira_refresh_tokens")
+            rows = cursor.fetchall()
+    finally:
+        con.close()
+    # Both alpha runs succeeded with one rotation: the first seeded the row from the variable
+    # and rotated, the second (whatever worker took it) used the tokens the first stored.
+    assert [(tenant, version) for tenant, _, version in rows] == [("alpha", 1)]
+    assert rows[0][1] != cluster.refresh_seeds["alpha"]
+    assert not list(cluster.root.glob("*-data/**/.calira-token.json"))  # no worker's own file
 
 
 def test_a_worker_killed_mid_run_leaves_the_tenants_tables_and_a_rerun_completes(

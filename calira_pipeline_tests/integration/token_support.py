@@ -103,7 +103,7 @@ def serve_tapped(dsn: str) -> Iterator[Served]:
     now = [time.time()]
     sandbox = Sandbox(SandboxConfig(scale="tiny", clock=lambda: now[0]))
     tap = TokenTap(sandbox.app)
-    with serve_in_thread(tap) as base_url:  # type: ignore[arg-type]
+    with serve_in_thread(tap) as base_url:
         yield Served(sandbox, tap, base_url, now)
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from calira_pipeline_tests.scaleout.processes import ProcessGroup, Started, wait
 from calira_pipeline_tests.scaleout.servers import (
     BIN,
     S3_KEY,
+    sandbox_refresh_token,
     start_moto,
     start_postgres,
     start_redis,
@@ -45,6 +46,12 @@ class Cluster:
     tenant_urls: dict[str, str]
     worker_slots: int = 1
     workers: dict[str, Started] = field(default_factory=dict)
+    postgres_port: int = 0
+    refresh_seeds: dict[str, str] = field(default_factory=dict)  # tenant -> its first token
+
+    @property
+    def postgres_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.postgres_port} user=postgres dbname=dagster"
 
     @property
     def store_root(self) -> str:
@@ -141,15 +148,21 @@ class Cluster:
             yield instance
 
 
-def _registry(urls: dict[str, str]) -> str:
-    lines = ["tenants:"]
+def _registry(urls: dict[str, str], refresh_tenants: Collection[str] = ()) -> str:
+    # Refresh-token tenants keep their rotating token in the instance's Postgres.
+    lines = ["token_store: dagster_instance"] if refresh_tenants else []
+    lines += ["tenants:"]
     for key, url in urls.items():
         prefix = f"CALIRA_TENANT_{key.upper().replace('-', '_')}"
+        secrets = f"client_id: {prefix}_ID, client_secret: {prefix}_SECRET"
+        auth = "refresh_token" if key in refresh_tenants else "client_credentials"
+        if key in refresh_tenants:
+            secrets += f", refresh_token: {prefix}_REFRESH"
         lines += [
             f"  - key: {key}",
             f"    base_url: {url}",
-            "    auth: client_credentials",
-            f"    secrets: {{client_id: {prefix}_ID, client_secret: {prefix}_SECRET}}",
+            f"    auth: {auth}",
+            f"    secrets: {{{secrets}}}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -186,8 +199,12 @@ def running_cluster(
     rate_limit: float | None = None,
     visibility_timeout_s: int = 3600,
     worker_slots: int = 1,
+    refresh_tenants: Collection[str] = (),
 ) -> Iterator[Cluster]:
-    """Start everything (tenants: key -> sandbox seed); stop everything on exit."""
+    """Start everything (tenants: key -> sandbox seed); stop everything on exit.
+
+    `refresh_tenants` authenticate with a rotating refresh token (seeded from a consent on
+    their sandbox) kept in the instance's Postgres; the others with client credentials."""
     # Postgres runs as `nobody` when we are root, so every folder above its data must be
     # traversable: pytest's tmp_path (mode 700) is not.
     root = Path(tempfile.mkdtemp(prefix="calira-scaleout-", dir="/tmp"))
@@ -204,14 +221,17 @@ def running_cluster(
         }
         config_dir = root / "celery_config"
         env = _environment(root, config_dir, endpoint, list(tenants))
-        (root / "tenants.yaml").write_text(_registry(urls))
+        seeds = {key: sandbox_refresh_token(urls[key]) for key in refresh_tenants}
+        for key, token in seeds.items():
+            env[f"CALIRA_TENANT_{key.upper().replace('-', '_')}_REFRESH"] = token
+        (root / "tenants.yaml").write_text(_registry(urls, refresh_tenants))
         ClusterConfig(
             postgres_host="127.0.0.1",
             postgres_port=pg_port,
             redis_url=redis_url,
             visibility_timeout_s=visibility_timeout_s,
         ).write(Path(env["DAGSTER_HOME"]), config_dir)
-        cluster = Cluster(root, group, env, endpoint, urls, worker_slots)
+        cluster = Cluster(root, group, env, endpoint, urls, worker_slots, {}, pg_port, seeds)
         # Workers import for a while before they are ready; they open the instance per run.
         for number in range(1, workers + 1):
             cluster.start_worker(f"w{number}", wait=False)

@@ -180,3 +180,31 @@ def start_sandbox(
     entry = group.start(name, command, env=dict(os.environ))
     wait_until(name, lambda: port_open(port), entry.process, entry.log)
     return f"http://127.0.0.1:{port}/v1"
+
+
+def sandbox_refresh_token(base_url: str) -> str:
+    """A first refresh token from a sandbox process: the authorization-code flow a user's
+    browser would complete (the sandbox approves at once; the loopback redirect is not
+    followed, its code is read from the Location header)."""
+    import httpx
+
+    from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+    root = base_url.removesuffix("/v1")
+    redirect = "http://127.0.0.1:9/callback"  # never contacted
+    query = {"client_id": SANDBOX_CLIENT_ID, "redirect_uri": redirect, "response_type": "code"}
+    with httpx.Client(timeout=30) as client:
+        consent = client.get(f"{root}/oauth/authorize", params=query)
+        location = httpx.URL(consent.headers["location"])
+        answer = client.post(
+            f"{root}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": location.params["code"],
+                "redirect_uri": redirect,
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+            },
+        )
+    answer.raise_for_status()
+    return str(answer.json()["refresh_token"])
