@@ -52,11 +52,8 @@ class PostgresTokenStore:
 
     def location(self) -> str:
         """host:port/database, never the user's password."""
-        from psycopg2.extensions import parse_dsn
-
-        try:
-            parts = parse_dsn(self.dsn)
-        except Exception:  # noqa: BLE001 (a malformed DSN must not echo itself)
+        parts = _dsn_parts(self.dsn)
+        if parts is None:
             return "an unparsable DSN"
         host = parts.get("host", "localhost")
         return f"{host}:{parts.get('port', 5432)}/{parts.get('dbname', parts.get('user', ''))}"
@@ -65,8 +62,13 @@ class PostgresTokenStore:
         return f"the token table {TABLE} (tenant {self.tenant}, Postgres {self.location()})"
 
     def connect(self) -> Any:
-        import psycopg2
-
+        try:
+            import psycopg2
+        except ImportError:
+            raise TokenStoreError(
+                f"tenant {self.tenant}: {self.describe()} needs psycopg2, which is not installed "
+                "on this worker; install the scale-out extra (pip install 'calira_pipeline[scale]')"
+            ) from None
         try:
             con = psycopg2.connect(
                 self.dsn,
@@ -92,12 +94,7 @@ class PostgresTokenStore:
         )
 
     def _reason(self, exc: BaseException) -> str:
-        from psycopg2.extensions import parse_dsn
-
-        try:
-            password = parse_dsn(self.dsn).get("password", "")
-        except Exception:  # noqa: BLE001
-            password = ""
+        password = (_dsn_parts(self.dsn) or {}).get("password", "")
         text = " ".join(str(exc).split()) or type(exc).__name__
         return redact(text, [password, self.dsn])[:300]
 
@@ -140,6 +137,17 @@ class PostgresTokenStore:
             con.close()
             raise self.unreachable(exc) from None
         return PostgresLease(self, con)
+
+
+def _dsn_parts(dsn: str) -> dict[str, str] | None:
+    """libpq's reading of a DSN (URL or key=value), or None if it is malformed or psycopg2 is
+    missing; the DSN itself is never echoed."""
+    try:
+        from psycopg2.extensions import parse_dsn
+
+        return dict(parse_dsn(dsn))
+    except Exception:  # noqa: BLE001 (ImportError, or psycopg2's ProgrammingError)
+        return None
 
 
 class PostgresLease:
