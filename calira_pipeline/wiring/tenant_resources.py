@@ -69,6 +69,8 @@ class TenantApiResource(CaliraApiResource):
         secrets: dict[str, Any] = {}
         for field, variable in tenant.secret_variables.items():
             value = tenant_secret(variable)
+            if value is None and field == "refresh_token" and self._token_store is not None:
+                continue  # only the first seed: the shared store holds the current token
             if value is None:
                 raise TenantRegistryError(
                     f"tenant {tenant.key}: the variable {variable} (its {field}) is not set on "

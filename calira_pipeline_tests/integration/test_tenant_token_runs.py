@@ -99,9 +99,10 @@ def test_runs_on_two_workers_share_the_rotating_token_through_the_instance_postg
     rotated, version = stored(pg_dsn, TENANT)
     assert served.tap.refreshes == [(seed, 200)] and version == 1 and rotated != seed
 
-    # Hours later, on the other worker: its access token is expired, the seed is spent, and it
-    # has no token file; it refreshes with the rotation the first worker stored.
+    # Hours later, on the other worker: its access token is expired, the seed is spent (and
+    # not even set there), it has no token file; it refreshes with the stored rotation.
     served.now[0] += 8000
+    monkeypatch.delenv("CALIRA_T_UNI_A_REFRESH")
     second = incremental_job(tenants_file, workers["w2"], tmp_path / "shared")
     assert second.execute_in_process(partition_key=TENANT, instance=pg_instance).success
     newest, version = stored(pg_dsn, TENANT)
