@@ -19,7 +19,8 @@ from .tokens import TokenFileStore, TokenSet
 _ADVICE = {
     "invalid_grant": (
         "the refresh token was already used or revoked (Calira rotates refresh tokens); run the "
-        "authorization-code login again to get a new one"
+        "authorization-code login again to get a new one (`calira-pipeline auth login`, with "
+        "--tenant <key> for a registry tenant)"
     ),
     "invalid_client": "check CALIRA_CLIENT_ID and CALIRA_CLIENT_SECRET",
     "unauthorized_client": "the app may not use this grant; use the authorization-code login",

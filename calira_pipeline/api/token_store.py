@@ -139,12 +139,12 @@ class Rotation:
             candidates = [t for t in (stored.reveal() if stored else None, self.seed) if t]
             try:
                 tokens = await self.refresh(list(dict.fromkeys(candidates)))
-            except AuthError:
+            except AuthError as refused:
                 # Refused: if the slot moved meanwhile (a lost lock, an operator's new seed),
                 # the newer token is worth a try; otherwise the refusal is the answer.
                 if await self._moved(lease, current):
                     continue
-                raise
+                raise AuthError(f"{refused} (Tokens from {self.store.describe()}.)") from None
             expected = current.version if current is not None else None
             if await asyncio.to_thread(lease.save, tokens, expected):
                 self.logger.info(

@@ -198,3 +198,23 @@ def test_an_unreachable_database_names_the_tenant_and_the_fix_but_no_password(
     assert password not in message and password not in repr(store)
     assert password not in repr(worker.settings)
     assert served.tap.refreshes == []  # no token was spent
+
+
+def test_a_lost_rotation_fails_naming_the_store_and_a_seed_recovers(
+    served: Served, dsn: str
+) -> None:
+    # A worker died after Calira answered but before its write: the stored token is spent.
+    seed(served, dsn)
+    served.sandbox.authority.revoke_refresh_tokens()
+    with pytest.raises(CaliraError) as failed:
+        client(served, dsn).fetch("equipment")
+    message = str(failed.value)
+    assert "invalid_grant" in message and "--tenant <key>" in message
+    assert f"tenant {TENANT}" in message and TABLE in message
+    assert stored(dsn)[1] == 1 and [status for _, status in served.tap.refreshes] == [400]
+    # Recovery: a fresh token stored by hand (what `auth login/seed --tenant` do).
+    fresh = served.sandbox.issue_refresh_token()
+    by_hand = TokenSet(Secret(""), Secret(fresh), None)
+    assert replace_tokens(PostgresTokenStore(dsn, TENANT), by_hand) == 2
+    assert client(served, dsn).fetch("equipment").rows["equipment"]
+    assert served.tap.refreshes[-1] == (fresh, 200) and stored(dsn)[1] == 3
