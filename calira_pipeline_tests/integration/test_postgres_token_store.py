@@ -218,3 +218,25 @@ def test_a_lost_rotation_fails_naming_the_store_and_a_seed_recovers(
     assert replace_tokens(PostgresTokenStore(dsn, TENANT), by_hand) == 2
     assert client(served, dsn).fetch("equipment").rows["equipment"]
     assert served.tap.refreshes[-1] == (fresh, 200) and stored(dsn)[1] == 3
+
+
+def test_a_save_after_the_connection_dropped_is_written_on_a_new_one(
+    served: Served, dsn: str
+) -> None:
+    seed(served, dsn)
+    lease = PostgresTokenStore(dsn, TENANT).acquire()
+    try:
+        read = lease.load()
+        assert read is not None
+        # Postgres drops the lease's session (a restart, a network cut) while Calira answers.
+        ended = sql(dsn, "select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where application_name = %s", f"calira-tokens-{TENANT}")  # fmt: skip
+        assert ended == [(True,)]
+        rotated = TokenSet(Secret("a"), Secret("rotated"), None)
+        assert lease.save(rotated, read.version)
+        # The same save again (as after a commit whose acknowledgement was lost): already done.
+        assert lease.save(rotated, read.version)
+        assert not lease.save(TokenSet(Secret("b"), Secret("other"), None), read.version)
+    finally:
+        lease.release()
+    assert stored(dsn) == ("rotated", 2)
