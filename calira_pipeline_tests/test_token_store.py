@@ -7,7 +7,9 @@ A Doorkeeper stand-in rotates and revokes refresh tokens; an in-memory store let
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,3 +230,74 @@ def test_a_client_with_a_shared_store_refreshes_through_it_against_the_sandbox()
     stored = store.slot.tokens.refresh_token
     assert stored is not None and stored.reveal() in sandbox.authority.live_refresh_tokens()
     assert sandbox.stats.count("/oauth/token") == 1 and store.held == 0
+
+
+@dataclass
+class ThreadLockedStore(MemoryStore):
+    """A memory slot behind a real blocking lock, as a file's flock or Postgres's advisory lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    wait_limit_s: float = 30.0  # only so a deadlock fails the test instead of hanging it
+
+    def acquire(self) -> TokenLease:
+        self.waiting.set()
+        if not self.lock.acquire(timeout=self.wait_limit_s):
+            raise TokenStoreError("the lock was never released")
+        return ThreadLockedLease(super().acquire())
+
+
+@dataclass
+class ThreadLockedLease:
+    inner: TokenLease
+
+    def load(self) -> StoredTokens | None:
+        return self.inner.load()
+
+    def save(self, value: TokenSet, expected_version: int | None) -> bool:
+        return self.inner.save(value, expected_version)
+
+    def release(self) -> None:
+        self.inner.release()
+        assert isinstance(self.inner, MemoryLease) and isinstance(
+            self.inner.store, ThreadLockedStore
+        )
+        self.inner.store.lock.release()
+        self.inner.store.released.set()
+
+
+def test_many_rotations_waiting_for_the_lock_never_starve_the_holder() -> None:
+    # Every collection of a fetch may wait for the tenant's lock at once; the loop's shared
+    # executor (here two threads) must not be where they wait, or the holder cannot save.
+    door, store = Doorkeeper(), ThreadLockedStore()
+    store.put(tokens("old", door.grant(), expires_at=NOW - 1))
+
+    async def eight_at_once() -> list[TokenSet]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2))
+        flows = [rotation(store, door).run("old") for _ in range(8)]
+        return await asyncio.gather(*flows)
+
+    got = asyncio.run(eight_at_once())
+    assert door.used == ["refresh-1"]  # one refresh; the seven others adopted its tokens
+    assert all(result == got[0] for result in got) and store.held == 0
+    assert store.slot is not None and store.slot.version == 2
+
+
+def test_a_rotation_cancelled_while_waiting_for_the_lock_lets_it_go_once_it_gets_it() -> None:
+    door, store = Doorkeeper(), ThreadLockedStore()
+    store.lock.acquire()  # another worker holds the tenant's lock
+
+    async def cancelled_while_waiting() -> None:
+        waiting = asyncio.ensure_future(rotation(store, door).run(None))
+        await asyncio.to_thread(store.waiting.wait)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(cancelled_while_waiting())
+    store.lock.release()  # the other worker is done: the abandoned wait gets the lock...
+    assert store.released.wait(30), "the abandoned lease kept the tenant's lock"
+    assert store.lock.acquire(timeout=30)  # ...and lets it go
+    assert store.acquired == 1 and store.held == 0 and door.used == []

@@ -11,6 +11,7 @@ lock plus a versioned slot; `TokenFileStore` (one machine) and the Postgres tabl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -111,6 +112,47 @@ def replace_tokens(store: TokenStore, tokens: TokenSet) -> int:
 Refresh = Callable[[list[str]], Awaitable[TokenSet]]
 
 
+class _OwnThread:
+    """A lease whose blocking calls run on one rotation's own thread.
+
+    Not the loop's shared executor: every collection of a fetch may be waiting for the lock
+    there (minutes, on another worker), and the holder would then find no thread left for its
+    save and release, so the whole fetch hangs (seen with six collections on a one-CPU worker).
+    """
+
+    def __init__(self, lease: TokenLease, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        self.lease = lease
+        self._pool = pool
+
+    async def load(self) -> StoredTokens | None:
+        return await asyncio.wrap_future(self._pool.submit(self.lease.load))
+
+    async def save(self, tokens: TokenSet, expected_version: int | None) -> bool:
+        return await asyncio.wrap_future(
+            self._pool.submit(self.lease.save, tokens, expected_version)
+        )
+
+    async def release(self) -> None:
+        # Submitted before the await: it runs even if this task is cancelled again meanwhile.
+        await asyncio.wrap_future(self._pool.submit(self.lease.release))
+
+
+async def _acquire(store: TokenStore, pool: concurrent.futures.ThreadPoolExecutor) -> TokenLease:
+    acquiring = pool.submit(store.acquire)
+    try:
+        return await asyncio.wrap_future(acquiring)
+    except asyncio.CancelledError:
+        # The thread goes on waiting for the lock; whenever it gets it, it must let it go, or
+        # every other worker of this tenant waits on a lease nobody holds.
+        acquiring.add_done_callback(_release_if_acquired)
+        raise
+
+
+def _release_if_acquired(acquiring: concurrent.futures.Future[TokenLease]) -> None:
+    if not acquiring.cancelled() and acquiring.exception() is None:
+        acquiring.result().release()
+
+
 @dataclass(frozen=True)
 class Rotation:
     """One refresh against a store: what counts as fresh, the seed, and how to refresh."""
@@ -123,15 +165,19 @@ class Rotation:
 
     async def run(self, stale_access: str | None) -> TokenSet:
         """Adopt another process's fresh tokens, or refresh once and CAS the result in."""
-        lease = await asyncio.to_thread(self.store.acquire)
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="calira-token-store")
         try:
-            return await self._rotate(lease, stale_access)
+            lease = _OwnThread(await _acquire(self.store, pool), pool)
+            try:
+                return await self._rotate(lease, stale_access)
+            finally:
+                await lease.release()
         finally:
-            await asyncio.to_thread(lease.release)
+            pool.shutdown(wait=False)
 
-    async def _rotate(self, lease: TokenLease, stale_access: str | None) -> TokenSet:
+    async def _rotate(self, lease: _OwnThread, stale_access: str | None) -> TokenSet:
         for _ in range(MAX_ROTATION_ATTEMPTS):
-            current = await asyncio.to_thread(lease.load)
+            current = await lease.load()
             if current is not None and self._usable(current.tokens, stale_access):
                 self.logger.info("calira: using tokens another process already refreshed")
                 return current.tokens
@@ -146,10 +192,8 @@ class Rotation:
                     continue
                 raise AuthError(f"{refused} (Tokens from {self.store.describe()}.)") from None
             expected = current.version if current is not None else None
-            if await asyncio.to_thread(lease.save, tokens, expected):
-                self.logger.info(
-                    "calira: refreshed access token and saved rotated refresh token"
-                )
+            if await lease.save(tokens, expected):
+                self.logger.info("calira: refreshed access token and saved rotated refresh token")
                 return tokens
             self.logger.warning(
                 "calira: %s changed while this process refreshed (another writer); re-reading "
@@ -165,6 +209,6 @@ class Rotation:
     def _usable(self, tokens: TokenSet, stale_access: str | None) -> bool:
         return tokens.access_token.reveal() != stale_access and self.is_fresh(tokens)
 
-    async def _moved(self, lease: TokenLease, before: StoredTokens | None) -> bool:
-        now = await asyncio.to_thread(lease.load)
+    async def _moved(self, lease: _OwnThread, before: StoredTokens | None) -> bool:
+        now = await lease.load()
         return now is not None and (before is None or now.version != before.version)
