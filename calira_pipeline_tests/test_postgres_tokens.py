@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from calira_pipeline.api.token_store import TokenStoreError
 from calira_pipeline.storage.postgres_tokens import PostgresTokenStore
 
 PASSWORD = "pa55-not-for-logs"
@@ -34,3 +35,19 @@ def test_each_tenant_has_its_own_stable_lock() -> None:
     assert len(keys) == 3
     assert PostgresTokenStore(dsn, "a").lock_key() == PostgresTokenStore("other", "a").lock_key()
     assert all(-(2**63) <= key < 2**63 for key in keys)  # a Postgres bigint
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://calira:{PASSWORD}%zz@127.0.0.1:1/dagster",  # a bad %-escape in it
+        f"host=127.0.0.1 port=1 password=ab {PASSWORD}",  # a space in it, unquoted
+    ],
+)
+def test_a_malformed_dsn_is_named_as_such_without_quoting_any_of_it(dsn: str) -> None:
+    # libpq's own message quotes the part it could not parse: here, the password.
+    with pytest.raises(TokenStoreError) as failed:
+        PostgresTokenStore(dsn, "uni-a", connect_timeout_s=1).connect()
+    message = str(failed.value)
+    assert "tenant uni-a: " in message and "DSN is malformed" in message
+    assert PASSWORD not in message and "%zz" not in message

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from calira_pipeline.api.errors import redact
@@ -34,8 +36,10 @@ create table if not exists {TABLE} (
 # Only the table's owner (and superusers) may read tokens; nothing is granted to PUBLIC.
 _REVOKE = f"revoke all on {TABLE} from public"
 _DDL_LOCK = 0x43414C495241  # one fixed key: concurrent first uses would race on CREATE TABLE
-# How many times a save is retried on a new connection (the lock's connection may be gone).
-SAVE_ATTEMPTS = 3
+# Waits before each retry of a save on a new connection (the lock's connection may be gone):
+# about two minutes, as long as a Postgres restart or a managed failover takes. Giving up
+# sooner locks the tenant out until a human logs in again.
+SAVE_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class PostgresTokenStore:
     tenant: str
     lock_timeout_s: float = 900.0  # > one refresh's longest hold (retries + request timeout)
     connect_timeout_s: int = 10
+    save_retry_delays_s: tuple[float, ...] = SAVE_RETRY_DELAYS_S
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return f"PostgresTokenStore(tenant={self.tenant!r}, at={self.location()!r})"
@@ -70,18 +76,24 @@ class PostgresTokenStore:
                 "on this worker; install the scale-out extra (pip install 'calira_pipeline[scale]')"
             ) from None
         try:
-            con = psycopg2.connect(
-                self.dsn,
-                connect_timeout=self.connect_timeout_s,
-                application_name=f"calira-tokens-{self.tenant}",
-                # Dead peers are noticed while the lock is held across a slow token request.
-                keepalives=1,
-                keepalives_idle=30,
-                keepalives_interval=10,
-                keepalives_count=3,
-            )
+            return self.open()
         except psycopg2.Error as exc:
             raise self.unreachable(exc) from None
+
+    def open(self) -> Any:
+        """An autocommit connection; psycopg2's own error if there is none."""
+        import psycopg2
+
+        con = psycopg2.connect(
+            self.dsn,
+            connect_timeout=self.connect_timeout_s,
+            application_name=f"calira-tokens-{self.tenant}",
+            # Dead peers are noticed while the lock is held across a slow token request.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
         con.autocommit = True
         return con
 
@@ -94,7 +106,10 @@ class PostgresTokenStore:
         )
 
     def _reason(self, exc: BaseException) -> str:
-        password = (_dsn_parts(self.dsn) or {}).get("password", "")
+        parts = _dsn_parts(self.dsn)
+        if parts is None:  # libpq quotes the part it could not parse, which may be the password
+            return "its DSN is malformed (libpq's message is not shown: it may quote the password)"
+        password = parts.get("password", "")
         text = " ".join(str(exc).split()) or type(exc).__name__
         return redact(text, [password, self.dsn])[:300]
 
@@ -167,17 +182,18 @@ class PostgresLease:
             raise self.store.unreachable(exc) from None
 
     def save(self, tokens: TokenSet, expected_version: int | None) -> bool:
-        """CAS; on a dropped connection, retried on a new one (the write matters most now:
-        the token just used is spent, so losing this one locks the tenant out)."""
+        """CAS; on a dropped connection, retried on a new one for a while (the write matters
+        most now: the token just used is spent, so losing this one locks the tenant out)."""
         import psycopg2
 
         error: BaseException | None = None
-        for attempt in range(SAVE_ATTEMPTS):
+        for delay in (None, *self.store.save_retry_delays_s):
             try:
-                if attempt:
+                if delay is not None:
+                    self.store.sleep(delay)
                     self._reconnect()
                 return _compare_and_swap(self._con, self.store.tenant, tokens, expected_version)
-            except psycopg2.Error as exc:
+            except psycopg2.Error as exc:  # a failed reconnect too: Postgres is still away
                 error = exc
         assert error is not None
         raise TokenStoreError(
@@ -191,7 +207,11 @@ class PostgresLease:
 
     def _reconnect(self) -> None:
         self._close()
-        self._con = self.store.connect()
+        self._con = self.store.open()
+        # Take the lock back if it is free, so no other worker reads the spent token (and
+        # presents it) before this write lands; release() lets it go as usual.
+        with self._con.cursor() as cursor:
+            cursor.execute("select pg_try_advisory_lock(%s)", (self.store.lock_key(),))
 
     def release(self) -> None:
         import psycopg2

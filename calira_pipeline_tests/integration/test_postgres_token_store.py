@@ -7,13 +7,14 @@ of its token endpoint records every refresh token presented and the answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,7 +22,11 @@ from calira_pipeline.api import CaliraClient, CaliraError, ClientSettings, Secre
 from calira_pipeline.api.token_store import TokenStoreError, replace_tokens
 from calira_pipeline.api.tokens import TokenSet
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from calira_pipeline.storage.postgres_tokens import TABLE, PostgresTokenStore
+from calira_pipeline.storage.postgres_tokens import (
+    SAVE_RETRY_DELAYS_S,
+    TABLE,
+    PostgresTokenStore,
+)
 from calira_pipeline_tests.integration import token_support as support
 from calira_pipeline_tests.integration.conftest import ROOT
 from calira_pipeline_tests.integration.token_support import Served, serve_tapped, sql
@@ -224,7 +229,8 @@ def test_a_save_after_the_connection_dropped_is_written_on_a_new_one(
     served: Served, dsn: str
 ) -> None:
     seed(served, dsn)
-    lease = PostgresTokenStore(dsn, TENANT).acquire()
+    waits: list[float] = []
+    lease = PostgresTokenStore(dsn, TENANT, sleep=waits.append).acquire()
     try:
         read = lease.load()
         assert read is not None
@@ -239,4 +245,81 @@ def test_a_save_after_the_connection_dropped_is_written_on_a_new_one(
         assert not lease.save(TokenSet(Secret("b"), Secret("other"), None), read.version)
     finally:
         lease.release()
+    assert stored(dsn) == ("rotated", 2) and waits == [SAVE_RETRY_DELAYS_S[0]]
+
+
+def admin(dsn: str) -> str:
+    """The same cluster's `postgres` database: reachable while the token database is not."""
+    return dsn.replace(f"dbname={support.DATABASE}", "dbname=postgres")
+
+
+@contextlib.contextmanager
+def connections_refused(dsn: str) -> Iterator[Callable[[], None]]:
+    """Postgres refuses new sessions of the token database until the yielded call (or exit)."""
+
+    def allow() -> None:
+        sql(admin(dsn), f"alter database {support.DATABASE} allow_connections true")
+
+    sql(admin(dsn), f"alter database {support.DATABASE} allow_connections false")
+    try:
+        yield allow
+    finally:
+        allow()
+
+
+def drop_lease_session(dsn: str) -> None:
+    ended = sql(admin(dsn), "select pg_terminate_backend(pid) from pg_stat_activity "
+                            "where application_name = %s", f"calira-tokens-{TENANT}")  # fmt: skip
+    assert ended == [(True,)]
+
+
+def test_a_save_waits_for_postgres_to_come_back_and_holds_the_lock_again(
+    served: Served, dsn: str
+) -> None:
+    seed(served, dsn)
+    waits: list[float] = []
+    allowed: list[Callable[[], None]] = []
+
+    def sleep(seconds: float) -> None:  # Postgres takes new sessions after the second wait
+        waits.append(seconds)
+        if len(waits) == 2:
+            allowed[0]()
+
+    lease = PostgresTokenStore(dsn, TENANT, sleep=sleep).acquire()
+    try:
+        read = lease.load()
+        assert read is not None
+        with connections_refused(dsn) as allow:
+            allowed.append(allow)
+            drop_lease_session(dsn)  # a restart while Calira answers
+            assert lease.save(TokenSet(Secret("a"), Secret("rotated"), None), read.version)
+        assert waits == list(SAVE_RETRY_DELAYS_S[:2])
+        # The new session took the tenant's lock back: no other worker reads the row yet.
+        with pytest.raises(TokenStoreError, match="another process has held"):
+            PostgresTokenStore(dsn, TENANT, lock_timeout_s=0.2).acquire()
+    finally:
+        lease.release()
     assert stored(dsn) == ("rotated", 2)
+    PostgresTokenStore(dsn, TENANT, lock_timeout_s=5).acquire().release()  # free again
+
+
+def test_a_save_that_never_reaches_postgres_says_the_tenant_is_locked_out(
+    served: Served, dsn: str
+) -> None:
+    seed(served, dsn)
+    waits: list[float] = []
+    lease = PostgresTokenStore(dsn, TENANT, sleep=waits.append).acquire()
+    try:
+        read = lease.load()
+        assert read is not None
+        with connections_refused(dsn):
+            drop_lease_session(dsn)
+            with pytest.raises(TokenStoreError) as failed:
+                lease.save(TokenSet(Secret("a"), Secret("rotated-secret"), None), read.version)
+    finally:
+        lease.release()
+    message = str(failed.value)
+    assert "previous refresh token is spent" in message and "No token was used" not in message
+    assert f"auth login --tenant {TENANT}" in message and "rotated-secret" not in message
+    assert waits == list(SAVE_RETRY_DELAYS_S)  # every retry was waited for, none skipped
+    assert stored(dsn)[1] == 1
