@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from calira_pipeline.api import AuthError, CaliraClient, ClientSettings, Secret
+from calira_pipeline.api import AuthError, CaliraClient, ClientSettings, ConfigError, Secret
 from calira_pipeline.api.token_store import (
     MAX_ROTATION_ATTEMPTS,
     FileTokenStore,
@@ -24,6 +25,7 @@ from calira_pipeline.api.token_store import (
     StoredTokens,
     TokenLease,
     TokenStoreError,
+    replace_tokens,
 )
 from calira_pipeline.api.tokens import TokenFileStore, TokenSet
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxConfig
@@ -301,3 +303,21 @@ def test_a_rotation_cancelled_while_waiting_for_the_lock_lets_it_go_once_it_gets
     assert store.released.wait(30), "the abandoned lease kept the tenant's lock"
     assert store.lock.acquire(timeout=30)  # ...and lets it go
     assert store.acquired == 1 and store.held == 0 and door.used == []
+
+
+@pytest.mark.parametrize("damage", ["{half", "[1, 2]"])
+def test_a_login_replaces_a_damaged_token_file_that_a_run_refuses(
+    tmp_path: Path, damage: str
+) -> None:
+    files = TokenFileStore(tmp_path / "tokens.json")
+    files.path.write_text(damage)
+    files.path.chmod(0o600)
+    store, door = FileTokenStore(files), Doorkeeper()
+    run = dataclasses.replace(rotation(MemoryStore(), door), store=store)
+    with pytest.raises(ConfigError, match="log in again"):
+        asyncio.run(run.run(None))
+    assert door.used == []  # nothing was presented from a file it could not read
+    # The fix the message names (`auth login`, `auth seed`) writes over the damage.
+    assert replace_tokens(store, tokens("a1", "r1")) == 1
+    assert files.load_versioned() == (tokens("a1", "r1"), 1)
+    assert oct(files.path.stat().st_mode & 0o777) == "0o600"

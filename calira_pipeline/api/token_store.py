@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import AuthError, CaliraError
-from .tokens import TokenFileStore, TokenSet
+from .tokens import DamagedTokenFile, TokenFileStore, TokenSet
 
 # A CAS that keeps failing means another writer keeps replacing the token (or the lock is not
 # held); a few re-reads settle a race, more would hide a misconfiguration.
@@ -69,7 +69,10 @@ class _FileLease:
         return StoredTokens(*found) if found is not None else None
 
     def save(self, tokens: TokenSet, expected_version: int | None) -> bool:
-        current = self._store.load_versioned()
+        try:
+            current = self._store.load_versioned()
+        except DamagedTokenFile:  # only replace_tokens gets here: a rotation failed its read
+            current = None
         version = current[1] if current is not None else None
         if version != expected_version:
             return False
@@ -98,7 +101,10 @@ def replace_tokens(store: TokenStore, tokens: TokenSet) -> int:
     returns the new version."""
     lease = store.acquire()
     try:
-        current = lease.load()
+        try:
+            current = lease.load()
+        except DamagedTokenFile:  # its message says "log in again": this is that login
+            current = None
         expected = current.version if current is not None else None
         if not lease.save(tokens, expected):  # only a writer ignoring the lock gets here
             raise TokenStoreError(

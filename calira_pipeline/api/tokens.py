@@ -32,6 +32,10 @@ _LINK_REFUSED = (
 )
 
 
+class DamagedTokenFile(ConfigError):
+    """The token file is not a JSON object: a run cannot use it, a login replaces it."""
+
+
 @dataclass(frozen=True)
 class TokenSet:
     access_token: Secret
@@ -160,11 +164,11 @@ class TokenFileStore:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ConfigError(
+            raise DamagedTokenFile(
                 f"Token file {self.path} is not valid JSON; delete it and log in again."
             ) from exc
         if not isinstance(data, dict):
-            raise ConfigError(f"Token file {self.path} is not a JSON object; log in again.")
+            raise DamagedTokenFile(f"Token file {self.path} is not a JSON object; log in again.")
         version = data.get("version")
         return TokenSet.from_json(data), version if isinstance(version, int) else 0
 
