@@ -138,6 +138,9 @@ class PostgresTokenStore:
             with con.cursor() as cursor:
                 cursor.execute("select set_config('lock_timeout', %s, false)",
                                (f"{int(self.lock_timeout_s * 1000)}ms",))  # fmt: skip
+                # A role's statement_timeout (common on managed Postgres) would cut the wait
+                # short while another worker is merely refreshing: lock_timeout bounds it.
+                cursor.execute("select set_config('statement_timeout', '0', false)")
                 cursor.execute("select pg_advisory_lock(%s)", (self.lock_key(),))
                 cursor.execute("select set_config('lock_timeout', '0', false)")
         except errors.LockNotAvailable:

@@ -179,6 +179,16 @@ def test_a_killed_holder_releases_the_tenant_lock(dsn: str) -> None:
             holder.wait(timeout=60)
 
 
+def test_a_role_statement_timeout_does_not_cut_the_wait_for_the_lock_short(dsn: str) -> None:
+    holder = PostgresTokenStore(dsn, TENANT).acquire()
+    try:
+        impatient = f"{dsn} options='-c statement_timeout=50'"  # as a role's setting would
+        with pytest.raises(TokenStoreError, match="another process has held the refresh lock"):
+            PostgresTokenStore(impatient, TENANT, lock_timeout_s=1).acquire()
+    finally:
+        holder.release()
+
+
 def test_an_unreachable_database_names_the_tenant_and_the_fix_but_no_password(
     served: Served,
 ) -> None:

@@ -24,7 +24,7 @@ from calira_pipeline.wiring.tenant_defs import tenant_definitions
 from calira_pipeline.wiring.tenant_resources import TenantApiResource, TenantWarehouseResource
 from calira_pipeline.wiring.token_stores import instance_postgres_dsn, tenant_token_store
 from calira_pipeline_tests.integration.conftest import BIN, ROOT
-from calira_pipeline_tests.integration.token_support import Served, serve_tapped, stored
+from calira_pipeline_tests.integration.token_support import Served, serve_tapped, sql, stored
 
 pytestmark = [pytest.mark.integration]
 
@@ -126,6 +126,7 @@ def test_the_instance_dsn_reaches_the_same_database(
 ) -> None:
     dsn = instance_postgres_dsn(pg_instance)
     assert dsn.startswith("postgresql://") and dsn.endswith("/tokens")
+    assert sql(dsn, "select current_database()") == [("tokens",)]  # libpq takes it as is
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
