@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from calira_pipeline.api import AuthError, CaliraClient, ClientSettings, ConfigError, Secret
@@ -321,3 +322,25 @@ def test_a_login_replaces_a_damaged_token_file_that_a_run_refuses(
     assert replace_tokens(store, tokens("a1", "r1")) == 1
     assert files.load_versioned() == (tokens("a1", "r1"), 1)
     assert oct(files.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_refusal_that_echoes_the_stored_refresh_token_never_shows_it() -> None:
+    stored_token = "stored-refresh-never-shown"
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        body = {"error": "invalid_grant", "error_description": f"{stored_token} was revoked"}
+        return httpx.Response(400, json=body)
+
+    store = MemoryStore()
+    store.put(TokenSet(Secret(""), Secret(stored_token), None))
+    settings = ClientSettings(
+        base_url="https://calira.example/v1",
+        client_id="app",
+        client_secret="app-secret",
+        token_store=store,
+    )
+    client = CaliraClient(settings, transport=httpx.MockTransport(token_endpoint))
+    with pytest.raises(AuthError) as refused:
+        client.fetch("equipment")
+    assert "invalid_grant" in str(refused.value) and "was revoked" in str(refused.value)
+    assert stored_token not in str(refused.value)

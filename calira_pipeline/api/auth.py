@@ -146,6 +146,8 @@ class TokenProvider:
         # The file's token wins; the configured seed is tried only if the file's was rejected
         # (e.g. an operator pasted a fresh CALIRA_REFRESH_TOKEN after a lockout).
         for refresh in refresh_tokens:
+            if refresh not in self._secrets:  # a stored token: redacted should the answer echo it
+                self._secrets.append(refresh)
             form = {
                 "grant_type": "refresh_token",
                 "refresh_token": refresh,
