@@ -72,3 +72,32 @@ def test_a_subset_reads_unselected_tables_from_the_session(tmp_path: Path) -> No
 def test_unknown_tables_are_refused(tmp_path: Path) -> None:
     with duckdb.connect() as con, pytest.raises(ValueError, match="unknown mart tables"):
         list(build_tables(con, ["no_such_mart"], tmp_path, MartSettings()))
+
+
+def test_small_tables_are_written_in_grain_order_and_the_session_setting_restored(
+    tmp_path: Path,
+) -> None:
+    """The large tables stream unsorted (MartSpec.sorted_on_write); the small ones stay sorted."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        built = {n: p for n, p, _ in build_tables(con, MART_SPECS, tmp_path, MartSettings())}
+        restored = con.execute("select current_setting('preserve_insertion_order')").fetchone()
+    assert restored == (True,)
+    unsorted = {n for n, spec in MART_SPECS.items() if not spec.sorted_on_write}
+    assert unsorted == {
+        "booking_facts",
+        "equipment_interval_days",
+        "equipment_utilisation_daily",
+        "parent_equipment_utilisation_daily",
+        "equipment_hour_of_week",
+    }
+    for name, path in built.items():
+        spec = MART_SPECS[name]
+        if name in unsorted or not spec.grain_columns:
+            continue
+        table = pq.read_table(path)
+        assert table.num_rows > 1, name
+        keys = [(c, "ascending") for c in spec.grain_columns]
+        assert table.equals(table.sort_by(keys)), name

@@ -208,9 +208,11 @@ def write_table(
     try:
         prepare_session(con, settings, spec.preludes, already_run)
         _result_view(con, load_sql(spec.sql_file))
-        # Sorted by the grain: the same rows give the same file on every run (parallel
-        # aggregation would otherwise emit them in any order), and row groups prune by key.
-        order = f" ORDER BY {', '.join(spec.grain_columns)}" if spec.grain_columns else ""
+        # Small tables are sorted by their grain (easy to read, row groups prune by key); the
+        # large ones are written in whatever order DuckDB's threads produce (see
+        # MartSpec.sorted_on_write), so the same rows may land in a different order per run.
+        sort = spec.sorted_on_write and spec.grain_columns
+        order = f" ORDER BY {', '.join(spec.grain_columns)}" if sort else ""
         row = con.execute(
             f"COPY (SELECT * FROM mart__result{order}) TO {_sql_string(str(path))} "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
@@ -260,6 +262,11 @@ def build_tables(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_settings(con, settings)
     already_run: set[str] = set()
+    # No query of a build relies on row order (ORDER BY where it matters): without this, DuckDB
+    # keeps every intermediate and every unsorted COPY in source order, which serialises work and
+    # buffers rows.
+    preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    con.execute("SET preserve_insertion_order = false")
     try:
         for name in (n for n in build_order() if n in selected):
             path = out_dir / f"{name}.parquet"
@@ -267,6 +274,7 @@ def build_tables(
             yield name, path, rows
     finally:
         drop_scratch(con)
+        con.execute("SET preserve_insertion_order = ?", [bool(preserved[0]) if preserved else True])
 
 
 def build_all(
