@@ -186,6 +186,7 @@ def running_cluster(
     rate_limit: float | None = None,
     visibility_timeout_s: int = 3600,
     worker_slots: int = 1,
+    pooled_connections: bool = True,
 ) -> Iterator[Cluster]:
     """Start everything (tenants: key -> sandbox seed); stop everything on exit."""
     # Postgres runs as `nobody` when we are root, so every folder above its data must be
@@ -210,6 +211,7 @@ def running_cluster(
             postgres_port=pg_port,
             redis_url=redis_url,
             visibility_timeout_s=visibility_timeout_s,
+            pooled_connections=pooled_connections,
         ).write(Path(env["DAGSTER_HOME"]), config_dir)
         cluster = Cluster(root, group, env, endpoint, urls, worker_slots)
         # Workers import for a while before they are ready; they open the instance per run.
