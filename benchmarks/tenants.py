@@ -3,6 +3,7 @@ and 2 Celery workers (issue 16).
 
     .venv/bin/python benchmarks/tenants.py [--scale small] [--tenants 1,2,4,8] [--workers 1,2]
                                            [--slots 4] [--latency-ms 100] [--rate-limit 20]
+                                           [--base BOOKINGS_PER_S]
 
 Starts the test harness's local cluster (Redis, Postgres, moto S3, dagster-daemon, Celery
 workers; `calira_pipeline_tests/scaleout/cluster.py`) once per worker count, with one sandbox
@@ -10,7 +11,12 @@ process per tenant (100 ms latency and 20 requests/s each by default). For each 
 backfills `tenant_refresh` over that many tenants and takes the wall time from the first run's
 creation to the last run's end, from the instance's run records (the CLI's own start-up is not
 counted; one warm-up backfill over every tenant comes first). Bookings per second = the
-tenants' bookings (from the sandboxes' data) / that time.
+tenants' bookings (from the sandboxes' data) / that time. Each row also gives the median time
+of each phase of a run (queued and launched, each step; from the event log), the CPU seconds
+each component's processes used during the backfill (workers with their run processes,
+sandboxes, Postgres, moto, the daemon), the Postgres connections opened and the load average.
+`--base` is 1 tenant's bookings/s from another leg, for the ratio column when a leg runs only
+the 8-tenant row (legs of a few minutes each on a shared machine).
 
 A worker runs `--slots` runs at once (Celery's prefork pool; each run stays in one process with
 the in-process executor). Target: 8 tenants on 2 workers >= 5x the bookings/s of 1 tenant.
@@ -45,16 +51,16 @@ def bookings_of(scale: str, seed: int) -> int:
 def backfill(cluster: Cluster, tenants: list[str]) -> dict[str, Any]:
     import dagster as dg
 
-    # One instance for all polling, every 2 s: each query opens a Postgres connection (Dagster's
-    # storage does not pool), and the harness's own load must stay small beside the runs'. The
-    # figures come from the run records, so the polling interval does not change them.
+    # One instance for all polling, every 2 s: the harness's own load on Postgres and the cores
+    # must stay small beside the runs'. The figures come from the run records, so the polling
+    # interval does not change them.
     with cluster.instance() as instance:
 
         def records() -> list[Any]:
             found = instance.get_run_records(filters=dg.RunsFilter(job_name="tenant_refresh"))  # type: ignore[attr-defined]
             return [r for r in found if r.dagster_run.run_id not in known]
 
-        known: set[str] = set()
+        known: set[str] = set()  # runs of earlier backfills
         known = {r.dagster_run.run_id for r in records()}
         cluster.dagster(
             "job",
