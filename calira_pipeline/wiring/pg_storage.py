@@ -2,8 +2,8 @@
 
 `dagster-postgres` opens a new connection for every query (SQLAlchemy's `NullPool`), so each
 event a run writes costs a Postgres server process started and torn down: measured on the local
-cluster, one `small` tenant run opened about a thousand connections and Postgres spent more CPU
-on them than the run spent on its own work (benchmarks/RESULTS.md, "Tenants on Celery
+cluster, one `small` tenant run opened about a thousand connections, and Postgres spent two
+thirds as much CPU on them as the run used itself (benchmarks/RESULTS.md, "Tenants on Celery
 workers"). Only `dagster-webserver` holds connections open, through the storages' own
 `optimize_for_webserver`; this class applies that same setting in every process that loads the
 instance from `dagster.yaml` (daemon, Celery workers, runs, CLI), named there as
