@@ -40,11 +40,20 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def data_source(instance: dg.DagsterInstance, configured: CaliraApiResource) -> str:
+def data_source(context: dg.AssetExecutionContext, configured: CaliraApiResource) -> str:
     """Where the stored bookings came from (`sandbox` or the API host), as their asset said; the
-    configured API when this instance never loaded them (e.g. a throwaway CLI instance)."""
-    event = instance.get_latest_materialization_event(dg.AssetKey("bookings"))
-    materialization = event.asset_materialization if event else None
+    configured API when this instance never loaded them (e.g. a throwaway CLI instance).
+
+    In a tenant's run, its own partition's bookings: the latest of the asset overall may be
+    another tenant's, loaded while this run was running."""
+    key = dg.AssetKey("bookings")
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(key, asset_partitions=[context.partition_key])
+        if context.has_partition_key
+        else key,
+        limit=1,
+    ).records
+    materialization = found[0].asset_materialization if found else None
     value = materialization.metadata.get("data_source") if materialization else None
     return str(value.value) if value is not None else configured.source
 
@@ -152,7 +161,7 @@ def run_build(
     selected = [n for n in build_order() if dg.AssetKey(n) in context.selected_asset_keys]
     settings = mart_config.settings()
     store = warehouse.warehouse()
-    source = functools.cache(lambda: data_source(context.instance, calira))
+    source = functools.cache(lambda: data_source(context, calira))
     metadata: dict[str, dict[str, Any]] = {}
     with store.incoming() as folder:
         files: dict[str, Path] = {}
@@ -226,7 +235,7 @@ def facility_report(
     """The facility report: $CALIRA_DATA_DIR/reports/report.html (header with source, periods
     and definitions; each chart with its table of numbers) and a PNG per chart."""
     store = warehouse.warehouse()
-    source = data_source(context.instance, calira)
+    source = data_source(context, calira)
     kept = store.rendered_for_current()
     drawn = charts.charts_from_json(kept) if kept else {}
     reusable = {name for name, chart in drawn.items() if name in CHARTS and chart.source == source}

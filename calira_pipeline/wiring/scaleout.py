@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CELERY_CONFIG_MODULE = "dagster_celery_config"
+POOLED_STORAGE = ("calira_pipeline.wiring.pg_storage", "PooledPostgresStorage")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class ClusterConfig:
     # Kombu redelivers a message nobody acknowledged after this long, whatever the reason: it
     # must exceed the longest run, or a healthy run gets a duplicate (README "Scale-out").
     visibility_timeout_s: int = 6 * 3600
+    # Keep Postgres connections open in every process (`pg_storage.PooledPostgresStorage`)
+    # instead of one per query; False writes dagster-postgres's own `postgres:` block.
+    pooled_connections: bool = True
 
     @property
     def broker(self) -> str:
@@ -58,8 +62,17 @@ class ClusterConfig:
         }
         if self.postgres_password_variable:
             database["password"] = {"env": self.postgres_password_variable}
+        storage: dict[str, object] = {"postgres": {"postgres_db": database}}
+        if self.pooled_connections:
+            storage = {
+                "custom": {
+                    "module": POOLED_STORAGE[0],
+                    "class": POOLED_STORAGE[1],
+                    "config": {"postgres_db": database},
+                }
+            }
         return {
-            "storage": {"postgres": {"postgres_db": database}},
+            "storage": storage,
             "run_launcher": {
                 "module": "dagster_celery.launcher",
                 "class": "CeleryRunLauncher",

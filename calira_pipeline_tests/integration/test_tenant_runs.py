@@ -7,7 +7,7 @@ credentials come from the tenant's entry; consortium rollups sum the tenants.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -48,18 +48,18 @@ def registry_text(urls: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def tenant_runs(
-    sandboxes: dict[str, tuple[Sandbox, str]], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[TenantStore, dict[str, dg.ExecuteInProcessResult], dg.Definitions]:
-    root = tmp_path_factory.mktemp("tenants")
+@contextmanager
+def tenant_location(
+    root: Path, sandboxes: dict[str, tuple[Sandbox, str]]
+) -> Iterator[dg.Definitions]:
+    """The tenant code location over `sandboxes`, with the tenants' secret variables set."""
     registry_file = root / "tenants.yaml"
     registry_file.write_text(registry_text({k: url for k, (_, url) in sandboxes.items()}))
     with pytest.MonkeyPatch.context() as env:
         for key in SEEDS:
             env.setenv(f"CALIRA_T_{key.upper()}_ID", SANDBOX_CLIENT_ID)
             env.setenv(f"CALIRA_T_{key.upper()}_SECRET", SANDBOX_CLIENT_SECRET)
-        defs = tenant_definitions(
+        yield tenant_definitions(
             load_registry(registry_file),
             ALL_ASSETS,
             ALL_CHECKS,
@@ -74,6 +74,14 @@ def tenant_runs(
             },
             sensors=[],
         )
+
+
+@pytest.fixture(scope="module")
+def tenant_runs(
+    sandboxes: dict[str, tuple[Sandbox, str]], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TenantStore, dict[str, dg.ExecuteInProcessResult], dg.Definitions]:
+    root = tmp_path_factory.mktemp("tenants")
+    with tenant_location(root, sandboxes) as defs:
         job = defs.resolve_job_def("tenant_refresh")
         results = {key: job.execute_in_process(partition_key=key) for key in SEEDS}
         rollups = defs.resolve_job_def("consortium_rollups").execute_in_process()
@@ -144,3 +152,22 @@ def test_the_run_for_an_unknown_tenant_names_the_registry(tmp_path: Path) -> Non
     resource = TenantApiResource(tenants_file=str(registry_file), data_dir=str(tmp_path))
     with pytest.raises(Exception, match="this run has no tenant"):
         resource.settings()
+
+
+def test_a_tenants_report_names_its_own_source_after_another_tenant_loaded(
+    sandboxes: dict[str, tuple[Sandbox, str]], tmp_path: Path
+) -> None:
+    # One instance for every run, as on the cluster: beta's bookings are the asset's latest
+    # materialisation when alpha's report is built.
+    with tenant_location(tmp_path, sandboxes) as defs, dg.DagsterInstance.ephemeral() as instance:
+        job = defs.resolve_job_def("tenant_refresh")
+        assert job.execute_in_process(partition_key="alpha", instance=instance).success
+        assert job.execute_in_process(partition_key="beta", instance=instance).success
+        report = job.execute_in_process(
+            partition_key="alpha",
+            instance=instance,
+            asset_selection=[dg.AssetKey("facility_report")],
+        )
+    assert report.success
+    metadata = report.asset_materializations_for_node("facility_report")[0].metadata
+    assert metadata["data_source"].value.startswith("alpha@127.0.0.1:")

@@ -200,6 +200,7 @@ def running_cluster(
     visibility_timeout_s: int = 3600,
     worker_slots: int = 1,
     refresh_tenants: Collection[str] = (),
+    pooled_connections: bool = True,
 ) -> Iterator[Cluster]:
     """Start everything (tenants: key -> sandbox seed); stop everything on exit.
 
@@ -230,6 +231,7 @@ def running_cluster(
             postgres_port=pg_port,
             redis_url=redis_url,
             visibility_timeout_s=visibility_timeout_s,
+            pooled_connections=pooled_connections,
         ).write(Path(env["DAGSTER_HOME"]), config_dir)
         cluster = Cluster(root, group, env, endpoint, urls, worker_slots, {}, pg_port, seeds)
         # Workers import for a while before they are ready; they open the instance per run.
