@@ -518,6 +518,26 @@ def test_cost_reconciliation_and_grain_checks_fail(built_con: duckdb.DuckDBPyCon
     assert results["grain_is_unique"] == (False, 1)
 
 
+def test_grain_check_counts_duplicated_keys_exactly(built_con: duckdb.DuckDBPyConnection) -> None:
+    # Two (equipment_id, day) keys repeated (one of them three times) plus two rows with a NULL
+    # day: the check counts duplicated keys, not extra rows, and NULL keys group together.
+    _replace_view(
+        built_con,
+        "equipment_utilisation_daily",
+        "SELECT * FROM equipment_utilisation_daily UNION ALL "
+        "(SELECT * FROM equipment_utilisation_daily ORDER BY equipment_id, day LIMIT 2) "
+        "UNION ALL (SELECT * FROM equipment_utilisation_daily ORDER BY equipment_id, day LIMIT 1) "
+        "UNION ALL (SELECT * REPLACE (CAST(NULL AS DATE) AS day) "
+        "FROM equipment_utilisation_daily ORDER BY equipment_id, day LIMIT 2)",
+    )
+    assert _checks(built_con, "equipment_utilisation_daily")["grain_is_unique"] == (False, 3)
+
+
+def test_grain_check_passes_on_the_built_mart(built_con: duckdb.DuckDBPyConnection) -> None:
+    checks = _checks(built_con, "equipment_utilisation_daily")
+    assert checks["grain_is_unique"] == (True, 0)
+
+
 def test_currency_and_unknown_status_checks_fail(tmp_path: Path) -> None:
     rows = [
         booking(1, 10, "2024-01-11 10:00", "2024-01-11 11:00", currency=None),
