@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,18 @@ def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
     return wall, requests, rows
 
 
+def _print_sandbox_cpu(before: float | None, after: float | None, requests: int) -> None:
+    """The sandbox's CPU during the refresh: it stands in for a remote server, but here it
+    shares this machine's cores with the run."""
+    if before is None or after is None:
+        return
+    used = after - before
+    print(
+        f"  sandbox process: {used:.1f} s CPU during the refresh, {used / requests * 1000:.2f} ms "
+        "per request"
+    )
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -162,13 +175,22 @@ def _run_requests(home: Path) -> tuple[int, int, float]:
     return requests, rows, fetching
 
 
-def compare(base_url: str, repeat: int) -> None:
-    """Interleaved loop / raw-refresh pairs; medians reported."""
+def compare(
+    base_url: str, repeat: int, sandbox_cpu: Callable[[], float | None], skip_loop: bool = False
+) -> None:
+    """Interleaved loop / raw-refresh pairs; medians reported. `skip_loop`: the refresh alone
+    (for iterating on the run; the loop is latency-bound and stable, ~20 min at large)."""
     loops, runs = [], []
     for _ in range(repeat):
+        before = sandbox_cpu()
         runs.append(time_raw_refresh(base_url))
+        _print_sandbox_cpu(before, sandbox_cpu(), runs[-1][1])
+        if skip_loop:
+            continue
         loops.append(time_loop(base_url))
         print(f"  sequential loop {loops[-1][0]:.1f} s; load {_load()}")
+    if skip_loop:
+        return
     loop = sorted(loops)[len(loops) // 2]
     run = sorted(runs)[len(runs) // 2]
     print(f"sequential loop: {loop[0]:.1f} s, {loop[1]} requests, {loop[2]} records")
