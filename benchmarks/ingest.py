@@ -244,7 +244,12 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=float, default=None, help="20 (100 with --raw-refresh)"
     )
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="8; with --raw-refresh: CALIRA_CONCURRENCY for the run (default: the pipeline's)",
+    )
     parser.add_argument("--rate", type=float, default=100, help="server limit R, req/s")
     parser.add_argument("--client-max-rps", type=float, default=None)
     parser.add_argument(
@@ -266,6 +271,8 @@ def main() -> None:
     args.scale = args.scale or ("large" if refresh else "medium")
     args.latency_ms = args.latency_ms if args.latency_ms is not None else (100 if refresh else 20)
     args.repeat = args.repeat or (1 if refresh else 3)
+    if not refresh:
+        args.concurrency = args.concurrency or 8
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
     print(f"scale {args.scale}, latency {args.latency_ms:g} ms, {args.repeat} timed pair(s)")
     if refresh:
@@ -273,7 +280,13 @@ def main() -> None:
 
         with sandbox_process(args.scale, args.latency_ms, None) as server:
             pid = server.pid
-            compare(server.base_url, args.repeat, lambda: process_cpu_s(pid), args.skip_loop)
+            compare(
+                server.base_url,
+                args.repeat,
+                lambda: process_cpu_s(pid),
+                args.skip_loop,
+                args.concurrency,
+            )
         return
 
     with sandbox_process(args.scale, args.latency_ms, None) as server:

@@ -107,7 +107,7 @@ def time_loop(base_url: str) -> tuple[float, int, int]:
     return time.perf_counter() - started, loop.requests, loop.records
 
 
-def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
+def time_raw_refresh(base_url: str, concurrency: int | None = None) -> tuple[float, int, int]:
     """Wall time, requests and rows of `dagster asset materialize --select group:raw`; prints
     how long the run spent fetching (the raw step's own clock) and the load average."""
     with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as home:
@@ -120,6 +120,8 @@ def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
             DAGSTER_HOME=home,
             PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
         )
+        if concurrency is not None:  # else the pipeline's default
+            env["CALIRA_CONCURRENCY"] = str(concurrency)
         command = [str(BIN / "dagster"), "asset", "materialize", "-m"]
         command += ["calira_pipeline.definitions", "--select", "group:raw"]
         started, cpu_before = time.perf_counter(), _children_cpu()
@@ -176,14 +178,18 @@ def _run_requests(home: Path) -> tuple[int, int, float]:
 
 
 def compare(
-    base_url: str, repeat: int, sandbox_cpu: Callable[[], float | None], skip_loop: bool = False
+    base_url: str,
+    repeat: int,
+    sandbox_cpu: Callable[[], float | None],
+    skip_loop: bool = False,
+    concurrency: int | None = None,
 ) -> None:
     """Interleaved loop / raw-refresh pairs; medians reported. `skip_loop`: the refresh alone
     (for iterating on the run; the loop is latency-bound and stable, ~20 min at large)."""
     loops, runs = [], []
     for _ in range(repeat):
         before = sandbox_cpu()
-        runs.append(time_raw_refresh(base_url))
+        runs.append(time_raw_refresh(base_url, concurrency))
         _print_sandbox_cpu(before, sandbox_cpu(), runs[-1][1])
         if skip_loop:
             continue
