@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ingest.py [--scale medium] [--latency-ms 20] [--concurrency 8]
                                           [--rate 100] [--client-max-rps R] [--repeat 3]
     .venv/bin/python benchmarks/ingest.py --raw-refresh [--scale large] [--latency-ms 100]
-                                          [--skip-loop]
+                                          [--skip-loop] [--concurrency N] [--lock FILE]
 
 `--raw-refresh` times the whole raw refresh as a user runs it (`dagster asset materialize
 --select group:raw`, process start included) beside a sequential loop over every raw endpoint;
@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -266,6 +267,12 @@ def main() -> None:
         action="store_true",
         help="with --raw-refresh: time the refresh alone, not the sequential loop (no ratio)",
     )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="with --raw-refresh: hold this file (flock) during the refresh leg only",
+    )
     args = parser.parse_args()
     refresh = args.raw_refresh
     args.scale = args.scale or ("large" if refresh else "medium")
@@ -286,6 +293,7 @@ def main() -> None:
                 lambda: process_cpu_s(pid),
                 args.skip_loop,
                 args.concurrency,
+                args.lock,
             )
         return
 

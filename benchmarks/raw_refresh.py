@@ -24,13 +24,15 @@ Targets: run >= 5x faster than the loop, with <= 1.05x its requests.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,19 @@ def _print_sandbox_cpu(before: float | None, after: float | None, requests: int)
     )
 
 
+@contextlib.contextmanager
+def _held(lock: Path | None) -> Iterator[None]:
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -183,14 +198,19 @@ def compare(
     sandbox_cpu: Callable[[], float | None],
     skip_loop: bool = False,
     concurrency: int | None = None,
+    lock: Path | None = None,
 ) -> None:
     """Interleaved loop / raw-refresh pairs; medians reported. `skip_loop`: the refresh alone
-    (for iterating on the run; the loop is latency-bound and stable, ~20 min at large)."""
+    (for iterating on the run; the loop is latency-bound and stable, ~20 min at large).
+    `lock`: a file held (flock) only while the refresh runs, so on a shared machine other
+    CPU-heavy measurements wait for the CPU-bound leg but not for the loop."""
     loops, runs = [], []
     for _ in range(repeat):
-        before = sandbox_cpu()
-        runs.append(time_raw_refresh(base_url, concurrency))
-        _print_sandbox_cpu(before, sandbox_cpu(), runs[-1][1])
+        with _held(lock):
+            print(f"  refresh starts; load {_load()}")
+            before = sandbox_cpu()
+            runs.append(time_raw_refresh(base_url, concurrency))
+            _print_sandbox_cpu(before, sandbox_cpu(), runs[-1][1])
         if skip_loop:
             continue
         loops.append(time_loop(base_url))
