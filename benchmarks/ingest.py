@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/ingest.py [--scale medium] [--latency-ms 20] [--concurrency 8]
                                           [--rate 100] [--client-max-rps R] [--repeat 3]
     .venv/bin/python benchmarks/ingest.py --raw-refresh [--scale large] [--latency-ms 100]
+                                          [--skip-loop] [--concurrency N] [--lock FILE]
 
 `--raw-refresh` times the whole raw refresh as a user runs it (`dagster asset materialize
 --select group:raw`, process start included) beside a sequential loop over every raw endpoint;
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -243,28 +245,56 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=float, default=None, help="20 (100 with --raw-refresh)"
     )
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="8; with --raw-refresh: CALIRA_CONCURRENCY for the run (default: the pipeline's)",
+    )
     parser.add_argument("--rate", type=float, default=100, help="server limit R, req/s")
     parser.add_argument("--client-max-rps", type=float, default=None)
     parser.add_argument(
-        "--repeat", type=int, default=None, help="timed pairs, medians reported: 3 (1 with "
-        "--raw-refresh)"
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed pairs, medians reported: 3 (1 with --raw-refresh)",
     )
     parser.add_argument(
         "--raw-refresh", action="store_true", help="time the raw group's run against a loop"
+    )
+    parser.add_argument(
+        "--skip-loop",
+        action="store_true",
+        help="with --raw-refresh: time the refresh alone, not the sequential loop (no ratio)",
+    )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="with --raw-refresh: hold this file (flock) during the refresh leg only",
     )
     args = parser.parse_args()
     refresh = args.raw_refresh
     args.scale = args.scale or ("large" if refresh else "medium")
     args.latency_ms = args.latency_ms if args.latency_ms is not None else (100 if refresh else 20)
     args.repeat = args.repeat or (1 if refresh else 3)
+    if not refresh:
+        args.concurrency = args.concurrency or 8
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
     print(f"scale {args.scale}, latency {args.latency_ms:g} ms, {args.repeat} timed pair(s)")
     if refresh:
         from raw_refresh import compare  # this script's folder is on sys.path
 
         with sandbox_process(args.scale, args.latency_ms, None) as server:
-            compare(server.base_url, args.repeat)
+            pid = server.pid
+            compare(
+                server.base_url,
+                args.repeat,
+                lambda: process_cpu_s(pid),
+                args.skip_loop,
+                args.concurrency,
+                args.lock,
+            )
         return
 
     with sandbox_process(args.scale, args.latency_ms, None) as server:

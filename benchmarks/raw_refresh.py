@@ -24,12 +24,15 @@ Targets: run >= 5x faster than the loop, with <= 1.05x its requests.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +109,7 @@ def time_loop(base_url: str) -> tuple[float, int, int]:
     return time.perf_counter() - started, loop.requests, loop.records
 
 
-def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
+def time_raw_refresh(base_url: str, concurrency: int | None = None) -> tuple[float, int, int]:
     """Wall time, requests and rows of `dagster asset materialize --select group:raw`; prints
     how long the run spent fetching (the raw step's own clock) and the load average."""
     with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as home:
@@ -119,6 +122,8 @@ def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
             DAGSTER_HOME=home,
             PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
         )
+        if concurrency is not None:  # else the pipeline's default
+            env["CALIRA_CONCURRENCY"] = str(concurrency)
         command = [str(BIN / "dagster"), "asset", "materialize", "-m"]
         command += ["calira_pipeline.definitions", "--select", "group:raw"]
         started, cpu_before = time.perf_counter(), _children_cpu()
@@ -133,6 +138,31 @@ def time_raw_refresh(base_url: str) -> tuple[float, int, int]:
         f"process; load {_load()}"
     )
     return wall, requests, rows
+
+
+def _print_sandbox_cpu(before: float | None, after: float | None, requests: int) -> None:
+    """The sandbox's CPU during the refresh: it stands in for a remote server, but here it
+    shares this machine's cores with the run."""
+    if before is None or after is None:
+        return
+    used = after - before
+    print(
+        f"  sandbox process: {used:.1f} s CPU during the refresh, {used / requests * 1000:.2f} ms "
+        "per request"
+    )
+
+
+@contextlib.contextmanager
+def _held(lock: Path | None) -> Iterator[None]:
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _children_cpu() -> float:
@@ -162,13 +192,31 @@ def _run_requests(home: Path) -> tuple[int, int, float]:
     return requests, rows, fetching
 
 
-def compare(base_url: str, repeat: int) -> None:
-    """Interleaved loop / raw-refresh pairs; medians reported."""
+def compare(
+    base_url: str,
+    repeat: int,
+    sandbox_cpu: Callable[[], float | None],
+    skip_loop: bool = False,
+    concurrency: int | None = None,
+    lock: Path | None = None,
+) -> None:
+    """Interleaved loop / raw-refresh pairs; medians reported. `skip_loop`: the refresh alone
+    (for iterating on the run; the loop is latency-bound and stable, ~20 min at large).
+    `lock`: a file held (flock) only while the refresh runs, so on a shared machine other
+    CPU-heavy measurements wait for the CPU-bound leg but not for the loop."""
     loops, runs = [], []
     for _ in range(repeat):
-        runs.append(time_raw_refresh(base_url))
+        with _held(lock):
+            print(f"  refresh starts; load {_load()}")
+            before = sandbox_cpu()
+            runs.append(time_raw_refresh(base_url, concurrency))
+            _print_sandbox_cpu(before, sandbox_cpu(), runs[-1][1])
+        if skip_loop:
+            continue
         loops.append(time_loop(base_url))
         print(f"  sequential loop {loops[-1][0]:.1f} s; load {_load()}")
+    if skip_loop:
+        return
     loop = sorted(loops)[len(loops) // 2]
     run = sorted(runs)[len(runs) // 2]
     print(f"sequential loop: {loop[0]:.1f} s, {loop[1]} requests, {loop[2]} records")

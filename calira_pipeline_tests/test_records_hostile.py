@@ -149,3 +149,18 @@ def test_a_redirect_is_reported_as_a_redirect(path: str) -> None:
 def test_pages_decode_to_exactly_what_json_loads_gives(text: str) -> None:
     decoded = loads_exact(text)
     assert repr(decoded) == repr(json.loads(text))  # repr: int stays int, NaN compares
+    # The same from the body's bytes (as the client passes a response), and inside a string.
+    assert repr(loads_exact(text, encoded=text.encode())) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("digits", [18, 19, 25])
+def test_long_digit_runs_inside_strings_and_numbers_decode_exactly(digits: int) -> None:
+    number = "9" * digits
+    text = f'[{{"id": {number}, "note": "ref {number}", "x": -{number}.5}}]'
+    assert repr(loads_exact(text)) == repr(json.loads(text))
+
+
+def test_a_lone_surrogate_in_the_text_itself_gets_json_s_answer() -> None:
+    text = '["\ud800' + '"]'
+    raw = json.loads(text)[0] + "x"  # a str holding a lone surrogate, which cannot be UTF-8
+    assert loads_exact(json.dumps(raw, ensure_ascii=False)) == raw

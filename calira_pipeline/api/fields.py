@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,7 +27,11 @@ _UTC = dt.UTC
 # built once instead of per record.
 _RAW_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _FAST_RAW_MAX_CONTAINERS = 1000
-_LONG_NUMBER = re.compile(r"[0-9]{19}")  # where orjson's numbers may differ from json's
+# Where orjson's numbers may differ from json's: a run of 19+ digits anywhere in the text. Found by
+# mapping every digit to "0" (`bytes.translate`, C speed) and looking for 19 zeros: a tenth of the
+# CPU of the equivalent regex `[0-9]{19}`, which cost more than decoding the page itself.
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_NUMBER = b"0" * 19
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,22 @@ class Where:
         )
 
 
-def loads_exact(text: str) -> Any:
+def loads_exact(text: str, encoded: bytes | None = None) -> Any:
     """``json.loads(text)``, by orjson where that gives the same values (a third of the CPU of a
     page): not for numbers of 19+ digits (orjson turns integers past 64 bits into floats) nor for
-    what it refuses (NaN, lone surrogates, deep nesting), which get json's own answer."""
-    if _LONG_NUMBER.search(text) is None:
+    what it refuses (NaN, lone surrogates, deep nesting), which get json's own answer.
+
+    ``encoded``: ``text`` as UTF-8 when the caller has it already (a response body), which spares
+    encoding it again for the digit check and lets orjson read the bytes.
+    """
+    if encoded is None:
         try:
-            return orjson.loads(text)
+            encoded = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: orjson refuses it anyway
+            return json.loads(text)
+    if _LONG_NUMBER not in encoded.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(encoded)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)

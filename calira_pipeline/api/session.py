@@ -138,7 +138,8 @@ class ApiSession:
         """Decode strictly, raising ``BodyFault``: RFC 8259 JSON is UTF-8, so undecodable bytes
         (often a multi-byte character cut in half) count as a damaged body like truncation."""
         try:
-            return loads_exact(response.content.decode("utf-8"))
+            body = response.content
+            return loads_exact(body.decode("utf-8"), encoded=body)
         except UnicodeDecodeError:
             problem = "is not UTF-8"
         except RecursionError:

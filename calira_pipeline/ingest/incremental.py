@@ -14,11 +14,16 @@ import pyarrow.parquet as pq
 from calira_pipeline.api.merge import LIST_VALUES_KEY, same_value
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import SORT_RANGE_ROWS, write_query
+from calira_pipeline.ingest.stored_rows import StoredRows
 from calira_pipeline.storage.schema import TableSpec
 from calira_pipeline.storage.snapshots import sql_string
 
 _NOT_COMPARED = {"raw_json"}  # a slim list item's JSON never equals the stored detail's
 _DISAGREED = "list_detail_fields"
+
+
+# A stored row as the predicate sees it: a value getter by column, and its raw_json on demand.
+Found = tuple[Callable[[str], Any], Callable[[], str | None]]
 
 
 def unchanged_predicate(
@@ -36,19 +41,52 @@ def unchanged_predicate(
     index = {row_id: i for i, row_id in enumerate(stored.column("id").to_pylist())}
     columns = {name: stored.column(name) for name in stored.column_names}
 
-    def is_unchanged(row: dict[str, Any]) -> bool:
-        position = index.get(row.get("id"))
+    def find(row_id: Any) -> Found | None:
+        position = index.get(row_id)
         if position is None:
+            return None
+
+        def raw() -> str | None:
+            return columns["raw_json"][position].as_py() if "raw_json" in columns else None
+
+        return (lambda name: columns[name][position].as_py()), raw
+
+    return _predicate(find, frozenset(columns), table, policy)
+
+
+def stored_unchanged_predicate(
+    stored: StoredRows, table: str, policy: PiiPolicy
+) -> Callable[[dict[str, Any]], bool]:
+    """`unchanged_predicate` over the stored Parquet files, a few row groups at a time: the
+    hourly walk never loads the stored table (`StoredRows`)."""
+
+    def find(row_id: Any) -> Found | None:
+        row = stored.find(row_id)
+        return None if row is None else (row.values.__getitem__, row.raw_json)
+
+    return _predicate(find, stored.stored_columns, table, policy)
+
+
+def _predicate(
+    find: Callable[[Any], Found | None],
+    stored_columns: frozenset[str],
+    table: str,
+    policy: PiiPolicy,
+) -> Callable[[dict[str, Any]], bool]:
+    def is_unchanged(row: dict[str, Any]) -> bool:
+        found = find(row.get("id"))
+        if found is None:
             return False
+        value_of, stored_raw = found
         masked = policy.apply(table, [row])[0]
-        disagreed = _disagreed_fields(columns, position)
-        if disagreed and not _same_list_values(columns, position, masked, disagreed):
+        disagreed = _disagreed_fields(value_of, stored_columns)
+        if disagreed and not _same_list_values(stored_raw(), masked, disagreed):
             return False
         return all(
-            columns[name][position].as_py() == value
+            value_of(name) == value
             for name, value in masked.items()
             if value is not None
-            and name in columns
+            and name in stored_columns
             and name not in _NOT_COMPARED
             and not _from_fields(name, disagreed)
         )
@@ -56,10 +94,10 @@ def unchanged_predicate(
     return is_unchanged
 
 
-def _disagreed_fields(columns: dict[str, pa.ChunkedArray], position: int) -> list[str]:
-    if _DISAGREED not in columns:
+def _disagreed_fields(value_of: Callable[[str], Any], stored_columns: frozenset[str]) -> list[str]:
+    if _DISAGREED not in stored_columns:
         return []
-    text = columns[_DISAGREED][position].as_py()
+    text = value_of(_DISAGREED)
     return [field.strip() for field in text.split(",")] if text else []
 
 
@@ -68,10 +106,7 @@ def _from_fields(column: str, fields: list[str]) -> bool:
     return any(column == field or column.startswith(f"{field}_") for field in fields)
 
 
-def _same_list_values(
-    columns: dict[str, pa.ChunkedArray], position: int, row: dict[str, Any], fields: list[str]
-) -> bool:
-    stored_raw = columns["raw_json"][position].as_py() if "raw_json" in columns else None
+def _same_list_values(stored_raw: str | None, row: dict[str, Any], fields: list[str]) -> bool:
     if not stored_raw or not row.get("raw_json"):
         return False
     kept = json.loads(stored_raw).get(LIST_VALUES_KEY) or {}

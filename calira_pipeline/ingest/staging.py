@@ -10,8 +10,10 @@ ever held as Python objects.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,10 @@ class StagedTableWriter:
         self._buffer: list[dict[str, Any]] = []
         self._writer: pq.ParquetWriter | None = None
         self._batches = 0
+        # Parquet encoding and compression run in C++ without the GIL: one batch is written on
+        # this thread while the fetch parses the next (at most one write in flight).
+        self._io: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def __len__(self) -> int:
         return self.rows_written + len(self._buffer)
@@ -73,17 +79,37 @@ class StagedTableWriter:
             return
         batch = rows_to_arrow(self.spec, self.policy.apply(self.spec.name, self._buffer))
         self._buffer = []
+        self._wait()  # the previous batch is written (and its error, if any, raised) first
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self.spec.arrow_schema, compression="zstd")
-        self._writer.write_table(batch, row_group_size=PARQUET_ROW_GROUP_ROWS)
+            self._io = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.spec.name}")
+        assert self._io is not None
+        self._pending = self._io.submit(
+            self._writer.write_table, batch, row_group_size=PARQUET_ROW_GROUP_ROWS
+        )
         self.rows_written += batch.num_rows
         self._batches += 1
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._io is not None:
+                self._io.shutdown()
+                self._io = None
+            if self._writer is not None:
+                self._writer.close()
 
     def finish(self) -> Path:
         """Close the file and return it sorted by primary key (one sorted batch is kept as is)."""
         self._flush()
         assert self._writer is not None
-        self._writer.close()
+        self._close()
         if self._batches <= 1:
             return self.path
         sorted_path = self.path.with_name(f"{self.spec.name}.parquet")
@@ -92,9 +118,9 @@ class StagedTableWriter:
         return sorted_path
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
         self._buffer = []
+        with contextlib.suppress(Exception):  # the run is failing already: its error wins
+            self._close()
 
 
 def sort_parquet(

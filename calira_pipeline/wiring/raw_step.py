@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 
 from calira_pipeline.api import CaliraClient, CollectionResult
 from calira_pipeline.api.endpoints import COLLECTION_TABLES
-from calira_pipeline.ingest.incremental import merge_files_by_id, unchanged_predicate
+from calira_pipeline.ingest.incremental import merge_files_by_id, stored_unchanged_predicate
 from calira_pipeline.ingest.pii import PiiPolicy
 from calira_pipeline.ingest.staging import DEFAULT_BATCH_ROWS, StagedTableWriter
+from calira_pipeline.ingest.stored_rows import StoredRows
 from calira_pipeline.storage import Warehouse
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.snapshots import sql_string, view_sql
@@ -68,10 +69,11 @@ def fetch_bookings_incremental(
 
     Returns the walk's result and the number of new or changed rows.
     """
-    stored = store.read_table("bookings")
-    is_unchanged = unchanged_predicate(stored, "bookings", staging.policy)
-    known_ids = frozenset(stored.column("id").to_pylist())
-    del stored  # the predicate keeps the columns it compares; the rest can go
+    # The stored table is never loaded: ids as one column, and the rows the walk compares read
+    # a row group at a time (without raw_json) from the published files.
+    stored = StoredRows(store.table_files()["bookings"], RAW_TABLES["bookings"])
+    is_unchanged = stored_unchanged_predicate(stored, "bookings", staging.policy)
+    known_ids = stored.ids()
     result = client.fetch_bookings_incremental(is_unchanged, overlap_pages, known_ids)
     fresh = staging.sinks("bookings")["bookings"]
     fresh.extend(result.rows["bookings"])

@@ -262,3 +262,16 @@ def test_every_encoded_booking_equals_its_encoded_detail() -> None:
         expected = json.dumps(detail, ensure_ascii=False, separators=(",", ":")).encode()
         assert store.detail_json(pos) == expected, pos
         assert store.detail_json(pos) == expected, pos  # and again, from the cache
+
+
+@pytest.mark.parametrize(
+    "epoch_s",
+    [0, -1, 59, 86_399, 86_400, -86_400, 951_782_400, 1_709_164_799, 4_102_444_799, -9_000_000_000],
+)
+def test_utc_timestamps_are_formatted_as_strftime_formats_them(epoch_s: int) -> None:
+    from calira_pipeline.sandbox.zones import iso_seconds, iso_utc_ms
+
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=epoch_s)
+    assert iso_seconds(epoch_s, None) == moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    at_ms = moment + timedelta(milliseconds=987)
+    assert iso_utc_ms(epoch_s * 1000 + 987) == at_ms.strftime("%Y-%m-%dT%H:%M:%S.") + "987Z"
