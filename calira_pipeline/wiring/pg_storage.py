@@ -14,7 +14,8 @@ instance from `dagster.yaml` (daemon, Celery workers, runs, CLI), named there as
         class: PooledPostgresStorage
         config: {postgres_db: {...}}        # exactly the `postgres:` block's fields
 
-A Celery run opens its instance per run, so its pool lives as long as the run; a process holds
+A Celery run opens its instance per run, so its pool lives as long as that instance (until Python
+collects it: `DagsterInstance.dispose` does not dispose storages' engines); a process holds
 at most `1 + MAX_OVERFLOW` connections per storage (run, event log, schedules) at once.
 
 Kept connections are checked before each use (`_guard_connections`): dagster-postgres retries only
