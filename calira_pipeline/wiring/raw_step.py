@@ -53,8 +53,13 @@ class Staging:
                 writer.abort()
 
     def finish(self) -> dict[str, Path]:
-        for table, writer in self.writers.items():
-            self.files[table] = writer.finish()
+        try:
+            for table, writer in self.writers.items():
+                self.files[table] = writer.finish()
+        except BaseException:
+            # The tables after the failing one still have open files and writer threads.
+            self.abort()
+            raise
         return self.files
 
     def abort(self) -> None:

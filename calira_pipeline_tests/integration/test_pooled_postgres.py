@@ -104,3 +104,59 @@ def test_a_worker_rebuilding_the_instance_from_its_reference_gets_the_pooled_sto
     assert isinstance(ref.storage, PooledPostgresStorage)
     with dg.DagsterInstance.from_ref(ref) as rebuilt:
         assert rebuilt.get_runs_count() >= 0
+
+
+def drop_every_other_session(port: int) -> int:
+    """What a Postgres restart, a failover or a proxy's idle cut does to kept connections."""
+    import psycopg2
+
+    with (
+        contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        ) as con,
+        con.cursor() as cursor,
+    ):
+        cursor.execute(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+            "where backend_type = 'client backend' and pid <> pg_backend_pid()"
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_kept_connections_the_server_dropped_are_replaced_not_failed(
+    postgres_port: int, tmp_path: Path
+) -> None:
+    home = instance_config(postgres_port, True, tmp_path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs_count()  # the module's database holds other tests' runs
+        assert dg.materialize([chatty], instance=instance).success  # every storage keeps one
+        assert drop_every_other_session(postgres_port) >= 1
+        # dagster-postgres retries only connecting, so a dead kept connection must be noticed
+        # before a query: otherwise a run's next event write fails the run.
+        assert dg.materialize([chatty], instance=instance).success
+        assert instance.get_runs_count() == runs + 2
+
+
+def test_a_forked_child_opens_its_own_connections(postgres_port: int, tmp_path: Path) -> None:
+    import os
+
+    home = instance_config(postgres_port, True, tmp_path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs_count()  # the run storage now keeps a connection in its pool
+        before = sessions(postgres_port)
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports by its exit status
+            code = 1
+            try:
+                instance.get_runs_count()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # A socket shared across processes interleaves their queries' bytes: the child must
+        # leave the parent's connection alone and open its own.
+        assert sessions(postgres_port) - before - 1 >= 1
+        assert instance.get_runs_count() >= 0
