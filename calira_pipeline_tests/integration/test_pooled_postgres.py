@@ -5,7 +5,6 @@ instance from the launcher's reference, gets the pooled storage too."""
 
 # No `from __future__ import annotations`: Dagster inspects the `context` annotation.
 
-import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from calira_pipeline.wiring.pg_storage import PooledPostgresStorage
 from calira_pipeline.wiring.scaleout import ClusterConfig
+from calira_pipeline_tests.integration.token_support import sql
 from calira_pipeline_tests.scaleout.processes import ProcessGroup
 from calira_pipeline_tests.scaleout.servers import start_postgres
 
@@ -37,20 +37,14 @@ def postgres_port() -> Iterator[int]:
         group.stop_all()
 
 
+def admin_dsn(port: int) -> str:
+    return f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+
+
 def sessions(port: int) -> int:
     """Connections Postgres has accepted so far (PostgreSQL 14+ counts them)."""
-    import psycopg2
-
-    with (
-        contextlib.closing(
-            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        ) as con,
-        con.cursor() as cursor,
-    ):
-        cursor.execute("select sum(sessions) from pg_stat_database")
-        row = cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+    [(count,)] = sql(admin_dsn(port), "select sum(sessions) from pg_stat_database")
+    return int(count)
 
 
 @dg.asset
@@ -108,21 +102,12 @@ def test_a_worker_rebuilding_the_instance_from_its_reference_gets_the_pooled_sto
 
 def drop_every_other_session(port: int) -> int:
     """What a Postgres restart, a failover or a proxy's idle cut does to kept connections."""
-    import psycopg2
-
-    with (
-        contextlib.closing(
-            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        ) as con,
-        con.cursor() as cursor,
-    ):
-        cursor.execute(
-            "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-            "where backend_type = 'client backend' and pid <> pg_backend_pid()"
-        )
-        row = cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+    [(ended,)] = sql(
+        admin_dsn(port),
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+        "where backend_type = 'client backend' and pid <> pg_backend_pid()",
+    )
+    return int(ended)
 
 
 def test_kept_connections_the_server_dropped_are_replaced_not_failed(
