@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
@@ -52,6 +54,7 @@ class TreeStats:
     peak_rss: int = 0
     written: dict[int, int] = field(default_factory=dict)
     cancelled: dict[int, int] = field(default_factory=dict)
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, tree RSS)
 
     def poll(self, root: int) -> None:
         rss = 0
@@ -67,6 +70,34 @@ class TreeStats:
             self.written[pid] = int(io["write_bytes"])
             self.cancelled[pid] = int(io["cancelled_write_bytes"])
         self.peak_rss = max(self.peak_rss, rss)
+        self.samples.append((time.time(), rss))
+
+
+_STEP_EVENT = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000 - dagster - \w+ - .* - "
+    r"(\w+) - (STEP_START|STEP_SUCCESS|STEP_FAILURE) - "
+)
+
+
+def step_peaks(log: Path, samples: list[tuple[float, int]]) -> dict[str, int]:
+    """Peak tree RSS while each step ran, from the run log's STEP_START/STEP_SUCCESS lines.
+
+    The log's timestamps have whole seconds, so a step's window is widened to whole seconds and
+    a sample at a boundary counts for both steps (enough to tell which step holds the peak)."""
+    windows: dict[str, list[float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        found = _STEP_EVENT.match(line)
+        if found is None:
+            continue
+        stamp = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        if found[3] == "STEP_START":
+            windows[found[2]] = [stamp, stamp + 1]
+        elif found[2] in windows:
+            windows[found[2]][1] = stamp + 1
+    return {
+        step: max((rss for at, rss in samples if start <= at < end), default=0)
+        for step, (start, end) in windows.items()
+    }
 
 
 def _tree(root: int) -> list[int]:
@@ -192,6 +223,7 @@ def main() -> None:
             size = data_size(Path(tmp) / "data")
             dagster_size = data_size(Path(home))
             written = sum(stats.written.values())
+            peaks = step_peaks(Path(tmp) / "run.log", stats.samples)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=60)
@@ -205,6 +237,11 @@ def main() -> None:
     print(f"bytes written        {written / mb:8.0f} MB  (cancelled {cancelled / mb:,.0f} MB)")
     print(f"final data size      {size / mb:8.0f} MB  (DAGSTER_HOME: {dagster_size / mb:,.0f} MB)")
     print(f"written / data size  {written / size:8.2f} x")
+    # Files deleted before the kernel wrote them back (DuckDB's spill files, mostly) never reached
+    # the disk: /proc counts them in both figures.
+    print(f"  net of cancelled     {(written - cancelled) / size:8.2f} x")
+    for step, peak in peaks.items():
+        print(f"  peak RSS in {step:22s} {peak / mb:8.0f} MB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
