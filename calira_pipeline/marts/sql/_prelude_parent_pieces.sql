@@ -32,5 +32,5 @@ WHERE usage_role = 'use'
 UNION ALL
 SELECT * FROM mart__islands('mart__family_streams');
 
-CREATE OR REPLACE TEMP TABLE mart__parent_pieces AS
+CREATE OR REPLACE TABLE mart__compact.mart__parent_pieces AS
 SELECT * FROM mart__cut_days('mart__family_intervals');

@@ -1,7 +1,7 @@
 -- Each instrument's counted and tentative bookings, and the unions of its counted use
 -- (occupancy) and maintenance bookings, cut into local-day pieces (see mart__cut_days).
 -- The few columns needed, read once from the bookings.
-CREATE OR REPLACE TEMP TABLE mart__occupying_bookings AS
+CREATE OR REPLACE TABLE mart__compact.mart__occupying_bookings AS
 SELECT booking_id, equipment_id, usage_role, start_utc, end_utc
 FROM mart__bookings
 WHERE usage_role IS NOT NULL;
@@ -28,5 +28,5 @@ WHERE usage_role IN ('use', 'tentative')
 UNION ALL
 SELECT * FROM mart__islands('mart__equipment_streams');
 
-CREATE OR REPLACE TEMP TABLE mart__pieces AS
+CREATE OR REPLACE TABLE mart__compact.mart__pieces AS
 SELECT * FROM mart__cut_days('mart__equipment_intervals');

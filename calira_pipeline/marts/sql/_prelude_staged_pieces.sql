@@ -15,8 +15,8 @@ FROM equipment_interval_days AS i
 JOIN mart__calendar_zones AS z ON z.timezone = i.timezone
 WHERE list_contains(kinds, i.kind);
 
-CREATE OR REPLACE TEMP TABLE mart__pieces AS
+CREATE OR REPLACE TABLE mart__compact.mart__pieces AS
 SELECT * FROM mart__staged_pieces(['booking', 'tentative', 'occupancy', 'maintenance']);
 
-CREATE OR REPLACE TEMP TABLE mart__parent_pieces AS
+CREATE OR REPLACE TABLE mart__compact.mart__parent_pieces AS
 SELECT * FROM mart__staged_pieces(['parent_booking', 'parent_occupancy', 'parent_maintenance']);
