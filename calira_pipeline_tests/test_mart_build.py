@@ -101,3 +101,35 @@ def test_small_tables_are_written_in_grain_order_and_the_session_setting_restore
         assert table.num_rows > 1, name
         keys = [(c, "ascending") for c in spec.grain_columns]
         assert table.equals(table.sort_by(keys)), name
+
+
+def test_large_intermediates_are_compressed_and_gone_after_the_session(tmp_path: Path) -> None:
+    """The local-day pieces live in the compressed in-memory catalog while the session builds,
+    and the catalog and the search path leave with it."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        build = build_tables(con, STAGING, tmp_path, MartSettings())
+        next(build)  # booking_facts
+        next(build)  # equipment_interval_days: its prelude cut the pieces
+        compact = {
+            row[0]
+            for row in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'mart__compact'"
+            ).fetchall()
+        }
+        assert {"mart__pieces", "mart__parent_pieces", "mart__occupying_bookings"} <= compact
+        kinds = {
+            row[0]
+            for row in con.execute(
+                "select distinct compression "
+                "from pragma_storage_info('mart__compact.mart__pieces')"
+            ).fetchall()
+        }
+        assert kinds - {"Uncompressed"}, kinds
+        assert list(build) == []  # the session ends
+        attached = con.execute("select database_name from duckdb_databases()").fetchall()
+        databases = {row[0] for row in attached}
+        assert "mart__compact" not in databases
+        assert con.execute("select current_setting('search_path')").fetchone() == ("",)
