@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from calira_pipeline.reporting import figures
+from calira_pipeline.reporting.chart_layout import LABEL_PAD, PAD, TICK, TITLE_PAD, Layout
 from calira_pipeline.reporting.chart_text import plain_text
 
 if TYPE_CHECKING:
@@ -84,8 +85,9 @@ def _pyplot() -> ModuleType:
     return plt
 
 
-def _title(text: str, source: str) -> str:
-    return f"{SANDBOX_LABEL} · {text}" if source == SANDBOX_SOURCE else text
+def _title(text: str, source: str, *more: str) -> list[str]:
+    """A figure title's parts (the sandbox label first where it applies): one line if it fits."""
+    return [f"{SANDBOX_LABEL} · {text}" if source == SANDBOX_SOURCE else text, *more]
 
 
 def _png(fig: Figure, source: str) -> bytes:
@@ -111,18 +113,22 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
                              figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
-                             layout="constrained", width_ratios=[3, 2] if staffed else [1])
+                             width_ratios=[3, 2] if staffed else [1])
     names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
-    _ranking_panel(axes[0, 0], names, [r.utilisation for r in reversed(rows)],
+    layout = Layout(fig)
+    top = layout.suptitle(_title(f"Top {len(rows)} instruments by utilisation", source,
+                                 window.label()), fontsize=10) + PAD
+    left = PAD + layout.line(10) + LABEL_PAD + layout.widest(names, 10) + TICK
+    bottom = PAD + layout.line(9) + LABEL_PAD + layout.line(10) + TICK
+    layout.place(left, 0.3, top, bottom, wspace=0.3)
+    _ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in reversed(rows)],
                    [r.overbooked_hours for r in reversed(rows)],
                    "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
     if staffed:
-        _ranking_panel(axes[0, 1], names,
+        _ranking_panel(layout, axes[0, 1], names,
                        [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
                        "Staffed: booked / staffed hours, %")
-    fig.suptitle(_title(f"Top {len(rows)} instruments by utilisation, {window.label()}",
-                        source), fontsize=10)
     booked = sum(r.booked_hours for r in every)
     available = sum(r.available_hours for r in every)
     return Chart(
@@ -141,18 +147,23 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     )
 
 
-def _ranking_panel(ax: Any, names: list[str], values: list[float],
+def _ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float],
                    overbooked: list[float] | None, xlabel: str) -> None:
     percent = [v * 100 for v in values]
+    notes = [f"{value:.1f} %" for value in percent]
+    if overbooked is not None:
+        notes = [note + (f" (+{hours:.1f} h overbooked)" if hours > 0.05 else "")
+                 for note, hours in zip(notes, overbooked, strict=True)]
     ax.barh(names, percent, color=[band_colour(v) for v in values])
-    ax.set_xlim(0, min(110.0, max([*percent, 1.0]) * 1.3 + 2))
+    # Every note ends inside the panel: it starts at value + 0.5 and is at most `share` of it.
+    share = layout.widest(notes, 7) / (ax.get_position().width * layout.width)
+    right = max([min(110.0, max([*percent, 1.0]) * 1.3 + 2),
+                 *((v + 1.0) / (1 - share) for v in percent if share < 0.9)])
+    ax.set_xlim(0, right)
     for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
-        if threshold < ax.get_xlim()[1]:
+        if threshold < right:
             ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
-    for y, value in enumerate(percent):
-        note = f"{value:.1f} %"
-        if overbooked is not None and overbooked[y] > 0.05:
-            note += f" (+{overbooked[y]:.1f} h overbooked)"
+    for y, (value, note) in enumerate(zip(percent, notes, strict=True)):
         ax.text(value + 0.5, y, note, va="center", fontsize=7)
     ax.set_xlabel(xlabel, fontsize=9)
 
@@ -182,21 +193,33 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     step = 1.0 if peak < 10 else 5.0
     scale = min(100.0, max(1.0, -(-peak // step) * step))  # fitted to the data, all panels
     plt = _pyplot()
-    fig, axes = plt.subplots(max(1, len(labs)), 1, figsize=(9, 1.7 * max(1, len(labs)) + 1.0),
-                             layout="constrained", sharex=True, squeeze=False)
+    panels = max(1, len(labs))
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 1.7 * panels + 1.0), squeeze=False)
+    layout = Layout(fig)
+    top = layout.suptitle(_title("Mean instrument occupancy by hour of week", source, window),
+                          fontsize=10) + PAD
+    heading = layout.line(9) + TITLE_PAD  # each panel's lab name above it
+    left = PAD + layout.line(9) + PAD + layout.widest(WEEKDAYS, 7) + TICK
+    bar, gap = 0.2, 0.25  # the colour bar's width, and its gap from the panels
+    right = PAD + layout.line(10) + LABEL_PAD + layout.widest(["100.0"], 10) + TICK + bar + gap
+    bottom = PAD + layout.line(10) + LABEL_PAD + layout.line(10) + TICK
+    layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
     image = None
     for ax, lab in zip(axes[:, 0], labs, strict=False):
         grid = [[v * 100 for v in row] for row in lab.occupancy]
-        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale)
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale,
+                          interpolation="nearest")
         ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
+        ax.set_xticks([])  # the hours are marked under the bottom panel only
         ax.set_title(label(lab.lab, 60), fontsize=9, loc="left")
     axes[-1, 0].set_xticks(range(0, 24, 2))
     axes[-1, 0].set_xlabel("Local hour of day (lab's own time zone)")
-    fig.supylabel("Weekday", fontsize=9)
-    fig.suptitle(_title(f"Mean instrument occupancy by hour of week, {window}", source),
-                 fontsize=10)
+    fig.supylabel("Weekday", fontsize=9, x=PAD / layout.width, ha="left")
     if image is not None:
-        fig.colorbar(image, ax=axes[:, 0], label="Mean instrument occupancy (%)", shrink=0.8)
+        height = layout.height - top - heading - bottom
+        colour_bar = fig.add_axes(layout.box(layout.width - right + gap, bottom + 0.1 * height,
+                                             bar, 0.8 * height))
+        fig.colorbar(image, cax=colour_bar, label="Mean instrument occupancy (%)")
     table: list[dict[str, Cell]] = []
     for lab in labs:
         weekday, hour, value = lab.peak
@@ -229,16 +252,35 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     if any(c.requester_lab not in colours for c in costs):
         colours["other labs"] = (0.7, 0.7, 0.7, 1.0)
     months = sorted({c.month for c in costs})
-    fig, axes = plt.subplots(max(1, len(currencies)), 1, layout="constrained", squeeze=False,
-                             figsize=(10, 2.8 * max(1, len(currencies)) + 0.8), sharex=True)
-    for ax, total in zip(axes[:, 0], totals, strict=False):
-        _cost_panel(ax, total, costs, months, colours, window)
+    panels = max(1, len(currencies))
+    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8))
+    layout = Layout(fig)
+    top = layout.suptitle(_title("Counted cost by requester lab per month (hatched: partial or "
+                                 "future, not in totals)", source), fontsize=10) + PAD
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in colours]
-    fig.legend(handles, [label(lab, 28) for lab in colours], loc="outside lower center",
-               ncols=4, title="Requester lab (same colour in every panel)", fontsize=8,
-               title_fontsize=8)
-    fig.suptitle(_title("Counted cost by requester lab per month (hatched: partial or future, "
-                        "not in totals)", source), fontsize=10)
+    legend = fig.legend(handles, [label(lab, 28) for lab in colours], loc="lower center",
+                        bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
+                        title="Requester lab (same colour in every panel)", title_fontsize=8)
+    heights = [_cost_stacks(total, costs, months, colours) for total in totals]
+    peaks = [max((sum(column) for column in zip(*h.values(), strict=True)), default=0.0)
+             for h in heights]
+    left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
+        [f"{peak * 1.12:,.0f}" for peak in peaks], 10)
+    right = PAD + 0.1
+    titles = [layout.wrap(_cost_title(total, window), 9, layout.width - left - right)
+              for total in totals]
+    heading = layout.line(9, max((t.count("\n") + 1 for t in titles), default=1)) + TITLE_PAD
+    bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
+              + layout.line(7, 2) + TICK)
+    layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
+    for ax, total, stacks, peak, title in zip(axes[:, 0], totals, heights, peaks, titles,
+                                              strict=False):
+        _cost_panel(ax, stacks, peak, months, colours, window)
+        ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_xticks([])  # the months are named under the bottom panel only
+    axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
+                           fontsize=7)
     top_labs: list[dict[str, Cell]] = [
         {"currency": c, "requester_lab": lab, "counted_cost": str(sum(
             (m.counted_cost for m in costs if m.currency == c and m.requester_lab == lab
@@ -269,29 +311,52 @@ def _total_row(total: figures.CurrencyTotal) -> dict[str, Cell]:
     }
 
 
-def _cost_panel(ax: Any, total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
-                months: list[date], colours: dict[str, Any], window: figures.Window) -> None:
+def _cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:
+    return (f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
+            f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
+            f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
+            "not plotted")
+
+
+def _cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
+                 months: list[date], colours: dict[str, Any]) -> dict[str, list[float]]:
+    """Each colour's counted cost per month in one currency (labs beyond the ranked ones as
+    "other labs"), in stacking order."""
     stacked: dict[tuple[str, date], float] = {}
     for c in costs:
         if c.currency == total.currency:
             key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
             stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
-    bottom = [0.0] * len(months)
+    return {lab: [stacked.get((lab, month), 0.0) for month in months] for lab in colours}
+
+
+def _cost_panel(ax: Any, stacks: dict[str, list[float]], peak: float, months: list[date],
+                colours: dict[str, Any], window: figures.Window) -> None:
+    """Stacked bars as two collections (complete months, and hatched partial or future ones):
+    one artist each instead of a patch per lab and month."""
+    from matplotlib.collections import PolyCollection
+
     states = [window.state(m) for m in months]
-    for lab in colours:
-        values = [stacked.get((lab, month), 0.0) for month in months]
-        ax.bar(range(len(months)), values, bottom=bottom, color=colours[lab],
-               hatch=["" if s == "complete" else "//" for s in states],
-               alpha=1.0, edgecolor="white", linewidth=0.3)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    for x, (month, height) in enumerate(zip(months, bottom, strict=True)):
-        if window.state(month) != "complete":
-            ax.text(x, height, window.state(month), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months], fontsize=7)
-    ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
-    ax.set_title(f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
-                 f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
-                 f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
-                 "not plotted", fontsize=9, loc="left")
+    bars: dict[bool, tuple[list[list[tuple[float, float]]], list[Any]]] = {
+        True: ([], []), False: ([], [])}
+    bottom = [0.0] * len(months)
+    for lab, values in stacks.items():
+        for x, value in enumerate(values):
+            if value > 0:
+                shapes, faces = bars[states[x] == "complete"]
+                y0, y1 = bottom[x], bottom[x] + value
+                shapes.append([(x - 0.4, y0), (x - 0.4, y1), (x + 0.4, y1), (x + 0.4, y0)])
+                faces.append(colours[lab])
+                bottom[x] = y1
+    for complete, (shapes, faces) in bars.items():
+        ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
+                                         linewidths=0.3, hatch=None if complete else "//"),
+                          autolim=False)
+    for x, (state, height) in enumerate(zip(states, bottom, strict=True)):
+        if state != "complete":
+            ax.text(x, height, state, ha="center", va="bottom", fontsize=7)
+    # As ax.bar with margins(y=0.12) drew it: from zero, 12 % of headroom, 5 % at the sides.
+    side = 0.05 * (len(months) - 0.2)
+    ax.set_xlim(-0.4 - side, len(months) - 0.6 + side)  # every panel the same months
+    ax.set_ylim(0, peak * 1.12 if peak > 0 else 1)
     ax.yaxis.set_major_formatter("{x:,.0f}")
-    ax.margins(y=0.12)
