@@ -8,16 +8,37 @@ margins come from the longest labels, measured one by one with the figure's own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# FreeType's autohinter instead of DejaVu's own hinting bytecode: glyphs as crisp (PNGs no
+# larger), drawn ~35 % faster, and text is most of what a chart costs to draw.
+HINTING = "force_autohint"
 PAD = 0.08  # inches: between a figure's edge, or a panel, and the nearest text
 TICK = (3.5 + 3.5) / 72  # matplotlib's default tick length plus the tick label's pad, in inches
 LABEL_PAD = 4 / 72  # an axis label's pad from its tick labels
 TITLE_PAD = 6 / 72  # an axes title's pad above the axes
+
+
+def drawn_in_style(draw: Callable[P, R]) -> Callable[P, R]:
+    """`draw` with HINTING in force: set for the whole figure, as text is measured with it.
+    rcParams are global: charts are drawn on one thread at a time (the marts step's
+    ChartDrawer, or the report's own step)."""
+
+    @functools.wraps(draw)
+    def styled(*args: P.args, **kwargs: P.kwargs) -> R:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.hinting": HINTING}):
+            return draw(*args, **kwargs)
+
+    return styled
 
 
 class Layout:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from calira_pipeline.reporting import figures
-from calira_pipeline.reporting.chart_layout import LABEL_PAD, PAD, TICK, TITLE_PAD, Layout
+from calira_pipeline.reporting.chart_layout import (
+    LABEL_PAD,
+    PAD,
+    TICK,
+    TITLE_PAD,
+    Layout,
+    drawn_in_style,
+)
 from calira_pipeline.reporting.chart_text import plain_text
 
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ SANDBOX_LABEL = "SANDBOX DATA"
 BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
 HEATMAP_LABS = 6
 COST_LABS = 8
+DPI = 100  # pixels per inch of every PNG
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Cell = str | int | float | None
 
@@ -91,11 +99,17 @@ def _title(text: str, source: str, *more: str) -> list[str]:
 
 
 def _png(fig: Figure, source: str) -> bytes:
+    from PIL import Image
+
     if source == SANDBOX_SOURCE:  # a watermark no crop or screenshot can lose
         fig.text(0.5, 0.5, SANDBOX_LABEL, ha="center", va="center", rotation=25, fontsize=60,
                  color="#c0392b", alpha=0.12, fontweight="bold", zorder=0)
+    fig.canvas.draw()  # once: the layout was fixed before
+    # The figures are opaque: RGB encodes faster and ~8 % smaller than savefig's RGBA.
+    rgba = fig.canvas.buffer_rgba()  # type: ignore[attr-defined]
+    image = Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    image.convert("RGB").save(buffer, format="png")
     _pyplot().close(fig)
     return buffer.getvalue()
 
@@ -104,6 +118,7 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else round(value * 100, 1)
 
 
+@drawn_in_style
 def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Instruments ranked by utilisation over the last complete months."""
     window = figures.recent_window(con)
@@ -113,7 +128,7 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
                              figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
-                             width_ratios=[3, 2] if staffed else [1])
+                             width_ratios=[3, 2] if staffed else [1], dpi=DPI)
     names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
     layout = Layout(fig)
     top = layout.suptitle(_title(f"Top {len(rows)} instruments by utilisation", source,
@@ -182,6 +197,7 @@ def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
     }
 
 
+@drawn_in_style
 def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Mean instrument occupancy by local weekday and hour, one panel per busiest lab."""
     labs = figures.hour_of_week_by_lab(con, HEATMAP_LABS)
@@ -194,7 +210,7 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     scale = min(100.0, max(1.0, -(-peak // step) * step))  # fitted to the data, all panels
     plt = _pyplot()
     panels = max(1, len(labs))
-    fig, axes = plt.subplots(panels, 1, figsize=(9, 1.7 * panels + 1.0), squeeze=False)
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 1.7 * panels + 1.0), squeeze=False, dpi=DPI)
     layout = Layout(fig)
     top = layout.suptitle(_title("Mean instrument occupancy by hour of week", source, window),
                           fontsize=10) + PAD
@@ -235,6 +251,7 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                  tables={"labs": table}, facts={"colour_scale_max_pct": scale})
 
 
+@drawn_in_style
 def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Monthly counted cost by requester lab, one panel per currency (never summed across)."""
     window = figures.recent_window(con, figures.COST_MONTHS)
@@ -253,7 +270,8 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         colours["other labs"] = (0.7, 0.7, 0.7, 1.0)
     months = sorted({c.month for c in costs})
     panels = max(1, len(currencies))
-    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8))
+    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8),
+                             dpi=DPI)
     layout = Layout(fig)
     top = layout.suptitle(_title("Counted cost by requester lab per month (hatched: partial or "
                                  "future, not in totals)", source), fontsize=10) + PAD
