@@ -8,10 +8,9 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -24,15 +23,19 @@ from calira_pipeline.reporting.chart_layout import (
     Layout,
     drawn_in_style,
 )
-from calira_pipeline.reporting.chart_text import plain_text
+from calira_pipeline.reporting.chart_panels import (
+    cost_panel,
+    cost_stacks,
+    cost_title,
+    ranking_panel,
+)
+from calira_pipeline.reporting.chart_text import label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_LABEL = "SANDBOX DATA"
-# Colour bands managers use for utilisation: <=60 %, 60-80 %, 80-100 %.
-BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
 HEATMAP_LABS = 6
 COST_LABS = 8
 DPI = 100  # pixels per inch of every PNG
@@ -72,15 +75,6 @@ def charts_from_json(content: bytes) -> dict[str, Chart]:
                     c["tables"], c["facts"])
         for name, c in json.loads(content).items()
     }
-
-
-def band_colour(utilisation: float) -> str:
-    return next(colour for upper, colour in BANDS if utilisation <= upper)
-
-
-def label(text: str, width: int = 40) -> str:
-    """A data value as literal chart text: `$` would otherwise start matplotlib mathtext."""
-    return plain_text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _pyplot() -> ModuleType:
@@ -136,14 +130,14 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     left = PAD + layout.line(10) + LABEL_PAD + layout.widest(names, 10) + TICK
     bottom = PAD + layout.line(9) + LABEL_PAD + layout.line(10) + TICK
     layout.place(left, 0.3, top, bottom, wspace=0.3)
-    _ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in reversed(rows)],
-                   [r.overbooked_hours for r in reversed(rows)],
-                   "Calendar: booked hours (overlaps once) / all hours, %")
+    ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in reversed(rows)],
+                  [r.overbooked_hours for r in reversed(rows)],
+                  "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
     if staffed:
-        _ranking_panel(layout, axes[0, 1], names,
-                       [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
-                       "Staffed: booked / staffed hours, %")
+        ranking_panel(layout, axes[0, 1], names,
+                      [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
+                      "Staffed: booked / staffed hours, %")
     booked = sum(r.booked_hours for r in every)
     available = sum(r.available_hours for r in every)
     return Chart(
@@ -160,27 +154,6 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
             "overbooked_hours": round(sum(r.overbooked_hours for r in every), 2),
         },
     )
-
-
-def _ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float],
-                   overbooked: list[float] | None, xlabel: str) -> None:
-    percent = [v * 100 for v in values]
-    notes = [f"{value:.1f} %" for value in percent]
-    if overbooked is not None:
-        notes = [note + (f" (+{hours:.1f} h overbooked)" if hours > 0.05 else "")
-                 for note, hours in zip(notes, overbooked, strict=True)]
-    ax.barh(names, percent, color=[band_colour(v) for v in values])
-    # Every note ends inside the panel: it starts at value + 0.5 and is at most `share` of it.
-    share = layout.widest(notes, 7) / (ax.get_position().width * layout.width)
-    right = max([min(110.0, max([*percent, 1.0]) * 1.3 + 2),
-                 *((v + 1.0) / (1 - share) for v in percent if share < 0.9)])
-    ax.set_xlim(0, right)
-    for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
-        if threshold < right:
-            ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
-    for y, (value, note) in enumerate(zip(percent, notes, strict=True)):
-        ax.text(value + 0.5, y, note, va="center", fontsize=7)
-    ax.set_xlabel(xlabel, fontsize=9)
 
 
 def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
@@ -279,13 +252,13 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     legend = fig.legend(handles, [label(lab, 28) for lab in colours], loc="lower center",
                         bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
                         title="Requester lab (same colour in every panel)", title_fontsize=8)
-    heights = [_cost_stacks(total, costs, months, colours) for total in totals]
+    heights = [cost_stacks(total, costs, months, colours) for total in totals]
     peaks = [max((sum(column) for column in zip(*h.values(), strict=True)), default=0.0)
              for h in heights]
     left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
         [f"{peak * 1.12:,.0f}" for peak in peaks], 10)
     right = PAD + 0.1
-    titles = [layout.wrap(_cost_title(total, window), 9, layout.width - left - right)
+    titles = [layout.wrap(cost_title(total, window), 9, layout.width - left - right)
               for total in totals]
     heading = layout.line(9, max((t.count("\n") + 1 for t in titles), default=1)) + TITLE_PAD
     bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
@@ -293,7 +266,7 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
     for ax, total, stacks, peak, title in zip(axes[:, 0], totals, heights, peaks, titles,
                                               strict=False):
-        _cost_panel(ax, stacks, peak, months, colours, window)
+        cost_panel(ax, stacks, peak, months, colours, window)
         ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_xticks([])  # the months are named under the bottom panel only
@@ -327,54 +300,3 @@ def _total_row(total: figures.CurrencyTotal) -> dict[str, Cell]:
         "requested_cost": str(total.requested_cost),
         "cancelled_or_declined_cost": str(total.excluded_cost),
     }
-
-
-def _cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:
-    return (f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
-            f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
-            f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
-            "not plotted")
-
-
-def _cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
-                 months: list[date], colours: dict[str, Any]) -> dict[str, list[float]]:
-    """Each colour's counted cost per month in one currency (labs beyond the ranked ones as
-    "other labs"), in stacking order."""
-    stacked: dict[tuple[str, date], float] = {}
-    for c in costs:
-        if c.currency == total.currency:
-            key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
-            stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
-    return {lab: [stacked.get((lab, month), 0.0) for month in months] for lab in colours}
-
-
-def _cost_panel(ax: Any, stacks: dict[str, list[float]], peak: float, months: list[date],
-                colours: dict[str, Any], window: figures.Window) -> None:
-    """Stacked bars as two collections (complete months, and hatched partial or future ones):
-    one artist each instead of a patch per lab and month."""
-    from matplotlib.collections import PolyCollection
-
-    states = [window.state(m) for m in months]
-    bars: dict[bool, tuple[list[list[tuple[float, float]]], list[Any]]] = {
-        True: ([], []), False: ([], [])}
-    bottom = [0.0] * len(months)
-    for lab, values in stacks.items():
-        for x, value in enumerate(values):
-            if value > 0:
-                shapes, faces = bars[states[x] == "complete"]
-                y0, y1 = bottom[x], bottom[x] + value
-                shapes.append([(x - 0.4, y0), (x - 0.4, y1), (x + 0.4, y1), (x + 0.4, y0)])
-                faces.append(colours[lab])
-                bottom[x] = y1
-    for complete, (shapes, faces) in bars.items():
-        ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
-                                         linewidths=0.3, hatch=None if complete else "//"),
-                          autolim=False)
-    for x, (state, height) in enumerate(zip(states, bottom, strict=True)):
-        if state != "complete":
-            ax.text(x, height, state, ha="center", va="bottom", fontsize=7)
-    # As ax.bar with margins(y=0.12) drew it: from zero, 12 % of headroom, 5 % at the sides.
-    side = 0.05 * (len(months) - 0.2)
-    ax.set_xlim(-0.4 - side, len(months) - 0.6 + side)  # every panel the same months
-    ax.set_ylim(0, peak * 1.12 if peak > 0 else 1)
-    ax.yaxis.set_major_formatter("{x:,.0f}")
