@@ -134,6 +134,8 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                   [r.overbooked_hours for r in reversed(rows)],
                   "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
+    if not rows:  # an empty window: no instrument to name, nor numbers for the margin to fit
+        axes[0, 0].set_yticks([])
     if staffed:
         ranking_panel(layout, axes[0, 1], names,
                       [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
@@ -270,6 +272,8 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_xticks([])  # the months are named under the bottom panel only
+    if not totals:
+        axes[0, 0].set_yticks([])
     axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
                            fontsize=7)
     top_labs: list[dict[str, Cell]] = [
