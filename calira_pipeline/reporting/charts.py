@@ -276,10 +276,14 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         axes[0, 0].set_yticks([])
     axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
                            fontsize=7)
+    counted: dict[tuple[str, str], Decimal] = {}
+    for m in costs:
+        if window.state(m.month) == "complete":
+            key = (m.currency, m.requester_lab)
+            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
     top_labs: list[dict[str, Cell]] = [
-        {"currency": c, "requester_lab": lab, "counted_cost": str(sum(
-            (m.counted_cost for m in costs if m.currency == c and m.requester_lab == lab
-             and window.state(m.month) == "complete"), start=Decimal(0)))}
+        {"currency": c, "requester_lab": lab,
+         "counted_cost": str(counted.get((c, lab), Decimal(0)))}
         for c in currencies for lab in ranked
     ]
     return Chart(
