@@ -202,7 +202,8 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                           interpolation="nearest")
         ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
         ax.set_xticks([])  # the hours are marked under the bottom panel only
-        ax.set_title(label(lab.lab, 60), fontsize=9, loc="left")
+        # y given: placed, not searched for (that measured every axis of the figure again).
+        ax.set_title(label(lab.lab, 60), fontsize=9, loc="left", y=1.0)
     axes[-1, 0].set_xticks(range(0, 24, 2))
     axes[-1, 0].set_xlabel("Local hour of day (lab's own time zone)")
     fig.supylabel("Weekday", fontsize=9, x=PAD / layout.width, ha="left")
@@ -270,7 +271,7 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                                               strict=False):
         cost_panel(ax, stacks, peak, months, colours, window)
         ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
-        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_title(title, fontsize=9, loc="left", y=1.0)  # placed: see the heatmaps
         ax.set_xticks([])  # the months are named under the bottom panel only
     if not totals:
         axes[0, 0].set_yticks([])
