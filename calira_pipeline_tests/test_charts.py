@@ -185,6 +185,7 @@ def test_charts_render_when_the_window_holds_no_data(tmp_path: Path) -> None:
     rendered = [render(con, "api.example.org") for render in CHARTS.values()]
     for chart in rendered:
         assert chart.png.startswith(b"\x89PNG") and not chart.is_sandbox
+        assert _edges_are_blank(chart.png), chart.title
         metadata = chart_metadata(chart)
         assert "SANDBOX DATA" not in metadata["chart"].value
     assert rendered[0].tables["top_instruments"] == []
@@ -261,3 +262,47 @@ def test_charts_survive_their_json_round_trip(full_run: Any) -> None:
     with connect(full_run[0]) as con:
         drawn = {name: render(con, "sandbox") for name, render in CHARTS.items()}
     assert charts.charts_from_json(charts.charts_to_json(drawn)) == drawn
+
+
+def _edges_are_blank(png: bytes) -> bool:
+    """No text or panel reaches the PNG's outermost pixels: nothing is cut off at an edge."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    edges = [pixels[:2], pixels[-2:], pixels[:, :2], pixels[:, -2:]]
+    return all(bool((edge == 255).all()) for edge in edges)
+
+
+def test_charts_fit_their_text_inside_the_figure(full_run: Any) -> None:
+    """Margins come from the labels' own sizes: no label, title or legend is clipped (the
+    SANDBOX DATA watermark stays clear of the edges too)."""
+    from calira_pipeline.wiring.marts import CHARTS
+
+    with connect(full_run[0]) as con:
+        for render in CHARTS.values():
+            chart = render(con, "sandbox")
+            assert _edges_are_blank(chart.png), chart.title
+
+
+def test_a_title_too_wide_for_its_figure_wraps_to_fit() -> None:
+    """As the ranking's did at 1M bookings (a 9-inch figure): it was cut at both sides."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from calira_pipeline.reporting.chart_layout import PAD, Layout
+
+    fig = Figure(figsize=(4, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    layout = Layout(fig)
+    parts = ["Top 25 instruments by utilisation", "Jul 2026 – Sep 2026 (3 complete local "
+             "months; data as of 2026-10-31 23:58 UTC)"]
+    height = layout.suptitle(parts, 10)
+    title = fig.get_suptitle()
+    assert title.split("\n")[0] == parts[0]  # a part per line, the window wrapped too
+    assert len(title.split("\n")) >= 3
+    assert all(layout.size(line, 10)[0] <= 4 - 2 * PAD for line in title.split("\n"))
+    assert height >= layout.line(10, 3)
+    assert layout.suptitle(["Short", "title"], 10) < layout.line(10, 2)

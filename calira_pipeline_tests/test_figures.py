@@ -1,4 +1,5 @@
-"""The recent window: complete local months only, as of the data's own clock."""
+"""The recent window (complete local months only, as of the data's own clock) and the
+hour-of-week panels."""
 
 from __future__ import annotations
 
@@ -61,3 +62,31 @@ def test_no_complete_month_yet_says_so() -> None:
     con = _con(["UTC"], "2026-09-20 00:00:00+00", "2026-09-03 00:00:00+00")
     window = figures.recent_window(con)
     assert window.months == 0 and "no complete local month" in window.label()
+
+
+def test_hour_of_week_takes_the_busiest_labs_and_means_their_instruments() -> None:
+    con = duckdb.connect()
+    con.execute("create table accounts (id bigint, name varchar)")
+    # Lab 2 is listed twice (still one panel), lab 3 has no account row (named by its id).
+    con.execute("insert into accounts values (1, 'Quiet lab'), (2, 'Busy lab'), (2, 'Busy lab')")
+    con.execute(
+        "create table equipment_hour_of_week (equipment_id bigint, lab_id bigint, "
+        "weekday integer, hour integer, booked_hours double, occupancy double)"
+    )
+    con.execute(
+        "insert into equipment_hour_of_week values "
+        # Busy lab: two instruments at Monday 09:00 (mean 0.5, one unknown counted as 0).
+        "(10, 2, 1, 9, 50, 1.0), (11, 2, 1, 9, 0, null), (10, 2, 7, 23, 40, 0.25), "
+        # Lab 3 books as much as lab 1: the lower id comes first.
+        "(20, 1, 3, 12, 5, 0.5), (30, 3, 5, 0, 5, 0.75), "
+        # No lab: never a panel, however busy.
+        "(40, null, 1, 9, 500, 1.0)"
+    )
+    labs = figures.hour_of_week_by_lab(con, 2)
+    assert [(lab.lab_id, lab.lab) for lab in labs] == [(2, "Busy lab"), (1, "Quiet lab")]
+    busy = labs[0].occupancy
+    assert busy[0][9] == 0.5 and busy[6][23] == 0.25
+    assert sum(v for row in busy for v in row) == 0.75  # every other cell is empty: 0
+    assert labs[0].peak == (0, 9, 0.5)
+    assert [lab.lab for lab in figures.hour_of_week_by_lab(con, 5)] == [
+        "Busy lab", "Quiet lab", "3"]

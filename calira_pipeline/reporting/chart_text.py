@@ -15,3 +15,8 @@ def plain_text(value: object, limit: int | None = None) -> str:
         text = text[:limit]
     text = text.replace("$", r"\$")
     return " " + text if text.startswith("_") else text
+
+
+def label(text: str, width: int = 40) -> str:
+    """A data value as literal chart text: `$` would otherwise start matplotlib mathtext."""
+    return plain_text(text if len(text) <= width else text[: width - 1] + "…")

@@ -8,25 +8,37 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from calira_pipeline.reporting import figures
-from calira_pipeline.reporting.chart_text import plain_text
+from calira_pipeline.reporting.chart_layout import (
+    LABEL_PAD,
+    PAD,
+    TICK,
+    TITLE_PAD,
+    Layout,
+    drawn_in_style,
+)
+from calira_pipeline.reporting.chart_panels import (
+    cost_panel,
+    cost_stacks,
+    cost_title,
+    ranking_panel,
+)
+from calira_pipeline.reporting.chart_text import label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_LABEL = "SANDBOX DATA"
-# Colour bands managers use for utilisation: <=60 %, 60-80 %, 80-100 %.
-BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
 HEATMAP_LABS = 6
 COST_LABS = 8
+DPI = 100  # pixels per inch of every PNG
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Cell = str | int | float | None
 
@@ -65,15 +77,6 @@ def charts_from_json(content: bytes) -> dict[str, Chart]:
     }
 
 
-def band_colour(utilisation: float) -> str:
-    return next(colour for upper, colour in BANDS if utilisation <= upper)
-
-
-def label(text: str, width: int = 40) -> str:
-    """A data value as literal chart text: `$` would otherwise start matplotlib mathtext."""
-    return plain_text(text if len(text) <= width else text[: width - 1] + "…")
-
-
 def _pyplot() -> ModuleType:
     """matplotlib, imported on first use: it costs ~0.4 s on every load of the code location."""
     import matplotlib
@@ -84,16 +87,23 @@ def _pyplot() -> ModuleType:
     return plt
 
 
-def _title(text: str, source: str) -> str:
-    return f"{SANDBOX_LABEL} · {text}" if source == SANDBOX_SOURCE else text
+def _title(text: str, source: str, *more: str) -> list[str]:
+    """A figure title's parts (the sandbox label first where it applies): one line if it fits."""
+    return [f"{SANDBOX_LABEL} · {text}" if source == SANDBOX_SOURCE else text, *more]
 
 
 def _png(fig: Figure, source: str) -> bytes:
+    from PIL import Image
+
     if source == SANDBOX_SOURCE:  # a watermark no crop or screenshot can lose
         fig.text(0.5, 0.5, SANDBOX_LABEL, ha="center", va="center", rotation=25, fontsize=60,
                  color="#c0392b", alpha=0.12, fontweight="bold", zorder=0)
+    fig.canvas.draw()  # once: the layout was fixed before
+    # The figures are opaque: RGB encodes faster and ~8 % smaller than savefig's RGBA.
+    rgba = fig.canvas.buffer_rgba()  # type: ignore[attr-defined]
+    image = Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    image.convert("RGB").save(buffer, format="png")
     _pyplot().close(fig)
     return buffer.getvalue()
 
@@ -102,6 +112,7 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else round(value * 100, 1)
 
 
+@drawn_in_style
 def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Instruments ranked by utilisation over the last complete months."""
     window = figures.recent_window(con)
@@ -111,18 +122,24 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
                              figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
-                             layout="constrained", width_ratios=[3, 2] if staffed else [1])
+                             width_ratios=[3, 2] if staffed else [1], dpi=DPI)
     names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
-    _ranking_panel(axes[0, 0], names, [r.utilisation for r in reversed(rows)],
-                   [r.overbooked_hours for r in reversed(rows)],
-                   "Calendar: booked hours (overlaps once) / all hours, %")
+    layout = Layout(fig)
+    top = layout.suptitle(_title(f"Top {len(rows)} instruments by utilisation", source,
+                                 window.label()), fontsize=10) + PAD
+    left = PAD + layout.line(10) + LABEL_PAD + layout.widest(names, 10) + TICK
+    bottom = PAD + layout.line(9) + LABEL_PAD + layout.line(10) + TICK
+    layout.place(left, 0.3, top, bottom, wspace=0.3)
+    ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in reversed(rows)],
+                  [r.overbooked_hours for r in reversed(rows)],
+                  "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
+    if not rows:  # an empty window: no instrument to name, nor numbers for the margin to fit
+        axes[0, 0].set_yticks([])
     if staffed:
-        _ranking_panel(axes[0, 1], names,
-                       [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
-                       "Staffed: booked / staffed hours, %")
-    fig.suptitle(_title(f"Top {len(rows)} instruments by utilisation, {window.label()}",
-                        source), fontsize=10)
+        ranking_panel(layout, axes[0, 1], names,
+                      [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
+                      "Staffed: booked / staffed hours, %")
     booked = sum(r.booked_hours for r in every)
     available = sum(r.available_hours for r in every)
     return Chart(
@@ -141,22 +158,6 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     )
 
 
-def _ranking_panel(ax: Any, names: list[str], values: list[float],
-                   overbooked: list[float] | None, xlabel: str) -> None:
-    percent = [v * 100 for v in values]
-    ax.barh(names, percent, color=[band_colour(v) for v in values])
-    ax.set_xlim(0, min(110.0, max([*percent, 1.0]) * 1.3 + 2))
-    for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
-        if threshold < ax.get_xlim()[1]:
-            ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
-    for y, value in enumerate(percent):
-        note = f"{value:.1f} %"
-        if overbooked is not None and overbooked[y] > 0.05:
-            note += f" (+{overbooked[y]:.1f} h overbooked)"
-        ax.text(value + 0.5, y, note, va="center", fontsize=7)
-    ax.set_xlabel(xlabel, fontsize=9)
-
-
 def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
     return {
         "rank": rank,
@@ -171,6 +172,7 @@ def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
     }
 
 
+@drawn_in_style
 def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Mean instrument occupancy by local weekday and hour, one panel per busiest lab."""
     labs = figures.hour_of_week_by_lab(con, HEATMAP_LABS)
@@ -182,21 +184,34 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     step = 1.0 if peak < 10 else 5.0
     scale = min(100.0, max(1.0, -(-peak // step) * step))  # fitted to the data, all panels
     plt = _pyplot()
-    fig, axes = plt.subplots(max(1, len(labs)), 1, figsize=(9, 1.7 * max(1, len(labs)) + 1.0),
-                             layout="constrained", sharex=True, squeeze=False)
+    panels = max(1, len(labs))
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 1.7 * panels + 1.0), squeeze=False, dpi=DPI)
+    layout = Layout(fig)
+    top = layout.suptitle(_title("Mean instrument occupancy by hour of week", source, window),
+                          fontsize=10) + PAD
+    heading = layout.line(9) + TITLE_PAD  # each panel's lab name above it
+    left = PAD + layout.line(9) + PAD + layout.widest(WEEKDAYS, 7) + TICK
+    bar, gap = 0.2, 0.25  # the colour bar's width, and its gap from the panels
+    right = PAD + layout.line(10) + LABEL_PAD + layout.widest(["100.0"], 10) + TICK + bar + gap
+    bottom = PAD + layout.line(10) + LABEL_PAD + layout.line(10) + TICK
+    layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
     image = None
     for ax, lab in zip(axes[:, 0], labs, strict=False):
         grid = [[v * 100 for v in row] for row in lab.occupancy]
-        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale)
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale,
+                          interpolation="nearest")
         ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
-        ax.set_title(label(lab.lab, 60), fontsize=9, loc="left")
+        ax.set_xticks([])  # the hours are marked under the bottom panel only
+        # y given: placed, not searched for (that measured every axis of the figure again).
+        ax.set_title(label(lab.lab, 60), fontsize=9, loc="left", y=1.0)
     axes[-1, 0].set_xticks(range(0, 24, 2))
     axes[-1, 0].set_xlabel("Local hour of day (lab's own time zone)")
-    fig.supylabel("Weekday", fontsize=9)
-    fig.suptitle(_title(f"Mean instrument occupancy by hour of week, {window}", source),
-                 fontsize=10)
+    fig.supylabel("Weekday", fontsize=9, x=PAD / layout.width, ha="left")
     if image is not None:
-        fig.colorbar(image, ax=axes[:, 0], label="Mean instrument occupancy (%)", shrink=0.8)
+        height = layout.height - top - heading - bottom
+        colour_bar = fig.add_axes(layout.box(layout.width - right + gap, bottom + 0.1 * height,
+                                             bar, 0.8 * height))
+        fig.colorbar(image, cax=colour_bar, label="Mean instrument occupancy (%)")
     table: list[dict[str, Cell]] = []
     for lab in labs:
         weekday, hour, value = lab.peak
@@ -212,6 +227,7 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                  tables={"labs": table}, facts={"colour_scale_max_pct": scale})
 
 
+@drawn_in_style
 def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Monthly counted cost by requester lab, one panel per currency (never summed across)."""
     window = figures.recent_window(con, figures.COST_MONTHS)
@@ -229,20 +245,46 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     if any(c.requester_lab not in colours for c in costs):
         colours["other labs"] = (0.7, 0.7, 0.7, 1.0)
     months = sorted({c.month for c in costs})
-    fig, axes = plt.subplots(max(1, len(currencies)), 1, layout="constrained", squeeze=False,
-                             figsize=(10, 2.8 * max(1, len(currencies)) + 0.8), sharex=True)
-    for ax, total in zip(axes[:, 0], totals, strict=False):
-        _cost_panel(ax, total, costs, months, colours, window)
+    panels = max(1, len(currencies))
+    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8),
+                             dpi=DPI)
+    layout = Layout(fig)
+    top = layout.suptitle(_title("Counted cost by requester lab per month (hatched: partial or "
+                                 "future, not in totals)", source), fontsize=10) + PAD
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in colours]
-    fig.legend(handles, [label(lab, 28) for lab in colours], loc="outside lower center",
-               ncols=4, title="Requester lab (same colour in every panel)", fontsize=8,
-               title_fontsize=8)
-    fig.suptitle(_title("Counted cost by requester lab per month (hatched: partial or future, "
-                        "not in totals)", source), fontsize=10)
+    legend = fig.legend(handles, [label(lab, 28) for lab in colours], loc="lower center",
+                        bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
+                        title="Requester lab (same colour in every panel)", title_fontsize=8)
+    heights = [cost_stacks(total, costs, months, colours) for total in totals]
+    peaks = [max((sum(column) for column in zip(*h.values(), strict=True)), default=0.0)
+             for h in heights]
+    left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
+        [f"{peak * 1.12:,.0f}" for peak in peaks], 10)
+    right = PAD + 0.1
+    titles = [layout.wrap(cost_title(total, window), 9, layout.width - left - right)
+              for total in totals]
+    heading = layout.line(9, max((t.count("\n") + 1 for t in titles), default=1)) + TITLE_PAD
+    bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
+              + layout.line(7, 2) + TICK)
+    layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
+    for ax, total, stacks, peak, title in zip(axes[:, 0], totals, heights, peaks, titles,
+                                              strict=False):
+        cost_panel(ax, stacks, peak, months, colours, window)
+        ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
+        ax.set_title(title, fontsize=9, loc="left", y=1.0)  # placed: see the heatmaps
+        ax.set_xticks([])  # the months are named under the bottom panel only
+    if not totals:
+        axes[0, 0].set_yticks([])
+    axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
+                           fontsize=7)
+    counted: dict[tuple[str, str], Decimal] = {}
+    for m in costs:
+        if window.state(m.month) == "complete":
+            key = (m.currency, m.requester_lab)
+            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
     top_labs: list[dict[str, Cell]] = [
-        {"currency": c, "requester_lab": lab, "counted_cost": str(sum(
-            (m.counted_cost for m in costs if m.currency == c and m.requester_lab == lab
-             and window.state(m.month) == "complete"), start=Decimal(0)))}
+        {"currency": c, "requester_lab": lab,
+         "counted_cost": str(counted.get((c, lab), Decimal(0)))}
         for c in currencies for lab in ranked
     ]
     return Chart(
@@ -267,31 +309,3 @@ def _total_row(total: figures.CurrencyTotal) -> dict[str, Cell]:
         "requested_cost": str(total.requested_cost),
         "cancelled_or_declined_cost": str(total.excluded_cost),
     }
-
-
-def _cost_panel(ax: Any, total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
-                months: list[date], colours: dict[str, Any], window: figures.Window) -> None:
-    stacked: dict[tuple[str, date], float] = {}
-    for c in costs:
-        if c.currency == total.currency:
-            key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
-            stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
-    bottom = [0.0] * len(months)
-    states = [window.state(m) for m in months]
-    for lab in colours:
-        values = [stacked.get((lab, month), 0.0) for month in months]
-        ax.bar(range(len(months)), values, bottom=bottom, color=colours[lab],
-               hatch=["" if s == "complete" else "//" for s in states],
-               alpha=1.0, edgecolor="white", linewidth=0.3)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    for x, (month, height) in enumerate(zip(months, bottom, strict=True)):
-        if window.state(month) != "complete":
-            ax.text(x, height, window.state(month), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months], fontsize=7)
-    ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
-    ax.set_title(f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
-                 f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
-                 f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
-                 "not plotted", fontsize=9, loc="left")
-    ax.yaxis.set_major_formatter("{x:,.0f}")
-    ax.margins(y=0.12)

@@ -226,26 +226,31 @@ class LabHours:
 
 def hour_of_week_by_lab(con: duckdb.DuckDBPyConnection, labs: int) -> list[LabHours]:
     """Mean instrument occupancy per local weekday and hour for the `labs` busiest labs."""
-    busiest = con.execute(
+    # One pass over the table (840k rows at 1M bookings): a query per lab scanned it each time.
+    rows = con.execute(
         """
-        select h.lab_id, coalesce(any_value(a.name), h.lab_id::varchar)
-        from equipment_hour_of_week h left join accounts a on a.id = h.lab_id
-        where h.lab_id is not null
-        group by h.lab_id order by sum(h.booked_hours) desc, h.lab_id limit $labs
+        with cells as (
+            select lab_id, weekday, hour, avg(coalesce(occupancy, 0)) as occupancy,
+                   sum(booked_hours) as booked
+            from equipment_hour_of_week where lab_id is not null group by all
+        ), busiest as (
+            select lab_id, sum(booked) as booked from cells
+            group by lab_id order by booked desc, lab_id limit $labs
+        )
+        select b.lab_id, coalesce(a.name, b.lab_id::varchar), c.weekday, c.hour, c.occupancy
+        from busiest b join cells c on c.lab_id = b.lab_id
+        left join (select id, any_value(name) as name from accounts group by id) a
+            on a.id = b.lab_id
+        order by b.booked desc nulls last, b.lab_id
         """,
         {"labs": labs},
     ).fetchall()
-    result = []
-    for lab_id, name in busiest:
-        grid = [[0.0] * 24 for _ in range(7)]
-        for weekday, hour, occupancy in con.execute(
-            "select weekday, hour, avg(coalesce(occupancy, 0)) from equipment_hour_of_week "
-            "where lab_id = ? group by all",
-            [lab_id],
-        ).fetchall():
-            grid[int(weekday) - 1][int(hour)] = float(occupancy)
-        result.append(LabHours(int(lab_id), str(name), grid))
-    return result
+    result: dict[int, LabHours] = {}
+    for lab_id, name, weekday, hour, occupancy in rows:
+        lab = result.setdefault(int(lab_id), LabHours(int(lab_id), str(name),
+                                                      [[0.0] * 24 for _ in range(7)]))
+        lab.occupancy[int(weekday) - 1][int(hour)] = float(occupancy)
+    return list(result.values())
 
 
 def overlap_share(con: duckdb.DuckDBPyConnection) -> float:

@@ -104,9 +104,10 @@ def _table_metadata(
 
 class ChartDrawer:
     """Draws each chart on one worker thread, over its own DuckDB cursor, as soon as its mart is
-    written: DuckDB releases the GIL while it builds the next tables, so drawing (~2-3 s of
-    matplotlib at 1M bookings) mostly fills the time DuckDB leaves a core idle. One thread:
-    pyplot is not thread-safe, and only this thread uses it during a build."""
+    written: DuckDB releases the GIL while it builds the next tables, so drawing (~1.3 s of
+    CPU at 1M bookings, benchmarks/charts.py) mostly fills the time DuckDB leaves a core idle.
+    One thread: pyplot and the rcParams a chart sets while drawing are not thread-safe, and
+    only this thread uses them during a build."""
 
     def __init__(
         self,

@@ -1,0 +1,89 @@
+"""The panels the charts draw: an instrument ranking, and one currency's stacked monthly cost."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from calira_pipeline.reporting import figures
+from calira_pipeline.reporting.chart_layout import Layout
+from calira_pipeline.reporting.chart_text import label
+
+# Colour bands managers use for utilisation: <=60 %, 60-80 %, 80-100 %.
+BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
+
+
+def band_colour(utilisation: float) -> str:
+    return next(colour for upper, colour in BANDS if utilisation <= upper)
+
+
+def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float],
+                  overbooked: list[float] | None, xlabel: str) -> None:
+    percent = [v * 100 for v in values]
+    notes = [f"{value:.1f} %" for value in percent]
+    if overbooked is not None:
+        notes = [note + (f" (+{hours:.1f} h overbooked)" if hours > 0.05 else "")
+                 for note, hours in zip(notes, overbooked, strict=True)]
+    ax.barh(names, percent, color=[band_colour(v) for v in values])
+    # Every note ends inside the panel: it starts at value + 0.5 and is at most `share` of it.
+    share = layout.widest(notes, 7) / (ax.get_position().width * layout.width)
+    right = max([min(110.0, max([*percent, 1.0]) * 1.3 + 2),
+                 *((v + 1.0) / (1 - share) for v in percent if share < 0.9)])
+    ax.set_xlim(0, right)
+    for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
+        if threshold < right:
+            ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
+    for y, (value, note) in enumerate(zip(percent, notes, strict=True)):
+        ax.text(value + 0.5, y, note, va="center", fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=9)
+
+
+def cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:
+    return (f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
+            f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
+            f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
+            "not plotted")
+
+
+def cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
+                months: list[date], colours: dict[str, Any]) -> dict[str, list[float]]:
+    """Each colour's counted cost per month in one currency (labs beyond the ranked ones as
+    "other labs"), in stacking order."""
+    stacked: dict[tuple[str, date], float] = {}
+    for c in costs:
+        if c.currency == total.currency:
+            key = (c.requester_lab if c.requester_lab in colours else "other labs", c.month)
+            stacked[key] = stacked.get(key, 0.0) + float(c.counted_cost)
+    return {lab: [stacked.get((lab, month), 0.0) for month in months] for lab in colours}
+
+
+def cost_panel(ax: Any, stacks: dict[str, list[float]], peak: float, months: list[date],
+               colours: dict[str, Any], window: figures.Window) -> None:
+    """Stacked bars as two collections (complete months, and hatched partial or future ones):
+    one artist each instead of a patch per lab and month."""
+    from matplotlib.collections import PolyCollection
+
+    states = [window.state(m) for m in months]
+    bars: dict[bool, tuple[list[list[tuple[float, float]]], list[Any]]] = {
+        True: ([], []), False: ([], [])}
+    bottom = [0.0] * len(months)
+    for lab, values in stacks.items():
+        for x, value in enumerate(values):
+            if value > 0:
+                shapes, faces = bars[states[x] == "complete"]
+                y0, y1 = bottom[x], bottom[x] + value
+                shapes.append([(x - 0.4, y0), (x - 0.4, y1), (x + 0.4, y1), (x + 0.4, y0)])
+                faces.append(colours[lab])
+                bottom[x] = y1
+    for complete, (shapes, faces) in bars.items():
+        ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
+                                         linewidths=0.3, hatch=None if complete else "//"),
+                          autolim=False)
+    for x, (state, height) in enumerate(zip(states, bottom, strict=True)):
+        if state != "complete":
+            ax.text(x, height, state, ha="center", va="bottom", fontsize=7)
+    # As ax.bar with margins(y=0.12) drew it: from zero, 12 % of headroom, 5 % at the sides.
+    side = 0.05 * (len(months) - 0.2)
+    ax.set_xlim(-0.4 - side, len(months) - 0.6 + side)  # every panel the same months
+    ax.set_ylim(0, peak * 1.12 if peak > 0 else 1)
+    ax.yaxis.set_major_formatter("{x:,.0f}")
