@@ -82,6 +82,19 @@ def test_one_code_location_name_everywhere() -> None:
     assert f"location_name: {name}" in workspace
 
 
+def test_dg_names_the_location_calira_pipeline_in_any_checkout_folder(tmp_path: Path) -> None:
+    """`dg dev` (what `tasks.py dev` runs) named it after the clone's folder ("vis-clone"), so
+    its UI showed another location than `dagster dev -w workspace.yaml` and the schedule and
+    sensor state the README's `--location calira_pipeline` commands set did not show there."""
+    from dagster_dg_core.context import DgContext
+
+    checkout = tmp_path / "my-copy-of-the-repo"
+    checkout.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    context = DgContext.for_project_environment(checkout, {})
+    assert context.code_location_name == "calira_pipeline"
+
+
 def test_duckdb_resource_is_dagsters_own_and_read_only(tmp_path: Path) -> None:
     from calira_pipeline.definitions import load_defs
 
