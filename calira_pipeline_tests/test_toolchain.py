@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from calira_pipeline.api.errors import ApiError, ConfigError, MissingScopeError
 from calira_pipeline.config import ingest_retries, load_dotenv_file
 from calira_pipeline.ingest.lock import LOCK_FILE, ingestion_lock
-from calira_pipeline.ingest.progress import TextProgressBar
+from calira_pipeline.ingest.progress import RunLogProgress, TextProgressBar
 from calira_pipeline.storage import StorageError
 from calira_pipeline.wiring.retry import ingest_retry_policy, is_permanent
 from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
@@ -240,6 +240,33 @@ def test_progress_off_a_terminal_is_short_throttled_lines() -> None:
         "equipment: 20/20 pages"
     )
     assert sum("equipment: 20/20" in line for line in lines) == 1
+
+
+def test_run_log_progress_always_logs_the_total_and_throttles_the_rest() -> None:
+    """The demo's run log said "bookings: 1/1 pages, 100 records, 22,361,360 records/s" and
+    nothing more: the last page of a fetch under 5 s was throttled away."""
+    lines: list[str] = []
+    now = [0.0]
+    log = RunLogProgress(lines.append, min_interval_s=5.0, clock=lambda: now[0])
+    for page in range(1, 301):  # 300 pages in 3 s
+        now[0] += 0.01
+        log("bookings", page, 300, page * 100)
+    assert lines == [  # the first tenth, then the total however soon it comes
+        "bookings: 30/300 pages, 3,000 records, 10,000 records/s, ETA 3 s",
+        "bookings: 300/300 pages, 30,000 records, 10,000 records/s, ETA 0 s",
+    ]
+    for page in range(301, 306):  # read past the reported total: each page "reaches" it again
+        now[0] += 0.01
+        log("bookings", page, page, page * 100)
+    assert len(lines) == 2
+
+    lines.clear()
+    for page in range(1, 2001):  # 2,000 pages in 200 s: about one line per tenth, and the last
+        now[0] += 0.1
+        log("equipment", page, 2000, page)
+    assert 10 <= len(lines) <= 11
+    assert lines[0].startswith("equipment: 200/2,000 pages, 200 records")
+    assert lines[-1].startswith("equipment: 2,000/2,000 pages, 2,000 records")
 
 
 def test_cli_reads_the_project_dotenv_like_dg_dev(tmp_path: Path) -> None:

@@ -26,6 +26,44 @@ def publish(collection: str, pages_done: int, pages_total: int, records: int) ->
         listener(collection, pages_done, pages_total, records)
 
 
+class RunLogProgress:
+    """Progress lines for a run log: about ten per collection however long it is, at most one
+    per `min_interval_s`, and always the line where a collection reaches its total (pages read
+    past the reported total each reach it again: those stay throttled). Rates count from the
+    start of the fetch, when every collection starts at once."""
+
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        *,
+        min_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._started = clock()
+        self._last: dict[str, tuple[int, float, bool]] = {}  # pages, when, reached the total
+
+    def __call__(self, collection: str, pages_done: int, pages_total: int, records: int) -> None:
+        now = self.clock()
+        pages_then, logged_at, ended = self._last.get(collection, (0, float("-inf"), False))
+        finished = pages_done >= pages_total
+        if not (finished and not ended):
+            step = max(1, pages_total // 10)
+            if now - logged_at < self.min_interval_s:
+                return
+            if not finished and pages_done - pages_then < step:
+                return
+        self._last[collection] = (pages_done, now, finished)
+        elapsed = max(now - self._started, 1e-6)
+        eta = elapsed / pages_done * (pages_total - pages_done) if pages_done else 0.0
+        self.log(
+            f"{collection}: {pages_done:,}/{pages_total:,} pages, {records:,} records, "
+            f"{records / elapsed:,.0f} records/s, ETA {eta:,.0f} s"
+        )
+
+
 class TextProgressBar:
     """Per-collection progress: tqdm bars on a terminal, throttled plain lines anywhere else.
 
