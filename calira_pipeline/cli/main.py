@@ -210,7 +210,10 @@ def print_summary(data_dir: str, run_id: str, source: str = "sandbox") -> None:
                     f"bookings; requested {total.requested_cost:,} not included)"
                 )
         if {"booking_quality_issues", "booking_facts"} <= names:
-            print(f"Double-booked: {figures.overlap_share(con):.1%} of counted use bookings")
+            print(
+                f"Double-booked: {figures.overlap_share(con):.1%} of counted use bookings, "
+                f"{figures.all_bookings_label(con)}"
+            )
     report = Path(data_dir) / "reports" / "report.html"
     if report.exists():
         print(f"Report: {report.as_uri()}")

@@ -1,0 +1,53 @@
+"""What a person reads beside the data (the UI's row counts, the demo summary) matches the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from calira_pipeline import connect
+from calira_pipeline.cli.main import print_summary
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    return {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def test_every_row_count_the_ui_shows_is_the_tables_count(
+    full_run: tuple[Path, dg.ExecuteInProcessResult],
+) -> None:
+    """The UI showed "Row count 3" on facility_report, an HTML file: its chart count."""
+    shown = {
+        name: meta["dagster/row_count"].value
+        for name, meta in _metadata(full_run[1]).items()
+        if "dagster/row_count" in meta
+    }
+    assert "equipment_utilisation_monthly" in shown and "bookings" in shown
+    with connect(full_run[0]) as con:
+        tables = {name for (name,) in con.execute("select name from _calira_tables").fetchall()}
+        assert set(shown) <= tables, set(shown) - tables
+        for name, rows in shown.items():
+            assert con.execute(f'select count(*) from "{name}"').fetchone() == (rows,), name
+
+
+def test_cli_summary_names_the_period_of_every_figure(
+    full_run: tuple[Path, dg.ExecuteInProcessResult], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The double-booked share was printed without its period (it is over every booking,
+    future ones included, like the hour-of-week chart)."""
+    print_summary(str(full_run[0]), "run-1")
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if line.startswith("Double-booked:")]
+    with connect(full_run[0]) as con:
+        first, last = con.execute(
+            "select min(start_time)::date, max(end_time)::date from bookings"
+        ).fetchone()
+    assert line.endswith(f"of counted use bookings, {first} – {last} (all bookings)"), line
+    heatmap = _metadata(full_run[1])["equipment_hour_of_week"]["chart/window"].value
+    assert heatmap == f"{first} – {last} (all bookings)"
