@@ -4,6 +4,7 @@
     python docs/ui_screenshot.py \
         http://127.0.0.1:3391/locations/calira_pipeline.definitions/asset-groups/staging/lineage \
         docs/ui-marts-lineage.png
+    python docs/ui_screenshot.py URL OUT.png "chart/top_instruments"   # scrolled to that text
 
 Chromium's own `--screenshot` cannot dismiss the UI's first-visit dialog, so this drives it over
 the DevTools protocol: load the page, click "Skip" if the dialog is there, wait, capture.
@@ -29,6 +30,14 @@ SKIP_DIALOG = """(() => {
     if (b.textContent.trim() === 'Skip') { b.click(); return true; }
   return false;
 })()"""
+# Scrolls the innermost element whose whole text is the given text to the top of its scroller.
+SCROLL_TO = """((text) => {
+  const hits = [...document.querySelectorAll('body *')].filter(
+    e => e.children.length === 0 && e.textContent.trim() === text);
+  if (!hits.length) return false;
+  hits[0].scrollIntoView({block: 'start'});
+  return true;
+})(%s)"""
 
 
 def _page_socket() -> str:
@@ -41,7 +50,7 @@ def _page_socket() -> str:
     raise SystemExit("Chromium did not open its DevTools port")
 
 
-async def _capture(url: str) -> bytes:
+async def _capture(url: str, scroll_to: str | None = None) -> bytes:
     async with websockets.connect(_page_socket(), max_size=2**28) as ws:
         ids = iter(range(1, 1_000))
 
@@ -59,11 +68,18 @@ async def _capture(url: str) -> bytes:
         await asyncio.sleep(8)  # the UI loads its definitions and lays out the graph
         await call("Runtime.evaluate", expression=SKIP_DIALOG)
         await asyncio.sleep(4)
+        if scroll_to is not None:
+            found = await call("Runtime.evaluate", expression=SCROLL_TO % json.dumps(scroll_to),
+                               returnByValue=True)
+            if not found.get("result", {}).get("value"):
+                raise SystemExit(f"no element reads {scroll_to!r} on {url}")
+            await asyncio.sleep(2)
         return base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
 
 
 def main() -> None:
     url, out = sys.argv[1], sys.argv[2]
+    scroll_to = sys.argv[3] if len(sys.argv) > 3 else None
     browser = subprocess.Popen(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          f"--remote-debugging-port={PORT}", f"--window-size={WIDTH},{HEIGHT}", "about:blank"],
@@ -71,7 +87,7 @@ def main() -> None:
     )
     try:
         with open(out, "wb") as png:
-            png.write(asyncio.run(_capture(url)))
+            png.write(asyncio.run(_capture(url, scroll_to)))
     finally:
         browser.terminate()
         browser.wait(10)
