@@ -10,6 +10,7 @@ import pytest
 
 from calira_pipeline import connect
 from calira_pipeline.cli.main import print_summary
+from calira_pipeline.wiring.raw_step import NO_API_TOTAL
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
@@ -51,3 +52,33 @@ def test_cli_summary_names_the_period_of_every_figure(
     assert line.endswith(f"of counted use bookings, {first} – {last} (all bookings)"), line
     heatmap = _metadata(full_run[1])["equipment_hour_of_week"]["chart/window"].value
     assert heatmap == f"{first} – {last} (all bookings)"
+
+
+def test_no_api_total_is_shown_as_a_number_where_the_api_sends_none(
+    full_run: tuple[Path, dg.ExecuteInProcessResult],
+) -> None:
+    """current_user's green count check showed "api_total -1" (GET /me has no total), and
+    project_funding_codes "api_total 10" beside its 13 rows (10 was the projects' total)."""
+    result = full_run[1]
+    shown = {name: meta["api_total"].value for name, meta in _metadata(result).items()
+             if "api_total" in meta}  # fmt: skip
+    checks = {
+        e.asset_key.to_user_string(): e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "loaded_count_matches_api_total"
+    }
+    assert shown["current_user"] == NO_API_TOTAL
+    me = checks["current_user"]
+    assert me.passed and me.metadata["api_total"].value == NO_API_TOTAL
+    assert "no total" in (me.description or "")
+    with connect(full_run[0]) as con:
+        for name, total in shown.items():
+            if name == "current_user":
+                continue
+            if name in ("project_funding_codes", "project_users", "group_equipment"):
+                parent = "projects" if name.startswith("project") else "groups"
+                assert total == f"{shown[parent]:,} {parent} (this table's rows come from them)"
+                continue
+            rows = con.execute(f'select count(*) from "{name}"').fetchone()
+            assert (total,) == rows, name
+            assert checks[name].metadata["api_total"].value == total, name

@@ -5,6 +5,7 @@
         http://127.0.0.1:3391/locations/calira_pipeline.definitions/asset-groups/staging/lineage \
         docs/ui-marts-lineage.png
     python docs/ui_screenshot.py URL OUT.png "chart/top_instruments"   # scrolled to that text
+    python docs/ui_screenshot.py URL OUT.png "click:[Show Markdown]"   # clicks it (the chart)
 
 Chromium's own `--screenshot` cannot dismiss the UI's first-visit dialog, so this drives it over
 the DevTools protocol: load the page, click "Skip" if the dialog is there, wait, capture.
@@ -30,14 +31,15 @@ SKIP_DIALOG = """(() => {
     if (b.textContent.trim() === 'Skip') { b.click(); return true; }
   return false;
 })()"""
-# Scrolls the innermost element whose whole text is the given text to the top of its scroller.
-SCROLL_TO = """((text) => {
+# Scrolls the innermost element whose whole text is the given text to the top of its scroller,
+# or clicks it.
+SCROLL_TO = """((text, click) => {
   const hits = [...document.querySelectorAll('body *')].filter(
     e => e.children.length === 0 && e.textContent.trim() === text);
   if (!hits.length) return false;
-  hits[0].scrollIntoView({block: 'start'});
+  if (click) hits[0].click(); else hits[0].scrollIntoView({block: 'start'});
   return true;
-})(%s)"""
+})(%s, %s)"""
 
 
 def _page_socket() -> str:
@@ -69,8 +71,10 @@ async def _capture(url: str, scroll_to: str | None = None) -> bytes:
         await call("Runtime.evaluate", expression=SKIP_DIALOG)
         await asyncio.sleep(4)
         if scroll_to is not None:
-            found = await call("Runtime.evaluate", expression=SCROLL_TO % json.dumps(scroll_to),
-                               returnByValue=True)
+            click = scroll_to.startswith("click:")
+            text = scroll_to.removeprefix("click:")
+            script = SCROLL_TO % (json.dumps(text), json.dumps(click))
+            found = await call("Runtime.evaluate", expression=script, returnByValue=True)
             if not found.get("result", {}).get("value"):
                 raise SystemExit(f"no element reads {scroll_to!r} on {url}")
             await asyncio.sleep(2)

@@ -175,7 +175,7 @@ def _fetch_check_publish(
             asset_key=table,
             metadata={
                 **metadata[table],
-                **fetch_metadata(results[collection], calira.source),
+                **fetch_metadata(results[collection], calira.source, collection, table),
                 **extra.get(collection, {"refresh_mode": "full"}),
             },
             check_results=[c for c in checks if c.asset_key == dg.AssetKey(table)],
