@@ -6,6 +6,7 @@
         docs/ui-marts-lineage.png
     python docs/ui_screenshot.py URL OUT.png "chart/top_instruments"   # scrolled to that text
     python docs/ui_screenshot.py URL OUT.png "click:[Show Markdown]"   # clicks it (the chart)
+    UI_SHOT_SIZE=1500x1250 python docs/ui_screenshot.py ...           # another window size
 
 Chromium's own `--screenshot` cannot dismiss the UI's first-visit dialog, so this drives it over
 the DevTools protocol: load the page, click "Skip" if the dialog is there, wait, capture.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import Any
 import websockets
 
 PORT = 9333  # Chromium's DevTools port, loopback only
-WIDTH, HEIGHT = 1600, 1000
+WIDTH, HEIGHT = (int(n) for n in os.environ.get("UI_SHOT_SIZE", "1600x1000").split("x"))
 SKIP_DIALOG = """(() => {
   for (const b of document.querySelectorAll('button'))
     if (b.textContent.trim() === 'Skip') { b.click(); return true; }
