@@ -82,3 +82,15 @@ def test_no_api_total_is_shown_as_a_number_where_the_api_sends_none(
             rows = con.execute(f'select count(*) from "{name}"').fetchone()
             assert (total,) == rows, name
             assert checks[name].metadata["api_total"].value == total, name
+
+
+def test_the_report_explains_the_utilisation_bar_colours(
+    full_run: tuple[Path, dg.ExecuteInProcessResult],
+) -> None:
+    """Staffed-hours bars came out amber and orange with nothing saying what that meant."""
+    from calira_pipeline.reporting.charts import BANDS
+
+    page = Path(_metadata(full_run[1])["facility_report"]["path"].value).read_text()
+    bounds = [f"{upper * 100:.0f} %" for upper, _ in BANDS if upper != float("inf")]
+    assert bounds == ["60 %", "80 %"]
+    assert "green up to 60 %, amber from 60 to 80 % and orange above 80 %" in page
