@@ -1,8 +1,8 @@
 """Screenshot a page of the Dagster UI with headless Chromium (how docs/ui-*.png are made).
 
-    DAGSTER_HOME=... CALIRA_DATA_DIR=... dagster-webserver -m calira_pipeline.definitions -p 3391 &
+    python3 tasks.py demo && python3 tasks.py dev --port 3391 &     # in a fresh clone
     python docs/ui_screenshot.py \
-        http://127.0.0.1:3391/locations/calira_pipeline.definitions/asset-groups/staging/lineage \
+        http://127.0.0.1:3391/locations/calira_pipeline/asset-groups/staging/lineage \
         docs/ui-marts-lineage.png
     python docs/ui_screenshot.py URL OUT.png "chart/top_instruments"   # scrolled to that text
     python docs/ui_screenshot.py URL OUT.png "click:[Show Markdown]"   # clicks it (the chart)
