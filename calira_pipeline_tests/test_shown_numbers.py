@@ -11,6 +11,7 @@ import pytest
 from calira_pipeline import connect
 from calira_pipeline.cli.main import print_summary
 from calira_pipeline.wiring.raw_step import NO_API_TOTAL
+from calira_pipeline_tests.conftest import materialize_everything
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
@@ -94,3 +95,30 @@ def test_the_report_explains_the_utilisation_bar_colours(
     bounds = [f"{upper * 100:.0f} %" for upper, _ in BANDS if upper != float("inf")]
     assert bounds == ["60 %", "80 %"]
     assert "green up to 60 %, amber from 60 to 80 % and orange above 80 %" in page
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scale `small`: its busiest instruments include child modules with long names."""
+    data_dir = tmp_path_factory.mktemp("small_run")
+    assert materialize_everything(data_dir, "small").success
+    return data_dir
+
+
+def test_cli_summary_marks_a_shortened_instrument_name(
+    small_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The name "X-ray Diffractometer 11 / Cryo sta" was cut with nothing saying so."""
+    from calira_pipeline.reporting import figures
+
+    print_summary(str(small_run), "run-1")
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Busiest instruments"))
+    with connect(small_run) as con:
+        top = figures.instrument_utilisation(con, figures.recent_window(con), limit=5)
+    assert any(len(row.instrument) > 34 for row in top)  # or this test proves nothing
+    for row, line in zip(top, lines[start + 1 : start + 6], strict=True):
+        shown = line[2:36].rstrip()
+        assert shown == row.instrument or (
+            shown.endswith("…") and row.instrument.startswith(shown[:-1])
+        ), (shown, row.instrument)
