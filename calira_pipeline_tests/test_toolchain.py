@@ -95,6 +95,17 @@ def test_dg_names_the_location_calira_pipeline_in_any_checkout_folder(tmp_path: 
     assert context.code_location_name == "calira_pipeline"
 
 
+def test_readme_sets_dagster_home_to_absolute_paths() -> None:
+    """`DAGSTER_HOME=.dagster_home dagster schedule start ...` (the README's) fails: Dagster
+    insists on an absolute path."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    values = re.findall(r"DAGSTER_HOME=(\S+)", readme)
+    assert values
+    assert [v for v in values if not v.startswith(("$", "/"))] == []
+
+
 def test_duckdb_resource_is_dagsters_own_and_read_only(tmp_path: Path) -> None:
     from calira_pipeline.definitions import load_defs
 
