@@ -253,7 +253,7 @@ def test_progress_off_a_terminal_is_short_throttled_lines() -> None:
     assert sum("equipment: 20/20" in line for line in lines) == 1
 
 
-def test_run_log_progress_always_logs_the_total_and_throttles_the_rest() -> None:
+def test_run_log_progress_throttles_and_finish_logs_the_last_page() -> None:
     """The demo's run log said "bookings: 1/1 pages, 100 records, 22,361,360 records/s" and
     nothing more: the last page of a fetch under 5 s was throttled away."""
     lines: list[str] = []
@@ -262,19 +262,21 @@ def test_run_log_progress_always_logs_the_total_and_throttles_the_rest() -> None
     for page in range(1, 301):  # 300 pages in 3 s
         now[0] += 0.01
         log("bookings", page, 300, page * 100)
-    assert lines == [  # the first tenth, then the total however soon it comes
+    for page in range(1, 11):  # a collection that fails: its last page is never "finished"
+        log("groups", page, 20, page)
+    assert lines == [
         "bookings: 30/300 pages, 3,000 records, 10,000 records/s, ETA 3 s",
-        "bookings: 300/300 pages, 30,000 records, 10,000 records/s, ETA 0 s",
+        "groups: 2/20 pages, 2 records, 1 records/s, ETA 27 s",
     ]
-    for page in range(301, 306):  # read past the reported total: each page "reaches" it again
-        now[0] += 0.01
-        log("bookings", page, page, page * 100)
-    assert len(lines) == 2
+    log.finish(["bookings"])
+    assert lines[2:] == ["bookings: 300/300 pages, 30,000 records, 10,000 records/s, ETA 0 s"]
+    log.finish(["bookings"])  # already out
+    assert len(lines) == 3
 
     lines.clear()
-    for page in range(1, 2001):  # 2,000 pages in 200 s: about one line per tenth, and the last
-        now[0] += 0.1
-        log("equipment", page, 2000, page)
+    for page in range(1, 2001):  # 2,000 pages in 200 s: about one line per tenth, never two
+        now[0] += 0.1  # within 5 s, and past the reported total every page is "the last"
+        log("equipment", page, max(2000, page), page)
     assert 10 <= len(lines) <= 11
     assert lines[0].startswith("equipment: 200/2,000 pages, 200 records")
     assert lines[-1].startswith("equipment: 2,000/2,000 pages, 2,000 records")

@@ -143,10 +143,12 @@ def _fetch_check_publish(
     folder: Path,
 ) -> Iterator[dg.MaterializeResult[Any]]:
     staging = Staging(folder, PiiPolicy.for_data_dir(calira.pii, store.data_dir))
-    client = calira.client(logger=context.log, on_progress=_progress_logger(context))
+    run_log = RunLogProgress(context.log.info, min_interval_s=PROGRESS_LOG_INTERVAL_S)
+    client = calira.client(logger=context.log, on_progress=_progress_logger(run_log))
     context.log.info(f"reading {', '.join(collections)} from {calira.source} at the same time")
     fetched, extra = _fetch(context, config, client, store, staging, collections)
     results = fetched.results
+    run_log.finish(c for c in results if c not in fetched.errors)
     counts = {
         c: count_check(r, COLLECTION_TABLES[c][0], rows_in(staging.files[COLLECTION_TABLES[c][0]]))
         for c, r in results.items()
@@ -260,9 +262,7 @@ def _fail(
     )
 
 
-def _progress_logger(context: dg.AssetExecutionContext) -> Any:
-    run_log = RunLogProgress(context.log.info, min_interval_s=PROGRESS_LOG_INTERVAL_S)
-
+def _progress_logger(run_log: RunLogProgress) -> Any:
     def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
         progress.publish(collection, pages_done, pages_total, records)
         run_log(collection, pages_done, pages_total, records)
