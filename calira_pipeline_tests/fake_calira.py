@@ -202,7 +202,12 @@ def async_handler(
 
 
 def client_for_fake(
-    fake: FakeCalira, clock: FakeClock | None = None, *, rng_seed: int = 0, **settings: Any
+    fake: FakeCalira,
+    clock: FakeClock | None = None,
+    *,
+    rng_seed: int = 0,
+    on_progress: Callable[[str, int, int, int], None] | None = None,
+    **settings: Any,
 ) -> CaliraClient:
     """A client wired to `fake` through its MockTransport, on `clock` (nothing really sleeps)."""
     clock = clock or FakeClock()
@@ -219,4 +224,5 @@ def client_for_fake(
         sleep=clock.sleep,
         clock=clock,
         rng=random.Random(rng_seed),
+        on_progress=on_progress,
     )

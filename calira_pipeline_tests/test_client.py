@@ -111,6 +111,20 @@ def test_bookings_all_pages_rows_match_schema() -> None:
     assert meta["pages"] == 3 and meta["requests"] == 4  # 3 pages + 1 token
 
 
+def test_progress_counts_every_page_of_every_list_from_the_first_report() -> None:
+    """The demo printed "bookings: 1/1 pages, 100 records" (and "equipment: 1/1 pages, 0 records"
+    for the first of several labs) for collections of 300 pages: a progress bar took the first
+    report as the last and printed nothing more."""
+    progress: list[tuple[str, int, int, int]] = []
+    client = client_for_fake(fake_api(), concurrency=4, on_progress=lambda *a: progress.append(a))
+    client.fetch("bookings")
+    client.fetch("equipment")  # one list per lab (labs 1 and 2), one page each
+    for collection, pages, records in (("bookings", 3, 250), ("equipment", 2, 2)):
+        reports = [p[1:] for p in progress if p[0] == collection]
+        assert reports[0][1] == pages, reports  # the whole total from the first page on
+        assert [r for r in reports if r[0] >= r[1]] == [(pages, pages, records)], reports
+
+
 def test_every_collection_uses_exact_schema_columns() -> None:
     fake = fake_api(me={"id": 9, "first_name": "Ada", "last_name": "L"})
     client = make_client(fake)

@@ -32,3 +32,4 @@ def test_explore_notebook_runs_against_the_demo_data(
     assert "(7, 24)" in texts  # the full hour-of-week grid
     printed = " ".join(str(o.get("text", "")) for o in outputs if o.output_type == "stream")
     assert "complete local months" in printed  # the same window definition as the charts
+    assert "(all bookings)" in printed  # the overlap share's period, as in the demo summary

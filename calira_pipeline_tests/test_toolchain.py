@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from calira_pipeline.api.errors import ApiError, ConfigError, MissingScopeError
 from calira_pipeline.config import ingest_retries, load_dotenv_file
 from calira_pipeline.ingest.lock import LOCK_FILE, ingestion_lock
-from calira_pipeline.ingest.progress import TextProgressBar
+from calira_pipeline.ingest.progress import RunLogProgress, TextProgressBar
 from calira_pipeline.storage import StorageError
 from calira_pipeline.wiring.retry import ingest_retry_policy, is_permanent
 from calira_pipeline.wiring.warehouse_reader import WarehouseDuckDBResource
@@ -80,6 +80,30 @@ def test_one_code_location_name_everywhere() -> None:
     name = pyproject["tool"]["dagster"]["code_location_name"]
     assert name == pyproject["project"]["name"] == "calira_pipeline"
     assert f"location_name: {name}" in workspace
+
+
+def test_dg_names_the_location_calira_pipeline_in_any_checkout_folder(tmp_path: Path) -> None:
+    """`dg dev` (what `tasks.py dev` runs) named it after the clone's folder ("vis-clone"), so
+    its UI showed another location than `dagster dev -w workspace.yaml` and the schedule and
+    sensor state the README's `--location calira_pipeline` commands set did not show there."""
+    from dagster_dg_core.context import DgContext
+
+    checkout = tmp_path / "my-copy-of-the-repo"
+    checkout.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    context = DgContext.for_project_environment(checkout, {})
+    assert context.code_location_name == "calira_pipeline"
+
+
+def test_readme_sets_dagster_home_to_absolute_paths() -> None:
+    """`DAGSTER_HOME=.dagster_home dagster schedule start ...` (the README's) fails: Dagster
+    insists on an absolute path."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    values = re.findall(r"DAGSTER_HOME=(\S+)", readme)
+    assert values
+    assert [v for v in values if not v.startswith(("$", "/"))] == []
 
 
 def test_duckdb_resource_is_dagsters_own_and_read_only(tmp_path: Path) -> None:
@@ -227,6 +251,35 @@ def test_progress_off_a_terminal_is_short_throttled_lines() -> None:
         "equipment: 20/20 pages"
     )
     assert sum("equipment: 20/20" in line for line in lines) == 1
+
+
+def test_run_log_progress_throttles_and_finish_logs_the_last_page() -> None:
+    """The demo's run log said "bookings: 1/1 pages, 100 records, 22,361,360 records/s" and
+    nothing more: the last page of a fetch under 5 s was throttled away."""
+    lines: list[str] = []
+    now = [0.0]
+    log = RunLogProgress(lines.append, min_interval_s=5.0, clock=lambda: now[0])
+    for page in range(1, 301):  # 300 pages in 3 s
+        now[0] += 0.01
+        log("bookings", page, 300, page * 100)
+    for page in range(1, 11):  # a collection that fails: its last page is never "finished"
+        log("groups", page, 20, page)
+    assert lines == [
+        "bookings: 30/300 pages, 3,000 records, 10,000 records/s, ETA 3 s",
+        "groups: 2/20 pages, 2 records, 1 records/s, ETA 27 s",
+    ]
+    log.finish(["bookings"])
+    assert lines[2:] == ["bookings: 300/300 pages, 30,000 records, 10,000 records/s, ETA 0 s"]
+    log.finish(["bookings"])  # already out
+    assert len(lines) == 3
+
+    lines.clear()
+    for page in range(1, 2001):  # 2,000 pages in 200 s: about one line per tenth, never two
+        now[0] += 0.1  # within 5 s, and past the reported total every page is "the last"
+        log("equipment", page, max(2000, page), page)
+    assert 10 <= len(lines) <= 11
+    assert lines[0].startswith("equipment: 200/2,000 pages, 200 records")
+    assert lines[-1].startswith("equipment: 2,000/2,000 pages, 2,000 records")
 
 
 def test_cli_reads_the_project_dotenv_like_dg_dev(tmp_path: Path) -> None:

@@ -180,6 +180,9 @@ class CollectionFetcher:
             )
             return (await walker.walk()).api_total
 
+        # A list not read yet counts as one page to come: summed over the lists read so far,
+        # the first lab's one page would read "1/1 pages" for a collection of many labs.
+        self._progress.update({i: (0, 1, 0) for i in range(len(specs))})
         totals = await run_all(walk(i, spec) for i, spec in enumerate(specs))
         return pending, sum(totals)
 

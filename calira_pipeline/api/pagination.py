@@ -164,6 +164,10 @@ class ListWalker:
             read.ids.append(self._absorb(listed.where, page, index, record, repair))
         if page == 1 and not self.reads:
             self._first_per_page = listed.per_page
+            # Known from this page's headers: report it with this page, or the first progress
+            # line says "1/1 pages" for the whole list and a progress bar takes it as finished.
+            per_page = max(1, listed.per_page or self.per_page)
+            self._expected_pages = max(1, math.ceil(listed.total / per_page))
         self.reads.append(read)
         self.stats.pages += 1
         if self.on_page is not None:

@@ -196,8 +196,9 @@ def print_summary(data_dir: str, run_id: str, source: str = "sandbox") -> None:
                     if row.staffed_utilisation is not None
                     else ""
                 )
+                name = row.instrument if len(row.instrument) <= 34 else row.instrument[:33] + "…"
                 print(
-                    f"  {row.instrument[:34]:<34} {row.utilisation:6.1%} of calendar hours"
+                    f"  {name:<34} {row.utilisation:6.1%} of calendar hours"
                     f"{staffed}; {row.overbooked_hours:.1f} h overbooked, "
                     f"{row.maintenance_hours:.1f} h maintenance"
                 )
@@ -210,7 +211,10 @@ def print_summary(data_dir: str, run_id: str, source: str = "sandbox") -> None:
                     f"bookings; requested {total.requested_cost:,} not included)"
                 )
         if {"booking_quality_issues", "booking_facts"} <= names:
-            print(f"Double-booked: {figures.overlap_share(con):.1%} of counted use bookings")
+            print(
+                f"Double-booked: {figures.overlap_share(con):.1%} of counted use bookings, "
+                f"{figures.all_bookings_label(con)}"
+            )
     report = Path(data_dir) / "reports" / "report.html"
     if report.exists():
         print(f"Report: {report.as_uri()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -24,6 +24,55 @@ def remove_listener(listener: Listener) -> None:
 def publish(collection: str, pages_done: int, pages_total: int, records: int) -> None:
     for listener in list(_listeners):
         listener(collection, pages_done, pages_total, records)
+
+
+class RunLogProgress:
+    """Progress lines for a run log: about ten per collection however long it is, never two
+    within `min_interval_s` (past the reported total every page is "the last"), and, through
+    `finish`, the last page of each collection that fetched completely, had it been throttled
+    (a fetch under `min_interval_s` otherwise logged only its first page). Rates count from
+    the start of the fetch, when every collection starts at once."""
+
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        *,
+        min_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._started = clock()
+        self._last: dict[str, tuple[int, float]] = {}  # pages logged, when
+        self._latest: dict[str, tuple[int, int, int]] = {}  # the newest report, logged or not
+
+    def __call__(self, collection: str, pages_done: int, pages_total: int, records: int) -> None:
+        self._latest[collection] = (pages_done, pages_total, records)
+        now = self.clock()
+        pages_then, logged_at = self._last.get(collection, (0, float("-inf")))
+        step = max(1, pages_total // 10)
+        if now - logged_at < self.min_interval_s:
+            return
+        if pages_done < pages_total and pages_done - pages_then < step:
+            return
+        self._line(collection, pages_done, pages_total, records, now)
+
+    def finish(self, collections: Iterable[str]) -> None:
+        """Log the last page of each of these (fully fetched) collections if it was not."""
+        for collection in collections:
+            latest = self._latest.get(collection)
+            if latest is not None and self._last.get(collection, (0, 0.0))[0] != latest[0]:
+                self._line(collection, *latest, self.clock())
+
+    def _line(self, collection: str, done: int, total: int, records: int, now: float) -> None:
+        self._last[collection] = (done, now)
+        elapsed = max(now - self._started, 1e-6)
+        eta = elapsed / done * (total - done) if done else 0.0
+        self.log(
+            f"{collection}: {done:,}/{total:,} pages, {records:,} records, "
+            f"{records / elapsed:,.0f} records/s, ETA {eta:,.0f} s"
+        )
 
 
 class TextProgressBar:

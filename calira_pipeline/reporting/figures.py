@@ -262,3 +262,10 @@ def overlap_share(con: duckdb.DuckDBPyConnection) -> float:
         "where usage_role = 'use'), 0)",
     )
     return float(value) if isinstance(value, float) else 0.0
+
+
+def all_bookings_label(con: duckdb.DuckDBPyConnection) -> str:
+    """The period of a figure over every booking, future ones included (the hour-of-week
+    occupancy, the double-booked share): first start to last end, in UTC days."""
+    span = con.execute("select min(start_time)::date, max(end_time)::date from bookings").fetchone()
+    return f"{span[0]} – {span[1]} (all bookings)" if span and span[0] else "no data"

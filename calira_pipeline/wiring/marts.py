@@ -262,7 +262,6 @@ def facility_report(
             "charts": len(rendered),
             # Charts the marts step drew from this same publication, not drawn again here.
             "charts_reused": len(reusable),
-            "dagster/row_count": len(rendered),
         }
     )
 

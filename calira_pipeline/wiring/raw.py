@@ -7,7 +7,6 @@ streamed to staged Parquet files in bounded batches, checked, and published in o
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.ingest import progress
 from calira_pipeline.ingest.lock import ingestion_lock
 from calira_pipeline.ingest.pii import PiiPolicy
+from calira_pipeline.ingest.progress import RunLogProgress
 from calira_pipeline.storage import Warehouse
 from calira_pipeline.storage.schema import RAW_TABLES
 from calira_pipeline.storage.writable import ensure_writable
@@ -143,10 +143,12 @@ def _fetch_check_publish(
     folder: Path,
 ) -> Iterator[dg.MaterializeResult[Any]]:
     staging = Staging(folder, PiiPolicy.for_data_dir(calira.pii, store.data_dir))
-    client = calira.client(logger=context.log, on_progress=_progress_logger(context))
+    run_log = RunLogProgress(context.log.info, min_interval_s=PROGRESS_LOG_INTERVAL_S)
+    client = calira.client(logger=context.log, on_progress=_progress_logger(run_log))
     context.log.info(f"reading {', '.join(collections)} from {calira.source} at the same time")
     fetched, extra = _fetch(context, config, client, store, staging, collections)
     results = fetched.results
+    run_log.finish(c for c in results if c not in fetched.errors)
     counts = {
         c: count_check(r, COLLECTION_TABLES[c][0], rows_in(staging.files[COLLECTION_TABLES[c][0]]))
         for c, r in results.items()
@@ -175,7 +177,7 @@ def _fetch_check_publish(
             asset_key=table,
             metadata={
                 **metadata[table],
-                **fetch_metadata(results[collection], calira.source),
+                **fetch_metadata(results[collection], calira.source, collection, table),
                 **extra.get(collection, {"refresh_mode": "full"}),
             },
             check_results=[c for c in checks if c.asset_key == dg.AssetKey(table)],
@@ -260,28 +262,10 @@ def _fail(
     )
 
 
-def _progress_logger(context: dg.AssetExecutionContext) -> Any:
-    started: dict[str, float] = {}
-    last_logged: dict[str, tuple[int, float]] = {}
-
+def _progress_logger(run_log: RunLogProgress) -> Any:
     def report(collection: str, pages_done: int, pages_total: int, records: int) -> None:
         progress.publish(collection, pages_done, pages_total, records)
-        began = started.setdefault(collection, time.monotonic())
-        # About ten lines per collection however long it is, plus the last page; and never more
-        # than one per PROGRESS_LOG_INTERVAL_S: past the reported total every page is "the last".
-        step = max(1, pages_total // 10)
-        pages_then, logged_at = last_logged.get(collection, (0, float("-inf")))
-        due = pages_done == pages_total or pages_done - pages_then >= step
-        now = time.monotonic()
-        if not due or now - logged_at < PROGRESS_LOG_INTERVAL_S:
-            return
-        last_logged[collection] = (pages_done, now)
-        elapsed = max(time.monotonic() - began, 1e-6)
-        eta = elapsed / pages_done * (pages_total - pages_done) if pages_done else 0.0
-        context.log.info(
-            f"{collection}: {pages_done}/{pages_total} pages, {records} records, "
-            f"{records / elapsed:,.0f} records/s, ETA {eta:,.0f} s"
-        )
+        run_log(collection, pages_done, pages_total, records)
 
     return report
 
