@@ -89,7 +89,7 @@ def test_the_report_explains_the_utilisation_bar_colours(
     full_run: tuple[Path, dg.ExecuteInProcessResult],
 ) -> None:
     """Staffed-hours bars came out amber and orange with nothing saying what that meant."""
-    from calira_pipeline.reporting.charts import BANDS
+    from calira_pipeline.reporting.chart_panels import BANDS
 
     page = Path(_metadata(full_run[1])["facility_report"]["path"].value).read_text()
     bounds = [f"{upper * 100:.0f} %" for upper, _ in BANDS if upper != float("inf")]
