@@ -176,10 +176,7 @@ def _instrument_row(rank: int, row: figures.InstrumentUse) -> dict[str, Cell]:
 def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     """Mean instrument occupancy by local weekday and hour, one panel per busiest lab."""
     labs = figures.hour_of_week_by_lab(con, HEATMAP_LABS)
-    span = con.execute(
-        "select min(start_time)::date, max(end_time)::date from bookings"  # UTC days
-    ).fetchone()
-    window = f"{span[0]} – {span[1]} (all bookings)" if span and span[0] else "no data"
+    window = figures.all_bookings_label(con)
     peak = max([lab.peak[2] for lab in labs] + [0.01]) * 100
     step = 1.0 if peak < 10 else 5.0
     scale = min(100.0, max(1.0, -(-peak // step) * step))  # fitted to the data, all panels
