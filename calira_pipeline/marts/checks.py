@@ -8,6 +8,7 @@ from typing import Literal
 import duckdb
 
 from calira_pipeline.marts.build import drop_scratch, load_sql, prepare_session
+from calira_pipeline.marts.grain import duplicate_grains
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import CHECK_PRELUDES, MART_SPECS, MartSpec
 
@@ -103,31 +104,13 @@ def _quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def _duplicate_grains(con: duckdb.DuckDBPyConnection, grain: tuple[str, ...]) -> int:
-    """How many grain keys occur on more than one row of mart__target.
-
-    First one pass over a single 64-bit hash of the key (about a third cheaper than grouping by
-    the key columns on the multi-million-row tables): as many distinct hashes as rows proves
-    every key unique, since equal keys hash equally. Otherwise (a duplicate or a hash collision)
-    the exact count by grouping on the key itself.
-    """
-    keys = ", ".join(_quoted(c) for c in grain)
-    if _count(con, f"SELECT count(*) - count(DISTINCT hash({keys})) FROM mart__target") == 0:
-        return 0
-    return _count(
-        con,
-        f"SELECT count(*) FROM (SELECT {keys} FROM mart__target "
-        f"GROUP BY {keys} HAVING count(*) > 1)",
-    )
-
-
 def _generic_checks(
     con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
 ) -> list[CheckResult]:
     # Identifiers come from MART_SPECS (code, not user input); the tolerance is bound.
     results: list[CheckResult] = []
     if spec.grain_columns:
-        duplicates = _duplicate_grains(con, spec.grain_columns)
+        duplicates = duplicate_grains(con, "mart__target", spec.grain_columns)
         results.append(
             CheckResult(
                 "grain_is_unique",

@@ -1,5 +1,6 @@
 -- A parent's family (itself plus every descendant): its counted use bookings, and the unions of
--- the family's use (parent_occupancy) and maintenance, cut into the parent's local-day pieces.
+-- the family's use (parent_occupancy) and maintenance, cut into the parent's local-day pieces
+-- (a view, read once by equipment_interval_days: see _prelude_pieces.sql).
 CREATE OR REPLACE TEMP VIEW mart__family_bookings AS
 WITH families AS (
     SELECT ancestor_id AS family_id, equipment_id FROM mart__ancestors
@@ -32,5 +33,5 @@ WHERE usage_role = 'use'
 UNION ALL
 SELECT * FROM mart__islands('mart__family_streams');
 
-CREATE OR REPLACE TABLE mart__compact.mart__parent_pieces AS
+CREATE OR REPLACE TEMP VIEW mart__parent_day_pieces AS
 SELECT * FROM mart__cut_days('mart__family_intervals');

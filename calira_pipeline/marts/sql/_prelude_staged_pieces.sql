@@ -1,11 +1,12 @@
 -- The equipment_interval_days staging table read back as the local-day pieces the pieces and
 -- parent_pieces preludes cut from the bookings (timestamps naive UTC again), one kind filter per
 -- table. Tables: the daily and hour-of-week marts each read the instruments' pieces more than once.
+-- Only the columns the marts read (no interval_id; the parent mart sums hours per kind and day):
+-- these tables are most of build_marts' memory.
 CREATE OR REPLACE TEMP MACRO mart__staged_pieces(kinds) AS TABLE
 SELECT
     i.kind,
     i.equipment_id,
-    i.interval_id,
     z.zone_id,
     i.day,
     make_timestamp(epoch_us(i.start_time)) AS piece_start,
@@ -19,4 +20,5 @@ CREATE OR REPLACE TABLE mart__compact.mart__pieces AS
 SELECT * FROM mart__staged_pieces(['booking', 'tentative', 'occupancy', 'maintenance']);
 
 CREATE OR REPLACE TABLE mart__compact.mart__parent_pieces AS
-SELECT * FROM mart__staged_pieces(['parent_booking', 'parent_occupancy', 'parent_maintenance']);
+SELECT kind, equipment_id, day, hours
+FROM mart__staged_pieces(['parent_booking', 'parent_occupancy', 'parent_maintenance']);

@@ -93,22 +93,31 @@ per_hour AS (
     WHERE x < 24 * 3600000000
     GROUP BY ALL
 ),
-grid AS (
-    SELECT i.equipment_id, i.lab_id, i.timezone, i.zone_id, wd.weekday, hr.hour
-    FROM mart__instruments AS i
-    CROSS JOIN (SELECT unnest(range(1, 8)) AS weekday) AS wd
-    CROSS JOIN (SELECT unnest(range(0, 24)) AS hour) AS hr
-),
-booked AS (
+cells AS (
+    -- The running sum over each instrument's weekday (24 cells). Run on the cells' keys only and
+    -- partitioned by one BIGINT: the window sorts every cell, and carrying the instrument's
+    -- lab, zone and zone name through that sort cost more than the sum itself.
     SELECT
-        g.*,
+        g.equipment_id,
+        g.weekday,
+        g.hour,
         coalesce(h.partial_us, 0) + 3600000000 * coalesce(sum(h.full_count) OVER (
-            PARTITION BY g.equipment_id, g.weekday ORDER BY g.hour
+            PARTITION BY g.equipment_id * 8 + g.weekday ORDER BY g.hour
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ), 0) AS booked_us
-    FROM grid AS g
+    FROM (
+        SELECT i.equipment_id, wd.weekday, hr.hour
+        FROM mart__instruments AS i
+        CROSS JOIN (SELECT unnest(range(1, 8)) AS weekday) AS wd
+        CROSS JOIN (SELECT unnest(range(0, 24)) AS hour) AS hr
+    ) AS g
     LEFT JOIN per_hour AS h
         ON h.equipment_id = g.equipment_id AND h.weekday = g.weekday AND h.hour = g.hour
+),
+booked AS (
+    SELECT c.*, i.lab_id, i.timezone, i.zone_id
+    FROM cells AS c
+    JOIN mart__instruments AS i ON i.equipment_id = c.equipment_id
 )
 SELECT
     CAST(b.equipment_id AS BIGINT) AS equipment_id,

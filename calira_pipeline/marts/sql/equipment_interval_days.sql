@@ -2,7 +2,8 @@
 --   booking / tentative / parent_booking : individual bookings (sums and counts)
 --   occupancy / maintenance / parent_occupancy / parent_maintenance : unions (gaps and islands),
 --     so overlapping bookings on one instrument count once.
--- The pieces are the shared prelude tables the daily, parent and hour-of-week marts read too.
+-- The pieces come from the pieces and parent_pieces preludes (views streamed into this COPY);
+-- the daily, parent and hour-of-week marts read this table back (_prelude_staged_pieces.sql).
 SELECT
     CAST(kind AS VARCHAR) AS kind,
     CAST(equipment_id AS BIGINT) AS equipment_id,
@@ -13,8 +14,8 @@ SELECT
     piece_end AS end_time,
     CAST(hours AS DOUBLE) AS hours
 FROM (
-    SELECT * FROM mart__pieces
+    SELECT * FROM mart__day_pieces
     UNION ALL
-    SELECT * FROM mart__parent_pieces
+    SELECT * FROM mart__parent_day_pieces
 ) AS p
 JOIN mart__calendar_zones AS z ON z.zone_id = p.zone_id;
