@@ -9,8 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from calira_pipeline.marts import MART_SPECS, STAGING, DuckDBLimits, MartSettings, build_tables
-from calira_pipeline.marts.build import build_order
+from calira_pipeline.marts import (
+    MART_SPECS,
+    STAGING,
+    DuckDBLimits,
+    MartSettings,
+    build_mart,
+    build_tables,
+    mart_check_failures,
+)
+from calira_pipeline.marts.build import build_all, build_order
 from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline_tests.test_marts import ACCOUNT_ROWS, BOOKING_ROWS, EQUIPMENT_ROWS, write_raw
 
@@ -123,13 +131,65 @@ def test_large_intermediates_are_compressed_and_gone_after_the_session(tmp_path:
         kinds = {
             row[0]
             for row in con.execute(
-                "select distinct compression "
-                "from pragma_storage_info('mart__compact.mart__pieces')"
+                "select distinct compression from pragma_storage_info('mart__compact.mart__pieces')"
             ).fetchall()
         }
         assert kinds - {"Uncompressed"}, kinds
         assert list(build) == []  # the session ends
         attached = con.execute("select database_name from duckdb_databases()").fetchall()
         databases = {row[0] for row in attached}
+        assert "mart__compact" not in databases
+        assert con.execute("select current_setting('search_path')").fetchone() == ("",)
+
+
+def _file_with_marts(tmp_path: Path, file_name: str, marts: bool = True) -> Path:
+    """A DuckDB file holding the raw and staging tables and, with `marts`, every mart (as
+    tables), like a published one."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    built = build_all(raw, tmp_path / "marts", MartSettings())
+    kept = {n: f for n, f in built.items() if marts or n in STAGING}
+    path = tmp_path / file_name
+    with duckdb.connect(str(path)) as con:
+        for name, file in {**raw, **kept}.items():
+            con.read_parquet(str(file)).create(name)
+    return path
+
+
+def test_checks_run_on_a_read_only_connection(tmp_path: Path) -> None:
+    """A notebook's calira_pipeline.connect() is read-only: the checks need no writable catalog
+    (DuckDB refuses to attach an in-memory database to a read-only one)."""
+    path = _file_with_marts(tmp_path, "published.duckdb")
+    with duckdb.connect(str(path), read_only=True) as con:
+        results = mart_check_failures(con, "booking_cost_monthly", MartSettings())
+        assert results and all(r.passed for r in results if r.severity == "error"), results
+        databases = {
+            row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
+        }
+        assert "mart__compact" not in databases
+
+
+def test_a_session_on_a_file_whose_name_has_a_quote_builds_and_restores_the_search_path(
+    tmp_path: Path,
+) -> None:
+    path = _file_with_marts(tmp_path, "o'brien's.duckdb", marts=False)
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA mine; CREATE TABLE mine.own AS SELECT 7 AS answer")
+        con.execute("SET search_path = 'mine'")
+        table = build_mart(con, "equipment_utilisation_daily", MartSettings())
+        assert table.num_rows > 0
+        # The caller's own search path is given back, not reset to DuckDB's default.
+        assert con.execute("select answer from own").fetchall() == [(7,)]
+
+
+def test_a_session_that_fails_to_start_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        with pytest.raises(ValueError, match="not an IANA zone"):
+            list(build_tables(con, STAGING, tmp_path, MartSettings(default_timezone="Mars/Base")))
+        databases = {
+            row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
+        }
         assert "mart__compact" not in databases
         assert con.execute("select current_setting('search_path')").fetchone() == ("",)

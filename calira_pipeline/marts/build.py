@@ -22,6 +22,7 @@ _SCRATCH_PREFIX = "mart__"
 # go to this in-memory catalog, which DuckDB compresses at a checkpoint: ~200 MB of plain temp
 # tables at 1M bookings take ~45 MB there, and scans of them are no slower.
 COMPACT = "mart__compact"
+_SAVED_SEARCH_PATH = "mart__saved_search_path"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
@@ -35,19 +36,34 @@ def register_parquet_views(con: duckdb.DuckDBPyConnection, paths: Mapping[str, P
         con.read_parquet(str(path)).create_view(name, replace=True)
 
 
+def _quoted_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _open_compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Attach the compressed catalog and put it on the search path after the session's own."""
+    """Attach the compressed catalog and put it on the search path after the session's own.
+
+    Only when a prelude writes there: the checks' preludes do not, and DuckDB refuses to attach
+    an in-memory database to a read-only one (a notebook's calira_pipeline.connect()). The
+    caller's search path is kept in a temp table for drop_scratch to give back.
+    """
     attached = con.execute(
         "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [COMPACT]
     ).fetchone()
-    if not attached or not attached[0]:
-        con.execute(f"ATTACH ':memory:' AS {COMPACT} (COMPRESS)")
+    if attached and attached[0]:
+        return
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_SAVED_SEARCH_PATH} AS "
+        "SELECT current_setting('search_path') AS search_path"
+    )
+    con.execute(f"ATTACH ':memory:' AS {COMPACT} (COMPRESS)")
     own = con.execute("SELECT current_database()").fetchone()
-    con.execute(f"SET search_path = '{own[0] if own else 'memory'}.main,{COMPACT}.main'")
+    # A parameter and a quoted name: a file called o'brien.duckdb is a database named o'brien.
+    own_schema = f"{_quoted_identifier(own[0] if own else 'memory')}.main"
+    con.execute("SET search_path = ?", [f"{own_schema},{COMPACT}.main"])
 
 
 def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> None:
-    _open_compact(con)
     known = con.execute(
         "SELECT count(*) FROM pg_timezone_names() WHERE lower(name) = lower(trim(?))",
         [settings.default_timezone],
@@ -124,8 +140,11 @@ def prepare_session(
     for prelude in PRELUDE_ORDER:
         if prelude in preludes and (already_run is None or prelude not in already_run):
             sql = load_sql(f"_prelude_{prelude}.sql")
+            compact = f"{COMPACT}." in sql
+            if compact:
+                _open_compact(con)
             con.execute(sql)
-            if f"{COMPACT}." in sql:
+            if compact:
                 # In-memory tables are compressed when checkpointed, not as they are written.
                 con.execute(f"CHECKPOINT {COMPACT}")
             if already_run is not None:
@@ -147,7 +166,7 @@ _SCRATCH_MACROS = _scratch_macros()
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Drop this module's temp views, tables, macros and compressed catalog so a shared
-    connection stays clean."""
+    connection stays clean, and give back the search path the session found."""
     rows = con.execute(
         "SELECT 'VIEW', view_name FROM duckdb_views() "
         "WHERE temporary AND starts_with(view_name, $prefix) "
@@ -155,13 +174,17 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
         "WHERE temporary AND starts_with(table_name, $prefix)",
         {"prefix": _SCRATCH_PREFIX},
     ).fetchall()
+    restore: list[str] = []  # a session that never opened the catalog left the path alone
+    if ("TABLE", _SAVED_SEARCH_PATH) in rows:
+        row = con.execute(f"SELECT search_path FROM temp.{_SAVED_SEARCH_PATH}").fetchone()
+        found = str(row[0]) if row and row[0] else ""
+        restore = [f"SET search_path = {_sql_string(found)};" if found else "RESET search_path;"]
     # One batch: a DROP per object costs a round trip and a commit each.
     statements = [
         f'DROP {kind} IF EXISTS temp."{name}";' for kind, name in [*rows, *_SCRATCH_MACROS]
     ]
-    statements += [f"DETACH DATABASE IF EXISTS {COMPACT};", "RESET search_path;"]
+    statements += [f"DETACH DATABASE IF EXISTS {COMPACT};", *restore]
     con.execute("\n".join(statements))
-
 
 
 @dataclass(frozen=True)
@@ -282,7 +305,6 @@ def build_tables(
     if unknown:
         raise ValueError(f"unknown mart tables: {sorted(unknown)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_settings(con, settings)
     already_run: set[str] = set()
     # No query of a build relies on row order (ORDER BY where it matters): without this, DuckDB
     # keeps every intermediate and every unsorted COPY in source order, which serialises work and
@@ -290,6 +312,8 @@ def build_tables(
     preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
     con.execute("SET preserve_insertion_order = false")
     try:
+        # Inside the try: a bad setting still leaves the connection as the session found it.
+        _write_settings(con, settings)
         for name in (n for n in build_order() if n in selected):
             path = out_dir / f"{name}.parquet"
             rows = write_table(con, name, settings, path, already_run)
