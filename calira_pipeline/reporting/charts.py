@@ -28,6 +28,7 @@ from calira_pipeline.reporting.chart_panels import (
     cost_stacks,
     cost_title,
     ranking_panel,
+    stack_range,
 )
 from calira_pipeline.reporting.chart_text import label
 
@@ -253,10 +254,9 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                         bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
                         title="Requester lab (same colour in every panel)", title_fontsize=8)
     heights = [cost_stacks(total, costs, months, colours) for total in totals]
-    peaks = [max((sum(column) for column in zip(*h.values(), strict=True)), default=0.0)
-             for h in heights]
+    ends = [end * 1.12 for h in heights for end in stack_range(h)]
     left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
-        [f"{peak * 1.12:,.0f}" for peak in peaks], 10)
+        [f"{end:,.0f}" for end in ends], 10)
     right = PAD + 0.1
     titles = [layout.wrap(cost_title(total, window), 9, layout.width - left - right)
               for total in totals]
@@ -264,9 +264,8 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
               + layout.line(7, 2) + TICK)
     layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
-    for ax, total, stacks, peak, title in zip(axes[:, 0], totals, heights, peaks, titles,
-                                              strict=False):
-        cost_panel(ax, stacks, peak, months, colours, window)
+    for ax, total, stacks, title in zip(axes[:, 0], totals, heights, titles, strict=False):
+        cost_panel(ax, stacks, months, colours, window)
         ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
         ax.set_title(title, fontsize=9, loc="left", y=1.0)  # placed: see the heatmaps
         ax.set_xticks([])  # the months are named under the bottom panel only

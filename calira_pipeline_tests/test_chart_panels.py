@@ -1,0 +1,38 @@
+"""The cost panel draws every lab's monthly counted cost, credits (negative costs) included."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from calira_pipeline.reporting.chart_panels import cost_panel, stack_range
+from calira_pipeline.reporting.figures import Window
+
+
+def test_a_credit_is_drawn_below_zero_and_the_scale_shows_it() -> None:
+    # A month where lab B was refunded more than it was charged: net -40.
+    stacks = {"A": [100.0, 30.0], "B": [50.0, -70.0]}
+    months = [date(2026, 9, 1), date(2026, 10, 1)]
+    window = Window(date(2026, 9, 1), date(2026, 11, 1), datetime(2026, 11, 2, tzinfo=UTC), 2)
+    assert stack_range(stacks) == (-70.0, 150.0)
+    ax = Figure().add_subplot()
+    cost_panel(ax, stacks, months, {"A": "red", "B": "blue"}, window)
+    shapes = [
+        (round(float(path.vertices[:, 1].min()), 6), round(float(path.vertices[:, 1].max()), 6))
+        for collection in ax.collections
+        if isinstance(collection, PolyCollection)
+        for path in collection.get_paths()
+    ]
+    assert sorted(shapes) == [(-70.0, 0.0), (0.0, 30.0), (0.0, 100.0), (100.0, 150.0)]
+    low, high = ax.get_ylim()
+    assert low <= -70 and high >= 150
+
+
+def test_a_panel_without_cost_keeps_a_unit_scale() -> None:
+    window = Window(date(2026, 9, 1), date(2026, 10, 1), datetime(2026, 10, 2, tzinfo=UTC), 1)
+    ax = Figure().add_subplot()
+    cost_panel(ax, {"A": [0.0]}, [date(2026, 9, 1)], {"A": "red"}, window)
+    assert ax.get_ylim() == (0.0, 1.0)
+    assert not any(c.get_paths() for c in ax.collections)
