@@ -193,3 +193,25 @@ def test_a_session_that_fails_to_start_leaves_the_connection_as_it_was(tmp_path:
         }
         assert "mart__compact" not in databases
         assert con.execute("select current_setting('search_path')").fetchone() == ("",)
+
+
+def test_two_sessions_on_cursors_of_one_database_keep_their_own_pieces(tmp_path: Path) -> None:
+    """An attached catalog belongs to the database, not the connection (temp tables did): a
+    session on one cursor must not detach or overwrite the pieces of a session on another."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        first, second = con.cursor(), con.cursor()
+        paused = build_tables(first, MART_SPECS, tmp_path / "first", MartSettings())
+        assert [next(paused)[0], next(paused)[0]] == ["booking_facts", "equipment_interval_days"]
+        whole = {
+            n: rows
+            for n, _, rows in build_tables(second, MART_SPECS, tmp_path / "second", MartSettings())
+        }
+        rest = {n: rows for n, _, rows in paused}  # the first session's pieces are still there
+        assert rest and all(rest[n] == whole[n] for n in rest), (rest, whole)
+        attached = {
+            row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
+        }
+        assert not {d for d in attached if d.startswith("mart__compact")}

@@ -3,6 +3,7 @@ writes each table's Parquet file itself (COPY), so no large table passes through
 
 from __future__ import annotations
 
+import itertools
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ _SCRATCH_PREFIX = "mart__"
 # go to this in-memory catalog, which DuckDB compresses at a checkpoint: ~200 MB of plain temp
 # tables at 1M bookings take ~45 MB there, and scans of them are no slower.
 COMPACT = "mart__compact"
-_SAVED_SEARCH_PATH = "mart__saved_search_path"
+_SESSION = "mart__compact_session"  # temp: the catalog's name, the search path found
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
@@ -40,27 +41,44 @@ def _quoted_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _open_compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Attach the compressed catalog and put it on the search path after the session's own.
+def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
+    """This connection's compressed catalog, attached on first use and put on the search path
+    after the session's own; returns its name.
 
     Only when a prelude writes there: the checks' preludes do not, and DuckDB refuses to attach
-    an in-memory database to a read-only one (a notebook's calira_pipeline.connect()). The
-    caller's search path is kept in a temp table for drop_scratch to give back.
+    an in-memory database to a read-only one (a notebook's calira_pipeline.connect()). An
+    attached catalog belongs to the database, not the connection, so a session on another
+    cursor of the same database gets its own (mart__compact_2, ...). Its name and the caller's
+    search path are kept in a temp table for drop_scratch.
     """
-    attached = con.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [COMPACT]
+    opened = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [_SESSION]
     ).fetchone()
-    if attached and attached[0]:
-        return
+    if opened and opened[0]:
+        row = con.execute(f"SELECT catalog FROM temp.{_SESSION}").fetchone()
+        return str(row[0]) if row else COMPACT
+    taken = {
+        row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    for number in itertools.count(1):
+        catalog = COMPACT if number == 1 else f"{COMPACT}_{number}"
+        if catalog in taken:
+            continue
+        try:
+            con.execute(f"ATTACH ':memory:' AS {catalog} (COMPRESS)")
+        except duckdb.BinderException:  # attached by another cursor since the look-up
+            continue
+        break
     con.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_SAVED_SEARCH_PATH} AS "
-        "SELECT current_setting('search_path') AS search_path"
+        f"CREATE TEMP TABLE {_SESSION} AS "
+        "SELECT ? AS catalog, current_setting('search_path') AS search_path",
+        [catalog],
     )
-    con.execute(f"ATTACH ':memory:' AS {COMPACT} (COMPRESS)")
     own = con.execute("SELECT current_database()").fetchone()
     # A parameter and a quoted name: a file called o'brien.duckdb is a database named o'brien.
     own_schema = f"{_quoted_identifier(own[0] if own else 'memory')}.main"
-    con.execute("SET search_path = ?", [f"{own_schema},{COMPACT}.main"])
+    con.execute("SET search_path = ?", [f"{own_schema},{catalog}.main"])
+    return catalog
 
 
 def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> None:
@@ -142,11 +160,12 @@ def prepare_session(
             sql = load_sql(f"_prelude_{prelude}.sql")
             compact = f"{COMPACT}." in sql
             if compact:
-                _open_compact(con)
+                catalog = _open_compact(con)
+                sql = sql.replace(f"{COMPACT}.", f"{catalog}.")
             con.execute(sql)
             if compact:
                 # In-memory tables are compressed when checkpointed, not as they are written.
-                con.execute(f"CHECKPOINT {COMPACT}")
+                con.execute(f"CHECKPOINT {catalog}")
             if already_run is not None:
                 already_run.add(prelude)
 
@@ -175,15 +194,19 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
         {"prefix": _SCRATCH_PREFIX},
     ).fetchall()
     restore: list[str] = []  # a session that never opened the catalog left the path alone
-    if ("TABLE", _SAVED_SEARCH_PATH) in rows:
-        row = con.execute(f"SELECT search_path FROM temp.{_SAVED_SEARCH_PATH}").fetchone()
-        found = str(row[0]) if row and row[0] else ""
-        restore = [f"SET search_path = {_sql_string(found)};" if found else "RESET search_path;"]
+    if ("TABLE", _SESSION) in rows:
+        row = con.execute(f"SELECT catalog, search_path FROM temp.{_SESSION}").fetchone()
+        if row:
+            found = str(row[1] or "")
+            restore = [
+                f"DETACH DATABASE IF EXISTS {row[0]};",
+                f"SET search_path = {_sql_string(found)};" if found else "RESET search_path;",
+            ]
     # One batch: a DROP per object costs a round trip and a commit each.
     statements = [
         f'DROP {kind} IF EXISTS temp."{name}";' for kind, name in [*rows, *_SCRATCH_MACROS]
     ]
-    statements += [f"DETACH DATABASE IF EXISTS {COMPACT};", *restore]
+    statements += restore
     con.execute("\n".join(statements))
 
 
