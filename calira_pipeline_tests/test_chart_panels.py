@@ -36,3 +36,20 @@ def test_a_panel_without_cost_keeps_a_unit_scale() -> None:
     cost_panel(ax, {"A": [0.0]}, [date(2026, 9, 1)], {"A": "red"}, window)
     assert ax.get_ylim() == (0.0, 1.0)
     assert not any(c.get_paths() for c in ax.collections)
+
+
+def test_the_margin_fits_a_shorter_but_wider_label() -> None:
+    """Capitals are ~1.3 times as wide as lower case: an instrument named in capitals is wider
+    than longer names in lower case, and the ranking's left margin must fit it too."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from calira_pipeline.reporting.chart_layout import Layout
+
+    fig = Figure(figsize=(9, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    layout = Layout(fig)
+    names = [f"x-ray diffractometer {i:02d} cryo stage (lab {i})" for i in range(6)]
+    names.append("NMR 600 MHZ WIDEBORE MAGNET (CHEM WWW)")
+    widths = [layout.size(name, 10)[0] for name in names]
+    assert max(widths) == widths[-1] and len(names[-1]) < len(names[0])
+    assert layout.widest(names, 10) >= max(widths)
