@@ -53,3 +53,22 @@ def test_the_margin_fits_a_shorter_but_wider_label() -> None:
     widths = [layout.size(name, 10)[0] for name in names]
     assert max(widths) == widths[-1] and len(names[-1]) < len(names[0])
     assert layout.widest(names, 10) >= max(widths)
+
+
+def test_labs_are_ranked_by_their_share_of_each_currency_never_by_summed_money() -> None:
+    """The cost chart names its top labs (the rest are "other labs"): summed across currencies,
+    a lab paying in yen outranked every lab paying in euros."""
+    from decimal import Decimal
+
+    from calira_pipeline.reporting.chart_panels import rank_labs
+
+    counted = {
+        ("JPY", "Yen small"): Decimal("1000000"),
+        ("JPY", "Yen big"): Decimal("9000000"),
+        ("EUR", "Euro big"): Decimal("8000.00"),
+        ("EUR", "Euro small"): Decimal("2000.00"),
+    }
+    assert rank_labs(counted, 2) == ["Yen big", "Euro big"]
+    assert rank_labs(counted, 4) == ["Yen big", "Euro big", "Euro small", "Yen small"]
+    assert rank_labs({("EUR", "A"): Decimal("5"), ("EUR", "B"): Decimal("-5")}, 2) == ["A", "B"]
+    assert rank_labs({}, 3) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from calira_pipeline.reporting import figures
@@ -36,6 +37,20 @@ def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float]
     for y, (value, note) in enumerate(zip(percent, notes, strict=True)):
         ax.text(value + 0.5, y, note, va="center", fontsize=7)
     ax.set_xlabel(xlabel, fontsize=9)
+
+
+def rank_labs(counted: dict[tuple[str, str], Decimal], limit: int) -> list[str]:
+    """The `limit` labs with the largest share of their currencies' counted cost (a lab's
+    shares summed over currencies; ties by name). Money in two currencies is never added: a
+    yen total would outrank every euro one."""
+    totals: dict[str, Decimal] = {}
+    for (currency, _), cost in counted.items():
+        totals[currency] = totals.get(currency, Decimal(0)) + cost
+    shares: dict[str, Decimal] = {}
+    for (currency, lab), cost in counted.items():
+        share = cost / abs(totals[currency]) if totals[currency] else Decimal(0)
+        shares[lab] = shares.get(lab, Decimal(0)) + share
+    return sorted(shares, key=lambda lab: (-shares[lab], lab))[:limit]
 
 
 def cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:

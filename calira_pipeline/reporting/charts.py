@@ -27,6 +27,7 @@ from calira_pipeline.reporting.chart_panels import (
     cost_panel,
     cost_stacks,
     cost_title,
+    rank_labs,
     ranking_panel,
     stack_range,
 )
@@ -232,12 +233,12 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     costs = figures.monthly_cost_by_requester(con, window.first_month)
     totals = figures.currency_totals(con, window)
     currencies = [t.currency for t in totals]
-    lab_totals: dict[str, float] = {}
-    for c in costs:
-        if window.state(c.month) == "complete":
-            cost = float(c.counted_cost)
-            lab_totals[c.requester_lab] = lab_totals.get(c.requester_lab, 0.0) + cost
-    ranked = sorted(lab_totals, key=lambda lab: (-lab_totals[lab], lab))[:COST_LABS]
+    counted: dict[tuple[str, str], Decimal] = {}  # (currency, lab): complete months' cost
+    for m in costs:
+        if window.state(m.month) == "complete":
+            key = (m.currency, m.requester_lab)
+            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
+    ranked = rank_labs(counted, COST_LABS)
     plt = _pyplot()
     colours = {lab: plt.get_cmap("tab10")(i) for i, lab in enumerate(ranked)}  # fixed per lab
     if any(c.requester_lab not in colours for c in costs):
@@ -273,11 +274,6 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         axes[0, 0].set_yticks([])
     axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
                            fontsize=7)
-    counted: dict[tuple[str, str], Decimal] = {}
-    for m in costs:
-        if window.state(m.month) == "complete":
-            key = (m.currency, m.requester_lab)
-            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
     top_labs: list[dict[str, Cell]] = [
         {"currency": c, "requester_lab": lab,
          "counted_cost": str(counted.get((c, lab), Decimal(0)))}
