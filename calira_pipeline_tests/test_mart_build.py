@@ -215,3 +215,17 @@ def test_two_sessions_on_cursors_of_one_database_keep_their_own_pieces(tmp_path:
             row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
         }
         assert not {d for d in attached if d.startswith("mart__compact")}
+
+
+def test_a_session_reads_tables_through_the_callers_search_path(tmp_path: Path) -> None:
+    """Raw tables kept in a schema of their own, found through the caller's search path, are
+    still found while the session's compressed catalog is on the path."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA source")
+        for name, path in raw.items():
+            con.execute(f"CREATE VIEW source.{name} AS SELECT * FROM read_parquet('{path}')")
+        con.execute("SET search_path = 'source,main'")
+        built = {n: rows for n, _, rows in build_tables(con, STAGING, tmp_path, MartSettings())}
+        assert all(built.values()), built
+        assert con.execute("select count(*) from bookings").fetchone() == (len(BOOKING_ROWS),)

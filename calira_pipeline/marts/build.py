@@ -74,10 +74,14 @@ def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
         "SELECT ? AS catalog, current_setting('search_path') AS search_path",
         [catalog],
     )
-    own = con.execute("SELECT current_database()").fetchone()
-    # A parameter and a quoted name: a file called o'brien.duckdb is a database named o'brien.
-    own_schema = f"{_quoted_identifier(own[0] if own else 'memory')}.main"
-    con.execute("SET search_path = ?", [f"{own_schema},{catalog}.main"])
+    found = con.execute("SELECT current_setting('search_path')").fetchone()
+    # The caller's path first (tables it finds there, and where the session's views go); else
+    # the session's own schema, quoted: a file called o'brien.duckdb is a database o'brien.
+    own = found[0] if found and found[0] else None
+    if own is None:
+        database = con.execute("SELECT current_database()").fetchone()
+        own = f"{_quoted_identifier(database[0] if database else 'memory')}.main"
+    con.execute("SET search_path = ?", [f"{own},{catalog}.main"])
     return catalog
 
 
