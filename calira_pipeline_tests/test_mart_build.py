@@ -229,3 +229,22 @@ def test_a_session_reads_tables_through_the_callers_search_path(tmp_path: Path) 
         built = {n: rows for n, _, rows in build_tables(con, STAGING, tmp_path, MartSettings())}
         assert all(built.values()), built
         assert con.execute("select count(*) from bookings").fetchone() == (len(BOOKING_ROWS),)
+
+
+def test_a_failed_build_mart_still_ends_its_session(tmp_path: Path) -> None:
+    """The mart's name is taken by a table of the caller's: the build fails, and the session's
+    catalog and search path go all the same."""
+    path = _file_with_marts(tmp_path, "taken.duckdb")
+    with duckdb.connect(str(path)) as con:
+        with pytest.raises(duckdb.CatalogException, match="equipment_utilisation_daily"):
+            build_mart(con, "equipment_utilisation_daily", MartSettings())
+        attached = {
+            row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
+        }
+        assert not {d for d in attached if d.startswith("mart__compact")}
+        assert con.execute("select current_setting('search_path')").fetchone() == ("",)
+        scratch = con.execute(
+            "select count(*) from duckdb_tables() "
+            "where temporary and starts_with(table_name, 'mart__')"
+        ).fetchone()
+        assert scratch == (0,)

@@ -375,6 +375,8 @@ def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
             write_table(con, name, settings, path, set())
             table = pq.read_table(path)
         finally:
-            con.execute(f'DROP VIEW IF EXISTS "{name}"')
-            drop_scratch(con)
+            try:  # fails when `name` is the caller's own table: the session ends all the same
+                con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            finally:
+                drop_scratch(con)
     return table
