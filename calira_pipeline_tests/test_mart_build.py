@@ -248,3 +248,23 @@ def test_a_failed_build_mart_still_ends_its_session(tmp_path: Path) -> None:
             "where temporary and starts_with(table_name, 'mart__')"
         ).fetchone()
         assert scratch == (0,)
+
+
+def test_a_build_goes_on_while_another_cursor_holds_a_transaction_over_every_catalog(
+    tmp_path: Path,
+) -> None:
+    """A cursor that listed the tables of every catalog in an open transaction makes DuckDB
+    refuse to checkpoint the session's catalog: the pieces then stay uncompressed, and the
+    build does not fail for it."""
+    raw = write_raw(tmp_path / "raw", BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
+    with duckdb.connect() as con:
+        for name, path in raw.items():
+            con.read_parquet(str(path)).create_view(name)
+        build = build_tables(con, MART_SPECS, tmp_path / "out", MartSettings())
+        assert [next(build)[0], next(build)[0]] == ["booking_facts", "equipment_interval_days"]
+        other = con.cursor()
+        other.execute("BEGIN")
+        other.execute("select count(*) from duckdb_tables()").fetchall()
+        rest = [name for name, _, _ in build]
+        other.execute("COMMIT")
+        assert set(rest) == set(MART_SPECS) - {"booking_facts", "equipment_interval_days"}

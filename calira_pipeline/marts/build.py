@@ -3,6 +3,7 @@ writes each table's Parquet file itself (COPY), so no large table passes through
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import tempfile
@@ -83,6 +84,15 @@ def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
         own = f"{_quoted_identifier(database[0] if database else 'memory')}.main"
     con.execute("SET search_path = ?", [f"{own},{catalog}.main"])
     return catalog
+
+
+def _compress(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """In-memory tables are compressed when checkpointed, not as they are written. DuckDB
+    refuses while another cursor of the database holds a transaction over every catalog (one
+    that listed duckdb_tables(), say): the tables then stay uncompressed, which costs memory,
+    not correctness."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute(f"CHECKPOINT {catalog}")
 
 
 def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> None:
@@ -168,8 +178,7 @@ def prepare_session(
                 sql = sql.replace(f"{COMPACT}.", f"{catalog}.")
             con.execute(sql)
             if compact:
-                # In-memory tables are compressed when checkpointed, not as they are written.
-                con.execute(f"CHECKPOINT {catalog}")
+                _compress(con, catalog)
             if already_run is not None:
                 already_run.add(prelude)
 
