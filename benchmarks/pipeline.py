@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
@@ -74,7 +74,8 @@ class TreeStats:
 
 
 _STEP_EVENT = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000 - dagster - \w+ - .* - "
+    # Dagster stamps the lines in the machine's local time with its offset (%z).
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) - dagster - \w+ - .* - "
     r"(\w+) - (STEP_START|STEP_SUCCESS|STEP_FAILURE) - "
 )
 
@@ -89,7 +90,7 @@ def step_peaks(log: Path, samples: list[tuple[float, int]]) -> dict[str, int]:
         found = _STEP_EVENT.match(line)
         if found is None:
             continue
-        stamp = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        stamp = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S %z").timestamp()
         if found[3] == "STEP_START":
             windows[found[2]] = [stamp, stamp + 1]
         elif found[2] in windows:

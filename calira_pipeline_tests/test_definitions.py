@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from calira_pipeline.definitions import load_defs
 from calira_pipeline.storage.schema import RAW_TABLES
@@ -91,9 +92,7 @@ def test_lineage_runs_raw_to_staging_to_marts_to_report() -> None:
     def parents(key: str) -> set[str]:
         return {k.to_user_string() for k in node(key).parent_keys}
 
-    assert {node(k).group_name for k in ("booking_facts", "equipment_interval_days")} == {
-        "staging"
-    }
+    assert {node(k).group_name for k in ("booking_facts", "equipment_interval_days")} == {"staging"}
     assert parents("booking_facts") == {"bookings", "equipment", "accounts"}
     assert "booking_facts" in parents("equipment_interval_days")
     for mart in (
@@ -132,3 +131,38 @@ def test_the_code_location_is_built_once_per_process_for_the_same_settings(
     policy = changed.resolve_assets_def("bookings").op.retry_policy
     assert policy is not None
     assert policy.max_retries == (retries.max_retries if retries else 0) + 2
+
+
+def _tenant_file(path: Path, keys: list[str]) -> None:
+    entries = "".join(
+        f"  - key: {key}\n    base_url: http://127.0.0.1:8123/v1\n    auth: access_token\n"
+        f"    secrets: {{access_token: CALIRA_{key.upper()}_TOKEN}}\n"
+        for key in keys
+    )
+    path.write_text(f"tenants:\n{entries}")
+
+
+@pytest.mark.parametrize("variable", ["{folder}/tenants.yaml", "~/tenants.yaml"])
+def test_the_code_location_follows_the_tenant_file_even_when_its_timestamp_does_not_move(
+    tmp_path: Path, monkeypatch: Any, variable: str
+) -> None:
+    # Filesystems with coarse timestamps (1-2 s on FAT, SMB, some container overlays) or two
+    # writes within one kernel tick leave the modification time unchanged.
+    from calira_pipeline.definitions import defs as code_location
+
+    registry = tmp_path / "tenants.yaml"
+    _tenant_file(registry, ["alpha", "beta"])
+    stamp = registry.stat().st_mtime_ns
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CALIRA_TENANTS_FILE", variable.format(folder=tmp_path))
+    monkeypatch.setenv("CALIRA_DATA_DIR", str(tmp_path / "data"))
+
+    def tenants() -> list[str]:
+        partitions = code_location().resolve_assets_def("bookings").partitions_def
+        assert partitions is not None
+        return sorted(partitions.get_partition_keys())
+
+    assert tenants() == ["alpha", "beta"]
+    _tenant_file(registry, ["alpha", "beta", "gamma"])
+    os.utime(registry, ns=(stamp, stamp))
+    assert tenants() == ["alpha", "beta", "gamma"]

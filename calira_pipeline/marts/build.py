@@ -3,6 +3,8 @@ writes each table's Parquet file itself (COPY), so no large table passes through
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,6 +24,7 @@ _SCRATCH_PREFIX = "mart__"
 # go to this in-memory catalog, which DuckDB compresses at a checkpoint: ~200 MB of plain temp
 # tables at 1M bookings take ~45 MB there, and scans of them are no slower.
 COMPACT = "mart__compact"
+_SESSION = "mart__compact_session"  # temp: the catalog's name, the search path found
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
@@ -35,19 +38,64 @@ def register_parquet_views(con: duckdb.DuckDBPyConnection, paths: Mapping[str, P
         con.read_parquet(str(path)).create_view(name, replace=True)
 
 
-def _open_compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Attach the compressed catalog and put it on the search path after the session's own."""
-    attached = con.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [COMPACT]
+def _quoted_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
+    """This connection's compressed catalog, attached on first use and put on the search path
+    after the session's own; returns its name.
+
+    Only when a prelude writes there: the checks' preludes do not, and DuckDB refuses to attach
+    an in-memory database to a read-only one (a notebook's calira_pipeline.connect()). An
+    attached catalog belongs to the database, not the connection, so a session on another
+    cursor of the same database gets its own (mart__compact_2, ...). Its name and the caller's
+    search path are kept in a temp table for drop_scratch.
+    """
+    opened = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [_SESSION]
     ).fetchone()
-    if not attached or not attached[0]:
-        con.execute(f"ATTACH ':memory:' AS {COMPACT} (COMPRESS)")
-    own = con.execute("SELECT current_database()").fetchone()
-    con.execute(f"SET search_path = '{own[0] if own else 'memory'}.main,{COMPACT}.main'")
+    if opened and opened[0]:
+        row = con.execute(f"SELECT catalog FROM temp.{_SESSION}").fetchone()
+        return str(row[0]) if row else COMPACT
+    taken = {
+        row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    for number in itertools.count(1):
+        catalog = COMPACT if number == 1 else f"{COMPACT}_{number}"
+        if catalog in taken:
+            continue
+        try:
+            con.execute(f"ATTACH ':memory:' AS {catalog} (COMPRESS)")
+        except duckdb.BinderException:  # attached by another cursor since the look-up
+            continue
+        break
+    con.execute(
+        f"CREATE TEMP TABLE {_SESSION} AS "
+        "SELECT ? AS catalog, current_setting('search_path') AS search_path",
+        [catalog],
+    )
+    found = con.execute("SELECT current_setting('search_path')").fetchone()
+    # The caller's path first (tables it finds there, and where the session's views go); else
+    # the session's own schema, quoted: a file called o'brien.duckdb is a database o'brien.
+    own = found[0] if found and found[0] else None
+    if own is None:
+        database = con.execute("SELECT current_database()").fetchone()
+        own = f"{_quoted_identifier(database[0] if database else 'memory')}.main"
+    con.execute("SET search_path = ?", [f"{own},{catalog}.main"])
+    return catalog
+
+
+def _compress(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """In-memory tables are compressed when checkpointed, not as they are written. DuckDB
+    refuses while another cursor of the database holds a transaction over every catalog (one
+    that listed duckdb_tables(), say): the tables then stay uncompressed, which costs memory,
+    not correctness."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute(f"CHECKPOINT {catalog}")
 
 
 def _write_settings(con: duckdb.DuckDBPyConnection, settings: MartSettings) -> None:
-    _open_compact(con)
     known = con.execute(
         "SELECT count(*) FROM pg_timezone_names() WHERE lower(name) = lower(trim(?))",
         [settings.default_timezone],
@@ -124,10 +172,13 @@ def prepare_session(
     for prelude in PRELUDE_ORDER:
         if prelude in preludes and (already_run is None or prelude not in already_run):
             sql = load_sql(f"_prelude_{prelude}.sql")
+            compact = f"{COMPACT}." in sql
+            if compact:
+                catalog = _open_compact(con)
+                sql = sql.replace(f"{COMPACT}.", f"{catalog}.")
             con.execute(sql)
-            if f"{COMPACT}." in sql:
-                # In-memory tables are compressed when checkpointed, not as they are written.
-                con.execute(f"CHECKPOINT {COMPACT}")
+            if compact:
+                _compress(con, catalog)
             if already_run is not None:
                 already_run.add(prelude)
 
@@ -147,7 +198,7 @@ _SCRATCH_MACROS = _scratch_macros()
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Drop this module's temp views, tables, macros and compressed catalog so a shared
-    connection stays clean."""
+    connection stays clean, and give back the search path the session found."""
     rows = con.execute(
         "SELECT 'VIEW', view_name FROM duckdb_views() "
         "WHERE temporary AND starts_with(view_name, $prefix) "
@@ -155,13 +206,21 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
         "WHERE temporary AND starts_with(table_name, $prefix)",
         {"prefix": _SCRATCH_PREFIX},
     ).fetchall()
+    restore: list[str] = []  # a session that never opened the catalog left the path alone
+    if ("TABLE", _SESSION) in rows:
+        row = con.execute(f"SELECT catalog, search_path FROM temp.{_SESSION}").fetchone()
+        if row:
+            found = str(row[1] or "")
+            restore = [
+                f"DETACH DATABASE IF EXISTS {row[0]};",
+                f"SET search_path = {_sql_string(found)};" if found else "RESET search_path;",
+            ]
     # One batch: a DROP per object costs a round trip and a commit each.
     statements = [
         f'DROP {kind} IF EXISTS temp."{name}";' for kind, name in [*rows, *_SCRATCH_MACROS]
     ]
-    statements += [f"DETACH DATABASE IF EXISTS {COMPACT};", "RESET search_path;"]
+    statements += restore
     con.execute("\n".join(statements))
-
 
 
 @dataclass(frozen=True)
@@ -288,7 +347,6 @@ def build_tables(
     if unknown:
         raise ValueError(f"unknown mart tables: {sorted(unknown)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_settings(con, settings)
     already_run: set[str] = set()
     # No query of a build relies on row order (ORDER BY where it matters): without this, DuckDB
     # keeps every intermediate and every unsorted COPY in source order, which serialises work and
@@ -296,6 +354,8 @@ def build_tables(
     preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
     con.execute("SET preserve_insertion_order = false")
     try:
+        # Inside the try: a bad setting still leaves the connection as the session found it.
+        _write_settings(con, settings)
         for name in (n for n in build_order() if n in selected):
             path = out_dir / f"{name}.parquet"
             rows = write_table(con, name, settings, path, already_run)
@@ -330,6 +390,8 @@ def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
             write_table(con, name, settings, path, set())
             table = pq.read_table(path)
         finally:
-            con.execute(f'DROP VIEW IF EXISTS "{name}"')
-            drop_scratch(con)
+            try:  # fails when `name` is the caller's own table: the session ends all the same
+                con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            finally:
+                drop_scratch(con)
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from calira_pipeline.reporting import figures
@@ -38,6 +39,20 @@ def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float]
     ax.set_xlabel(xlabel, fontsize=9)
 
 
+def rank_labs(counted: dict[tuple[str, str], Decimal], limit: int) -> list[str]:
+    """The `limit` labs with the largest share of their currencies' counted cost (a lab's
+    shares summed over currencies; ties by name). Money in two currencies is never added: a
+    yen total would outrank every euro one."""
+    totals: dict[str, Decimal] = {}
+    for (currency, _), cost in counted.items():
+        totals[currency] = totals.get(currency, Decimal(0)) + cost
+    shares: dict[str, Decimal] = {}
+    for (currency, lab), cost in counted.items():
+        share = cost / abs(totals[currency]) if totals[currency] else Decimal(0)
+        shares[lab] = shares.get(lab, Decimal(0)) + share
+    return sorted(shares, key=lambda lab: (-shares[lab], lab))[:limit]
+
+
 def cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:
     return (f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
             f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
@@ -57,7 +72,16 @@ def cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
     return {lab: [stacked.get((lab, month), 0.0) for month in months] for lab in colours}
 
 
-def cost_panel(ax: Any, stacks: dict[str, list[float]], peak: float, months: list[date],
+def stack_range(stacks: dict[str, list[float]]) -> tuple[float, float]:
+    """The lowest and highest point of the stacked bars: credits (negative costs) stack down
+    from zero, charges up from it."""
+    columns = list(zip(*stacks.values(), strict=True))
+    low = min((sum(v for v in column if v < 0) for column in columns), default=0.0)
+    high = max((sum(v for v in column if v > 0) for column in columns), default=0.0)
+    return low, high
+
+
+def cost_panel(ax: Any, stacks: dict[str, list[float]], months: list[date],
                colours: dict[str, Any], window: figures.Window) -> None:
     """Stacked bars as two collections (complete months, and hatched partial or future ones):
     one artist each instead of a patch per lab and month."""
@@ -66,24 +90,28 @@ def cost_panel(ax: Any, stacks: dict[str, list[float]], peak: float, months: lis
     states = [window.state(m) for m in months]
     bars: dict[bool, tuple[list[list[tuple[float, float]]], list[Any]]] = {
         True: ([], []), False: ([], [])}
-    bottom = [0.0] * len(months)
+    tops, floors = [0.0] * len(months), [0.0] * len(months)
     for lab, values in stacks.items():
         for x, value in enumerate(values):
-            if value > 0:
+            if value != 0:  # a credit is drawn below zero, as the title's total counts it
+                ends = tops if value > 0 else floors
                 shapes, faces = bars[states[x] == "complete"]
-                y0, y1 = bottom[x], bottom[x] + value
+                y0, y1 = ends[x], ends[x] + value
                 shapes.append([(x - 0.4, y0), (x - 0.4, y1), (x + 0.4, y1), (x + 0.4, y0)])
                 faces.append(colours[lab])
-                bottom[x] = y1
+                ends[x] = y1
     for complete, (shapes, faces) in bars.items():
         ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
                                          linewidths=0.3, hatch=None if complete else "//"),
                           autolim=False)
-    for x, (state, height) in enumerate(zip(states, bottom, strict=True)):
+    for x, (state, height) in enumerate(zip(states, tops, strict=True)):
         if state != "complete":
             ax.text(x, height, state, ha="center", va="bottom", fontsize=7)
     # As ax.bar with margins(y=0.12) drew it: from zero, 12 % of headroom, 5 % at the sides.
     side = 0.05 * (len(months) - 0.2)
     ax.set_xlim(-0.4 - side, len(months) - 0.6 + side)  # every panel the same months
-    ax.set_ylim(0, peak * 1.12 if peak > 0 else 1)
+    low, high = stack_range(stacks)
+    ax.set_ylim(low * 1.12, high * 1.12 if high > 0 or low < 0 else 1)
+    if low < 0:
+        ax.axhline(0, color="#444", linewidth=0.6)
     ax.yaxis.set_major_formatter("{x:,.0f}")

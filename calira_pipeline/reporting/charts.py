@@ -27,7 +27,9 @@ from calira_pipeline.reporting.chart_panels import (
     cost_panel,
     cost_stacks,
     cost_title,
+    rank_labs,
     ranking_panel,
+    stack_range,
 )
 from calira_pipeline.reporting.chart_text import label
 
@@ -231,12 +233,12 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     costs = figures.monthly_cost_by_requester(con, window.first_month)
     totals = figures.currency_totals(con, window)
     currencies = [t.currency for t in totals]
-    lab_totals: dict[str, float] = {}
-    for c in costs:
-        if window.state(c.month) == "complete":
-            cost = float(c.counted_cost)
-            lab_totals[c.requester_lab] = lab_totals.get(c.requester_lab, 0.0) + cost
-    ranked = sorted(lab_totals, key=lambda lab: (-lab_totals[lab], lab))[:COST_LABS]
+    counted: dict[tuple[str, str], Decimal] = {}  # (currency, lab): complete months' cost
+    for m in costs:
+        if window.state(m.month) == "complete":
+            key = (m.currency, m.requester_lab)
+            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
+    ranked = rank_labs(counted, COST_LABS)
     plt = _pyplot()
     colours = {lab: plt.get_cmap("tab10")(i) for i, lab in enumerate(ranked)}  # fixed per lab
     if any(c.requester_lab not in colours for c in costs):
@@ -253,10 +255,9 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                         bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
                         title="Requester lab (same colour in every panel)", title_fontsize=8)
     heights = [cost_stacks(total, costs, months, colours) for total in totals]
-    peaks = [max((sum(column) for column in zip(*h.values(), strict=True)), default=0.0)
-             for h in heights]
+    ends = [end * 1.12 for h in heights for end in stack_range(h)]
     left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
-        [f"{peak * 1.12:,.0f}" for peak in peaks], 10)
+        [f"{end:,.0f}" for end in ends], 10)
     right = PAD + 0.1
     titles = [layout.wrap(cost_title(total, window), 9, layout.width - left - right)
               for total in totals]
@@ -264,9 +265,8 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
               + layout.line(7, 2) + TICK)
     layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
-    for ax, total, stacks, peak, title in zip(axes[:, 0], totals, heights, peaks, titles,
-                                              strict=False):
-        cost_panel(ax, stacks, peak, months, colours, window)
+    for ax, total, stacks, title in zip(axes[:, 0], totals, heights, titles, strict=False):
+        cost_panel(ax, stacks, months, colours, window)
         ax.set_ylabel(f"Counted cost ({label(total.currency, 12)})")
         ax.set_title(title, fontsize=9, loc="left", y=1.0)  # placed: see the heatmaps
         ax.set_xticks([])  # the months are named under the bottom panel only
@@ -274,11 +274,6 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         axes[0, 0].set_yticks([])
     axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
                            fontsize=7)
-    counted: dict[tuple[str, str], Decimal] = {}
-    for m in costs:
-        if window.state(m.month) == "complete":
-            key = (m.currency, m.requester_lab)
-            counted[key] = counted.get(key, Decimal(0)) + m.counted_cost
     top_labs: list[dict[str, Cell]] = [
         {"currency": c, "requester_lab": lab,
          "counted_cost": str(counted.get((c, lab), Decimal(0)))}

@@ -10,6 +10,7 @@ then, and a bad one fails the load, naming the variable.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -164,10 +165,14 @@ def load_defs() -> dg.Definitions:
 
 def _environment_key() -> tuple[tuple[str, str], ...]:
     """What the definitions are built from: the CALIRA_* settings and the tenant registry file's
-    modification time (its content shapes the partitions)."""
+    content (it shapes the partitions). The content, not the modification time: coarse
+    filesystem timestamps, or two writes within one clock tick, leave the time unchanged."""
     registry = tenants_file()
-    stamp = str(registry.stat().st_mtime_ns) if registry is not None and registry.exists() else ""
-    return (*sorted(calira_environment().items()), ("tenants_file_mtime", stamp))
+    try:
+        stamp = hashlib.sha256(registry.expanduser().read_bytes()).hexdigest() if registry else ""
+    except OSError:
+        stamp = ""  # load_defs reports the unreadable file, naming the variable
+    return (*sorted(calira_environment().items()), ("tenants_file_sha256", stamp))
 
 
 @functools.lru_cache(maxsize=4)
