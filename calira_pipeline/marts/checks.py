@@ -7,8 +7,8 @@ from typing import Literal
 
 import duckdb
 
-from calira_pipeline.marts.build import drop_scratch, load_sql, prepare_session
 from calira_pipeline.marts.grain import duplicate_grains
+from calira_pipeline.marts.session import drop_scratch, load_sql, prepare_session
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import CHECK_PRELUDES, MART_SPECS, MartSpec
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from calira_pipeline.marts.build import load_sql
+from calira_pipeline.marts.session import load_sql
 from calira_pipeline.storage.snapshots import sql_string
 from calira_pipeline.storage.tenant_store import CONSORTIUM, TenantPublishConflict, TenantStore
 from calira_pipeline.wiring.marts import OWNERS
