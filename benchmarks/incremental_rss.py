@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 
 from ingest import sandbox_process  # this script's folder is on sys.path
-
-from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from pipeline import sandbox_run_env
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def measured(command: list[str], env: dict[str, str], cwd: str, label: str) -> None:
@@ -55,15 +53,7 @@ def main() -> None:
         sandbox_process(args.scale, 0, None) as server,
         tempfile.TemporaryDirectory() as work,
     ):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
-        env.update(
-            CALIRA_BASE_URL=f"{server.base_url}/v1",
-            CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
-            CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
-            CALIRA_DATA_DIR=str(Path(work) / "data"),
-            DAGSTER_HOME=work,
-        )
-        env.setdefault("PYTHONPATH", str(ROOT))
+        env = sandbox_run_env(server.base_url, Path(work) / "data", Path(work))
         module = ["-m", "calira_pipeline.definitions"]
         store = [str(BIN / "dagster"), "asset", "materialize", *module, "--select", "bookings"]
         measured(store, env, work, "full bookings load")

@@ -152,6 +152,29 @@ def data_size(folder: Path) -> int:
     return total
 
 
+def sandbox_run_env(
+    base_url: str,
+    data_dir: Path,
+    dagster_home: Path,
+    code: Path = ROOT,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a run against the sandbox at `base_url`: no CALIRA_* from this shell
+    but `extra_env`, the sandbox's URL and credentials and `data_dir`; `code` first on
+    PYTHONPATH (the benchmarks' scripts share it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
+    env.update(extra_env or {})
+    env.update(
+        CALIRA_BASE_URL=f"{base_url}/v1",
+        CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
+        CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
+        CALIRA_DATA_DIR=str(data_dir),
+        DAGSTER_HOME=str(dagster_home),
+        PYTHONPATH=os.pathsep.join([str(code), env.get("PYTHONPATH", "")]),
+    )
+    return env
+
+
 def run_contract(
     base_url: str,
     work: Path,
@@ -160,16 +183,7 @@ def run_contract(
     dagster_home: Path,
     extra_env: dict[str, str] | None = None,
 ) -> tuple[float, TreeStats]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
-    env.update(extra_env or {})
-    env.update(
-        CALIRA_BASE_URL=f"{base_url}/v1",
-        CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
-        CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
-        CALIRA_DATA_DIR=str(work / "data"),
-        DAGSTER_HOME=str(dagster_home),
-        PYTHONPATH=os.pathsep.join([str(code), env.get("PYTHONPATH", "")]),
-    )
+    env = sandbox_run_env(base_url, work / "data", dagster_home, code, extra_env)
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
     stats = TreeStats()
     started = time.perf_counter()

@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pipeline import sandbox_run_env  # this script's folder is on sys.path
 
 from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.api.fetching import needs_detail
 from calira_pipeline.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
 PER_PAGE = 100
 
 
@@ -113,15 +113,7 @@ def time_raw_refresh(base_url: str, concurrency: int | None = None) -> tuple[flo
     """Wall time, requests and rows of `dagster asset materialize --select group:raw`; prints
     how long the run spent fetching (the raw step's own clock) and the load average."""
     with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
-        env.update(
-            CALIRA_BASE_URL=f"{base_url}/v1",
-            CALIRA_CLIENT_ID=SANDBOX_CLIENT_ID,
-            CALIRA_CLIENT_SECRET=SANDBOX_CLIENT_SECRET,
-            CALIRA_DATA_DIR=str(Path(work) / "data"),
-            DAGSTER_HOME=home,
-            PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
-        )
+        env = sandbox_run_env(base_url, Path(work) / "data", Path(home))
         if concurrency is not None:  # else the pipeline's default
             env["CALIRA_CONCURRENCY"] = str(concurrency)
         command = [str(BIN / "dagster"), "asset", "materialize", "-m"]
