@@ -8,7 +8,13 @@ from typing import Literal
 import duckdb
 
 from calira_pipeline.marts.grain import duplicate_grains
-from calira_pipeline.marts.session import drop_scratch, load_sql, prepare_session
+from calira_pipeline.marts.session import (
+    count_of,
+    drop_scratch,
+    load_sql,
+    prepare_session,
+    quoted,
+)
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import CHECK_PRELUDES, MART_SPECS, MartSpec
 
@@ -95,15 +101,6 @@ _SQL_CHECKS: dict[str, tuple[_SqlCheck, ...]] = {
 }
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row is not None and row[0] is not None else 0
-
-
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
 def _generic_checks(
     con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
 ) -> list[CheckResult]:
@@ -121,7 +118,7 @@ def _generic_checks(
         )
     if spec.ratio_columns:
         outside = " OR ".join(
-            f"{_quoted(c)} < -$tol OR {_quoted(c)} > 1 + $tol" for c in spec.ratio_columns
+            f"{quoted(c)} < -$tol OR {quoted(c)} > 1 + $tol" for c in spec.ratio_columns
         )
         row = con.execute(
             f"SELECT count(*) FROM mart__target WHERE {outside}", {"tol": settings.hours_tolerance}
@@ -172,11 +169,11 @@ def _checks_of(
     con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
 ) -> list[CheckResult]:
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {_quoted(spec.name)}"
+        f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {quoted(spec.name)}"
     )
     results = _generic_checks(con, spec, settings)
     for check in _SQL_CHECKS.get(spec.name, ()):
-        failing = _count(con, load_sql(check.sql_file))
+        failing = count_of(con, load_sql(check.sql_file))
         results.append(
             CheckResult(check.name, failing == 0, failing, check.description, check.severity)
         )
@@ -186,10 +183,10 @@ def _checks_of(
 
 
 def _overlap_share(con: duckdb.DuckDBPyConnection) -> CheckResult:
-    overlapping = _count(
+    overlapping = count_of(
         con, "SELECT count(DISTINCT booking_id) FROM mart__target WHERE issue = 'overlap'"
     )
-    counted = _count(con, "SELECT count(*) FROM mart__bookings WHERE usage_role = 'use'")
+    counted = count_of(con, "SELECT count(*) FROM mart__bookings WHERE usage_role = 'use'")
     share = overlapping / counted if counted else 0.0
     passed = share <= OVERLAP_SHARE_WARN
     return CheckResult(

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import duckdb
 
+from calira_pipeline.marts.session import count_of, quoted
+
 # Column types whose values map exactly onto BIGINT offsets (a DATE as its day number).
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
 # The largest bitmap of keys (bits): 8 MB. Larger or sparser key spaces use the hash path.
 _BITMAP_MAX_BITS = 1 << 26
 _BITMAP_BITS_PER_ROW = 64
-
-
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def duplicate_grains(con: duckdb.DuckDBPyConnection, table: str, grain: tuple[str, ...]) -> int:
@@ -29,15 +22,15 @@ def duplicate_grains(con: duckdb.DuckDBPyConnection, table: str, grain: tuple[st
     by one 64-bit hash each (equal keys hash equally). Otherwise (a duplicate or a hash
     collision) the exact count by grouping on the key itself.
     """
-    keys = ", ".join(_quoted(c) for c in grain)
+    keys = ", ".join(quoted(c) for c in grain)
     distinct = _dense_key_count(con, table, grain)
     if distinct is None:
-        repeated = _count(con, f"SELECT count(*) - count(DISTINCT hash({keys})) FROM {table}")
+        repeated = count_of(con, f"SELECT count(*) - count(DISTINCT hash({keys})) FROM {table}")
     else:
         repeated = distinct
     if repeated == 0:
         return 0
-    return _count(
+    return count_of(
         con,
         f"SELECT count(*) FROM (SELECT {keys} FROM {table} GROUP BY {keys} HAVING count(*) > 1)",
     )
@@ -48,11 +41,11 @@ def _dense_key_count(
 ) -> int | None:
     """Rows minus distinct keys through a bitmap of key numbers; None when the key is not a few
     non-null integer/DATE columns spanning a small range (the caller hashes instead)."""
-    types = [str(t) for t in con.sql(f"SELECT {', '.join(map(_quoted, grain))} FROM {table}").types]
+    types = [str(t) for t in con.sql(f"SELECT {', '.join(map(quoted, grain))} FROM {table}").types]
     if not all(t in _INTEGER_TYPES or t == "DATE" for t in types):
         return None
     values = [
-        f"({_quoted(c)} - DATE '1970-01-01')" if t == "DATE" else f"CAST({_quoted(c)} AS BIGINT)"
+        f"({quoted(c)} - DATE '1970-01-01')" if t == "DATE" else f"CAST({quoted(c)} AS BIGINT)"
         for c, t in zip(grain, types, strict=True)
     ]
     bounds = ", ".join(f"count({v}), min({v}), max({v})" for v in values)
@@ -72,6 +65,6 @@ def _dense_key_count(
         key = f"({key}) * {span} + ({value} - {int(low)})"
     if bits > min(_BITMAP_MAX_BITS, _BITMAP_BITS_PER_ROW * rows + (1 << 20)):
         return None
-    return _count(
+    return count_of(
         con, f"SELECT count(*) - bit_count(bitstring_agg({key}, 0, {bits - 1})) FROM {table}"
     )

@@ -28,8 +28,15 @@ def load_sql(file_name: str) -> str:
     return (SQL_DIR / file_name).read_text(encoding="utf-8")
 
 
-def _quoted_identifier(name: str) -> str:
+def quoted(name: str) -> str:
+    """A SQL identifier (a column, table or database name) quoted."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def count_of(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The first column of a one-row query as an int (0 for no row or NULL)."""
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
@@ -71,7 +78,7 @@ def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
     own = found[0] if found and found[0] else None
     if own is None:
         database = con.execute("SELECT current_database()").fetchone()
-        own = f"{_quoted_identifier(database[0] if database else 'memory')}.main"
+        own = f"{quoted(database[0] if database else 'memory')}.main"
     con.execute("SET search_path = ?", [f"{own},{catalog}.main"])
     return catalog
 
