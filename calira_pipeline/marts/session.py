@@ -67,16 +67,14 @@ def _open_compact(con: duckdb.DuckDBPyConnection) -> str:
         except duckdb.BinderException:  # attached by another cursor since the look-up
             continue
         break
-    con.execute(
-        f"CREATE TEMP TABLE {_SESSION} AS "
-        "SELECT ? AS catalog, current_setting('search_path') AS search_path",
-        [catalog],
-    )
     found = con.execute("SELECT current_setting('search_path')").fetchone()
+    own = str(found[0]) if found and found[0] else ""
+    con.execute(
+        f"CREATE TEMP TABLE {_SESSION} AS SELECT ? AS catalog, ? AS search_path", [catalog, own]
+    )
     # The caller's path first (tables it finds there, and where the session's views go); else
     # the session's own schema, quoted: a file called o'brien.duckdb is a database o'brien.
-    own = found[0] if found and found[0] else None
-    if own is None:
+    if not own:
         database = con.execute("SELECT current_database()").fetchone()
         own = f"{quoted(database[0] if database else 'memory')}.main"
     con.execute("SET search_path = ?", [f"{own},{catalog}.main"])
