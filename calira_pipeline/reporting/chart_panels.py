@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -14,8 +15,22 @@ from calira_pipeline.reporting.chart_text import label
 BANDS = ((0.6, "#4c9f70"), (0.8, "#e0b43c"), (float("inf"), "#e07b39"))
 
 
+BAND_NAMES = ("green", "amber", "orange")
+# Dashed lines at each band's upper bound, and at 100 %.
+BAND_LINES = (*(upper * 100 for upper, _ in BANDS[:-1]), 100.0)
+
+
 def band_colour(utilisation: float) -> str:
     return next(colour for upper, colour in BANDS if utilisation <= upper)
+
+
+def bands_in_words() -> str:
+    """The bands as the report defines them ("green up to 60 %, amber from 60 to 80 % and ...")."""
+    bounds = [f"{upper * 100:.0f}" for upper, _ in BANDS[:-1]]
+    parts = [f"{BAND_NAMES[0]} up to {bounds[0]} %"]
+    middle = zip(BAND_NAMES[1:-1], itertools.pairwise(bounds), strict=True)
+    parts += [f"{name} from {low} to {high} %" for name, (low, high) in middle]
+    return ", ".join(parts) + f" and {BAND_NAMES[-1]} above {bounds[-1]} %"
 
 
 def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float],
@@ -31,7 +46,7 @@ def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float]
     right = max([min(110.0, max([*percent, 1.0]) * 1.3 + 2),
                  *((v + 1.0) / (1 - share) for v in percent if share < 0.9)])
     ax.set_xlim(0, right)
-    for threshold in (60, 80, 100):  # the managers' bands, where the scale reaches them
+    for threshold in BAND_LINES:  # the managers' bands, where the scale reaches them
         if threshold < right:
             ax.axvline(threshold, color="#888", linewidth=0.6, linestyle="--")
     for y, (value, note) in enumerate(zip(percent, notes, strict=True)):

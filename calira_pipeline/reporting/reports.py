@@ -8,14 +8,14 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from calira_pipeline.reporting.chart_panels import bands_in_words
 from calira_pipeline.reporting.charts import SANDBOX_LABEL, Cell, Chart
 
 DEFINITIONS = (
     ("Utilisation", "booked hours / available (calendar) hours per instrument, in each lab's "
      "own time zone; overlapping bookings count once. Overbooking (the hours counted twice) is "
      "shown beside it, never in it. Staffed-hours utilisation uses CALIRA_OPERATING_HOURS. "
-     "Bars are green up to 60 %, amber from 60 to 80 % and orange above 80 % (the dashed "
-     "lines)."),
+     f"Bars are {bands_in_words()} (the dashed lines)."),
     ("Counted bookings", "status booked, confirmed, approved, ordered or completed, and not "
      "maintenance. Requested bookings are tentative and shown apart; cancelled and declined "
      "never count. Maintenance is downtime, never use."),
