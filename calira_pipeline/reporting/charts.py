@@ -125,22 +125,23 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
                              figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
                              width_ratios=[3, 2] if staffed else [1], dpi=DPI)
-    names = [label(f"{r.instrument} ({r.lab})", 48) for r in reversed(rows)]
+    shown = rows[::-1]  # barh draws the first bar at the bottom: the top instrument last
+    names = [label(f"{r.instrument} ({r.lab})", 48) for r in shown]
     layout = Layout(fig)
     top = layout.suptitle(_title(f"Top {len(rows)} instruments by utilisation", source,
                                  window.label()), fontsize=10) + PAD
     left = PAD + layout.line(10) + LABEL_PAD + layout.widest(names, 10) + TICK
     bottom = PAD + layout.line(9) + LABEL_PAD + layout.line(10) + TICK
     layout.place(left, 0.3, top, bottom, wspace=0.3)
-    ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in reversed(rows)],
-                  [r.overbooked_hours for r in reversed(rows)],
+    ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in shown],
+                  [r.overbooked_hours for r in shown],
                   "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
     if not rows:  # an empty window: no instrument to name, nor numbers for the margin to fit
         axes[0, 0].set_yticks([])
     if staffed:
         ranking_panel(layout, axes[0, 1], names,
-                      [r.staffed_utilisation or 0.0 for r in reversed(rows)], None,
+                      [r.staffed_utilisation or 0.0 for r in shown], None,
                       "Staffed: booked / staffed hours, %")
     booked = sum(r.booked_hours for r in every)
     available = sum(r.available_hours for r in every)
