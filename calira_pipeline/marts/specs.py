@@ -22,6 +22,7 @@ PRELUDE_ORDER = (
     "staged",
     "instruments",
     "calendar",
+    "instrument_days",
     "local_months",
     "operating",
     "pieces",
@@ -144,7 +145,7 @@ _SPECS = (
         },
         grain_columns=("equipment_id", "day"),
         sorted_on_write=False,
-        preludes=(*_ALL_PRELUDES, "staged_pieces"),
+        preludes=(*_ALL_PRELUDES, "instrument_days", "staged_pieces"),
         ratio_columns=("utilisation", "operating_utilisation"),
     ),
     MartSpec(

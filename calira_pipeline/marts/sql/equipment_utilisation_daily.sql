@@ -45,11 +45,11 @@ instrument_days AS (
         i.timezone,
         i.zone_id,
         i.operating_profile,
-        d.day,
-        d.hours,
-        i.equipment_id * 4194304 + (d.day - DATE '0001-01-01') AS day_key
-    FROM mart__instruments AS i
-    JOIN mart__window_days AS d ON d.zone_id = i.zone_id
+        g.day,
+        g.hours,
+        g.equipment_id * 4194304 + (g.day - DATE '0001-01-01') AS day_key
+    FROM mart__instrument_days AS g
+    JOIN mart__instruments AS i ON i.equipment_id = g.equipment_id
 )
 SELECT
     CAST(x.equipment_id AS BIGINT) AS equipment_id,
