@@ -125,6 +125,30 @@ def test_a_check_on_a_table_never_built_fails_and_says_so(tmp_path: Path) -> Non
     assert all("not been materialised yet" in (e.description or "") for e in evaluations)
 
 
+def test_building_before_the_raw_tables_are_loaded_names_them_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    from calira_pipeline.wiring.marts import build_staging
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
+
+    result = dg.materialize(
+        [build_staging],
+        resources=sandbox_resources(str(tmp_path / "data"), "tiny"),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None
+    message = failure.message
+    # The missing raw tables, the data directory and the command that loads them; not DuckDB's
+    # "Table with name accounts does not exist".
+    assert "accounts, bookings, equipment" in message
+    assert str(tmp_path / "data") in message
+    assert "--select 'group:raw'" in message
+    assert "does not exist" not in message
+    assert not (tmp_path / "data" / "tables").exists()
+
+
 def test_error_checks_block_and_warnings_do_not() -> None:
     from calira_pipeline.wiring.mart_checks import MART_CHECKS
 
@@ -194,9 +218,7 @@ def test_staging_and_marts_build_in_one_step_each_and_publish_by_reference(
     _publish_golden_raw(data_dir, duplicate_a_booking=False)
     result = _run_downstream_of_raw(data_dir)
     assert result.success
-    steps = {
-        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"
-    }
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert steps == {
         "build_staging",
         "staging_checks",

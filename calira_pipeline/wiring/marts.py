@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from calira_pipeline.marts import MART_SPECS, STAGING, build_tables
 from calira_pipeline.marts.build import build_order
 from calira_pipeline.reporting import charts, reports
+from calira_pipeline.storage import Warehouse
 from calira_pipeline.wiring.mart_config import MartConfigResource
 from calira_pipeline.wiring.metadata import markdown_preview, table_metadata
 from calira_pipeline.wiring.previews import mart_preview
@@ -151,6 +152,33 @@ class ChartDrawer:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _require_inputs(store: Warehouse, selected: list[str]) -> None:
+    """Fail before any work, naming what is missing and how to get it, when a table the build
+    reads was never published here (instead of DuckDB's "Table with name ... does not exist")."""
+    published = set(store.table_files())
+    needed = {
+        table
+        for name in selected
+        for table in (*MART_SPECS[name].depends_on_raw, *MART_SPECS[name].upstream)
+        if table not in selected
+    }
+    missing = sorted(needed - published)
+    if not missing:
+        return
+    raw = [t for t in missing if t not in MART_SPECS]
+    fix = (
+        "materialise the raw group first (dagster asset materialize -m "
+        "calira_pipeline.definitions --select 'group:raw')"
+        if raw
+        else f"materialise {', '.join(missing)} first"
+    )
+    raise dg.Failure(
+        description=f"{', '.join(selected)} read(s) {', '.join(missing)}, not published in "
+        f"{store.data_dir} yet: {fix}.",
+        allow_retries=False,
+    )
+
+
 def run_build(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -162,6 +190,7 @@ def run_build(
     selected = [n for n in build_order() if dg.AssetKey(n) in context.selected_asset_keys]
     settings = mart_config.settings()
     store = warehouse.warehouse()
+    _require_inputs(store, selected)
     source = functools.cache(lambda: data_source(context, calira))
     metadata: dict[str, dict[str, Any]] = {}
     with store.incoming() as folder:
