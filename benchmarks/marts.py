@@ -7,7 +7,10 @@
 Asset path: everything downstream of the raw group (staging, marts, their checks, the report),
 built by the assets' own code over raw tables published in a data directory, two ways:
 - CLI: `dagster asset materialize -m calira_pipeline.definitions --select 'not group:raw'` in a
-  subprocess (process start and code-location load included);
+  subprocess (process start and code-location load included), --repeats times (default 3) on one
+  DAGSTER_HOME as a user's instance (the first run creates it); median, best and worst printed,
+  with the machine's speed (a fixed Python loop and DuckDB query) before and after: this shared
+  machine's throughput drifts by a third over minutes;
 - in process: `dg.materialize` of the same selection in a fresh Python process.
 For each: wall time, peak RSS of the process tree and bytes it wrote to disk (/proc polled, see
 benchmarks/pipeline.py). With --data-dir the tables are those a real run loaded (e.g. from the
@@ -367,17 +370,59 @@ def in_process_asset_path(data_dir: Path) -> None:
     print(json.dumps({"materialize_s": time.perf_counter() - started, "steps": steps}))
 
 
-def asset_path(data_dir: Path) -> None:
+def machine_speed() -> str:
+    """Seconds a fixed pure-Python loop and a fixed DuckDB query take now: this shared machine's
+    throughput drifts by a third over minutes, so each figure is printed beside these two."""
+    started = time.perf_counter()
+    sum(i * i for i in range(5_000_000))
+    python_s = time.perf_counter() - started
+    with duckdb.connect() as con:
+        started = time.perf_counter()
+        con.execute("SELECT sum(hash(i)) FROM range(50000000) t(i)").fetchall()
+        duckdb_s = time.perf_counter() - started
+    return f"machine speed: python loop {python_s:.2f} s, duckdb hash {duckdb_s:.2f} s"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def cli_runs(data_dir: Path, home: Path, repeats: int) -> list[dict[str, float]]:
+    """`repeats` CLI runs on one DAGSTER_HOME, as a user's instance ($DAGSTER_HOME in the README):
+    the first creates the instance's SQLite files, the others reuse them."""
+    cli = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
     mb = 1e6
-    with tempfile.TemporaryDirectory() as home:
-        cli = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
-        figures = measure([*cli, "--select", NOT_RAW], data_dir, Path(home))
+    runs = []
+    for number in range(1, repeats + 1):
+        figures = measure([*cli, "--select", NOT_RAW], data_dir, home)
+        first = " (creates the instance)" if number == 1 else ""
         print(
-            f"asset path, CLI `dagster asset materialize --select '{NOT_RAW}'`: "
-            f"{figures['wall']:.1f} s wall (process start included), {figures['cpu']:.1f} s CPU, "
-            f"peak RSS {figures['peak_rss'] / mb:,.0f} MB, "
-            f"written {figures['written'] / mb:,.0f} MB"
+            f"  run {number}{first}: {figures['wall']:.1f} s wall, {figures['cpu']:.1f} s CPU, "
+            f"peak RSS {figures['peak_rss'] / mb:,.0f} MB, written {figures['written'] / mb:,.0f} "
+            f"MB, load {os.getloadavg()[0]:.2f}"
         )
+        runs.append(figures)
+    return runs
+
+
+def asset_path(data_dir: Path, repeats: int) -> None:
+    mb = 1e6
+    print(machine_speed())
+    with tempfile.TemporaryDirectory() as home:
+        print(
+            f"asset path, CLI `dagster asset materialize --select '{NOT_RAW}'` (process start "
+            f"included), {repeats} runs on one DAGSTER_HOME:"
+        )
+        runs = cli_runs(data_dir, Path(home), repeats)
+    walls = [r["wall"] for r in runs]
+    print(
+        f"  CLI wall: median {_median(walls):.1f} s, best {min(walls):.1f} s, worst "
+        f"{max(walls):.1f} s; CPU median {_median([r['cpu'] for r in runs]):.1f} s; peak RSS "
+        f"{max(r['peak_rss'] for r in runs) / mb:,.0f} MB"
+    )
+    print(machine_speed())
     with tempfile.TemporaryDirectory() as home:
         child = [sys.executable, __file__, "--in-process-child", str(data_dir)]
         figures = measure(child, data_dir, Path(home))
@@ -410,6 +455,7 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=1_000_000)
     parser.add_argument("--data-dir", type=Path, help="a data directory with raw tables loaded")
     parser.add_argument("--daily-only", action="store_true", help="skip the asset path")
+    parser.add_argument("--repeats", type=int, default=3, help="CLI runs (median reported)")
     parser.add_argument("--in-process-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process_child:
@@ -429,7 +475,7 @@ def main() -> None:
         bookings = pq.read_metadata(paths["bookings"]).num_rows
         print(f"{bookings:,} raw bookings in {data_dir}")
         if not args.daily_only:
-            asset_path(data_dir)
+            asset_path(data_dir, max(1, args.repeats))
         limit = min(bookings, PANDAS_SUBSET)
         sql_table, sql_seconds = sql_daily(paths, limit, scratch)
         pandas_frame, pandas_seconds = pandas_daily(paths, limit)
