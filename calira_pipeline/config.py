@@ -137,10 +137,8 @@ class ScheduleSettings:
 
 def schedule_settings(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
     raw_hour = setting(DAILY_REFRESH_HOUR_VARIABLE, environ)
-    hour = (
-        DEFAULT_DAILY_REFRESH_HOUR
-        if raw_hour is None
-        else _whole_number(DAILY_REFRESH_HOUR_VARIABLE, raw_hour)
+    hour = DEFAULT_DAILY_REFRESH_HOUR if raw_hour is None else _whole_number(
+        DAILY_REFRESH_HOUR_VARIABLE, raw_hour
     )
     if not 0 <= hour <= 23:
         raise ValueError(

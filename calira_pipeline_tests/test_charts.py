@@ -297,10 +297,8 @@ def test_a_title_too_wide_for_its_figure_wraps_to_fit() -> None:
     fig = Figure(figsize=(4, 3), dpi=100)
     FigureCanvasAgg(fig)
     layout = Layout(fig)
-    parts = [
-        "Top 25 instruments by utilisation",
-        "Jul 2026 – Sep 2026 (3 complete local months; data as of 2026-10-31 23:58 UTC)",
-    ]
+    parts = ["Top 25 instruments by utilisation", "Jul 2026 – Sep 2026 (3 complete local "
+             "months; data as of 2026-10-31 23:58 UTC)"]
     height = layout.suptitle(parts, 10)
     title = fig.get_suptitle()
     assert title.split("\n")[0] == parts[0]  # a part per line, the window wrapped too

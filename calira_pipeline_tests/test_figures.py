@@ -18,9 +18,8 @@ def _con(zones: list[str], requested: str, first_start: str) -> duckdb.DuckDBPyC
     for i, zone in enumerate(zones):
         con.execute("insert into accounts values (?, 'lab', ?)", [i, zone])
     con.execute("create table bookings (requested_at timestamptz, start_time timestamptz)")
-    con.execute(
-        "insert into bookings values (?::timestamptz, ?::timestamptz)", [requested, first_start]
-    )
+    con.execute("insert into bookings values (?::timestamptz, ?::timestamptz)",
+                [requested, first_start])
     return con
 
 
@@ -31,10 +30,7 @@ def test_a_month_is_complete_once_it_ended_in_every_lab_zone() -> None:
     both = _con(["Asia/Tokyo", "America/Los_Angeles"], "2026-11-01 03:00:00+00", "2024-01-05")
     window = figures.recent_window(both)
     assert (window.first_month, window.last_month, window.months) == (
-        date(2026, 7, 1),
-        date(2026, 9, 1),
-        3,
-    )
+        date(2026, 7, 1), date(2026, 9, 1), 3)
     assert window.state(date(2026, 10, 1)) == "partial"
     assert window.state(date(2026, 11, 1)) == "future"
     assert "Jul 2026 – Sep 2026 (3 complete local months" in window.label()
@@ -93,7 +89,4 @@ def test_hour_of_week_takes_the_busiest_labs_and_means_their_instruments() -> No
     assert sum(v for row in busy for v in row) == 0.75  # every other cell is empty: 0
     assert labs[0].peak == (0, 9, 0.5)
     assert [lab.lab for lab in figures.hour_of_week_by_lab(con, 5)] == [
-        "Busy lab",
-        "Quiet lab",
-        "3",
-    ]
+        "Busy lab", "Quiet lab", "3"]

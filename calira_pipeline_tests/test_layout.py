@@ -48,10 +48,8 @@ def test_calira_variables_are_read_in_config_only() -> None:
     offenders = set()
     for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        if (
-            path.name != "config.py"
-            and reads.search(text)
-            and "CALIRA_" in "".join(line for line in text.splitlines() if reads.search(line))
+        if path.name != "config.py" and reads.search(text) and "CALIRA_" in "".join(
+            line for line in text.splitlines() if reads.search(line)
         ):
             offenders.add(str(path.relative_to(ROOT)))
     assert offenders == set()

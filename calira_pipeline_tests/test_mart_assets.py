@@ -218,7 +218,9 @@ def test_staging_and_marts_build_in_one_step_each_and_publish_by_reference(
     _publish_golden_raw(data_dir, duplicate_a_booking=False)
     result = _run_downstream_of_raw(data_dir)
     assert result.success
-    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    steps = {
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"
+    }
     assert steps == {
         "build_staging",
         "staging_checks",

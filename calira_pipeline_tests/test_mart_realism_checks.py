@@ -30,15 +30,8 @@ def test_booked_plus_maintenance_above_available_warns(tmp_path: Path) -> None:
         tmp_path,
         [
             booking(1, 10, "2024-01-11 00:00", "2024-01-11 20:00"),
-            booking(
-                2,
-                10,
-                "2024-01-11 14:00",
-                "2024-01-12 00:00",
-                booking_type="maintenance",
-                status="Booked",
-                cost="0.00",
-            ),
+            booking(2, 10, "2024-01-11 14:00", "2024-01-12 00:00", booking_type="maintenance",
+                    status="Booked", cost="0.00"),
         ],
     )
     check = _results(con, "equipment_utilisation_daily")["booked_plus_maintenance_within_available"]
@@ -54,15 +47,8 @@ def test_use_beside_maintenance_within_the_day_passes(tmp_path: Path) -> None:
         tmp_path,
         [
             booking(1, 10, "2024-01-11 00:00", "2024-01-11 14:00"),
-            booking(
-                2,
-                10,
-                "2024-01-11 14:00",
-                "2024-01-12 00:00",
-                booking_type="maintenance",
-                status="Booked",
-                cost="0.00",
-            ),
+            booking(2, 10, "2024-01-11 14:00", "2024-01-12 00:00", booking_type="maintenance",
+                    status="Booked", cost="0.00"),
         ],
     )
     assert _results(con, "equipment_utilisation_daily")[
@@ -73,20 +59,15 @@ def test_use_beside_maintenance_within_the_day_passes(tmp_path: Path) -> None:
 def test_overlap_share_above_threshold_warns_with_the_share(tmp_path: Path) -> None:
     # 40 back-to-back bookings (touching is not overlapping), then one double booking.
     rows = [
-        booking(
-            i,
-            10,
-            f"2024-02-{1 + i // 8:02d} {8 + i % 8:02d}:00",
-            f"2024-02-{1 + i // 8:02d} {9 + i % 8:02d}:00",
-        )
+        booking(i, 10, f"2024-02-{1 + i // 8:02d} {8 + i % 8:02d}:00",
+                f"2024-02-{1 + i // 8:02d} {9 + i % 8:02d}:00")
         for i in range(40)
     ]
     clean = _results(_built(tmp_path / "a", rows), "booking_quality_issues")
     check = clean["overlap_share_within_threshold"]
     assert check.passed and check.metadata["overlap_share"] == 0.0
-    rows += [
-        booking(100 + i, 10, f"2024-02-0{1 + i} 08:30", f"2024-02-0{1 + i} 09:30") for i in range(2)
-    ]
+    rows += [booking(100 + i, 10, f"2024-02-0{1 + i} 08:30", f"2024-02-0{1 + i} 09:30")
+             for i in range(2)]
     # 2 extra bookings each overlap two: 6 of 42 counted use bookings (14 %) overlap.
     check = _results(_built(tmp_path / "b", rows), "booking_quality_issues")[
         "overlap_share_within_threshold"

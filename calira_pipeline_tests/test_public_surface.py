@@ -91,8 +91,7 @@ def current_surface() -> dict[str, Any]:
         "asset_checks": _checks(),
         "jobs": sorted(job.name for job in defs.jobs or []),
         "schedules": sorted(
-            (s.name, s.cron_schedule, s.job_name)
-            for s in defs.schedules or []  # type: ignore[union-attr]
+            (s.name, s.cron_schedule, s.job_name) for s in defs.schedules or []  # type: ignore[union-attr]
         ),
         "sensors": sorted(s.name for s in defs.sensors or []),
         "cli": _cli(build_parser()),

@@ -34,6 +34,7 @@ class RowSink(Protocol):
 Sinks = Mapping[str, RowSink]
 
 
+
 def _detail_keys(endpoint: Endpoint) -> tuple[frozenset[str], tuple[frozenset[str], ...]]:
     """The endpoint's `detail_needs` as set operations: keys that must all be present, then
     alias groups of which at least one must be present (checked once per listed record)."""
@@ -113,7 +114,9 @@ class CollectionFetcher:
         self, collection: str, account_ids: Sequence[int] | None
     ) -> list[ListSpec]:
         endpoint = ENDPOINTS[collection]
-        if endpoint.fan_out == "none" or (endpoint.split_only_when_asked and account_ids is None):
+        if endpoint.fan_out == "none" or (
+            endpoint.split_only_when_asked and account_ids is None
+        ):
             return [ListSpec(endpoint.path, {}, None, endpoint.path)]
         ids = (
             list(account_ids)
@@ -254,7 +257,8 @@ class CollectionFetcher:
         )
         if body is None:
             self.warnings.append(
-                f"GET {endpoint.path} is 404 ({endpoint.absent_reason}); {endpoint.name} is empty."
+                f"GET {endpoint.path} is 404 ({endpoint.absent_reason}); "
+                f"{endpoint.name} is empty."
             )
             return
         self.parse_into(endpoint.name, Listed(body, describe(response.request), None), rows)

@@ -168,7 +168,9 @@ def check_marts(
 def _checks_of(
     con: duckdb.DuckDBPyConnection, spec: MartSpec, settings: MartSettings
 ) -> list[CheckResult]:
-    con.execute(f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {quoted(spec.name)}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW mart__target AS SELECT * FROM {quoted(spec.name)}"
+    )
     results = _generic_checks(con, spec, settings)
     for check in _SQL_CHECKS.get(spec.name, ()):
         failing = count_of(con, load_sql(check.sql_file))
@@ -193,11 +195,8 @@ def _overlap_share(con: duckdb.DuckDBPyConnection) -> CheckResult:
         0 if passed else overlapping,
         _OVERLAP_DESCRIPTION,
         "warning",
-        {
-            "overlap_share": round(share, 4),
-            "overlapping_bookings": overlapping,
-            "counted_use_bookings": counted,
-        },
+        {"overlap_share": round(share, 4), "overlapping_bookings": overlapping,
+         "counted_use_bookings": counted},
     )
 
 

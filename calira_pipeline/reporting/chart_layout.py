@@ -95,29 +95,21 @@ class Layout:
         self.fig.suptitle(text, fontsize=fontsize, y=1 - PAD / self.height, va="top")
         return PAD + self.size(text, fontsize)[1]
 
-    def place(
-        self,
-        left: float,
-        right: float,
-        top: float,
-        bottom: float,
-        wspace: float = 0.0,
-        hspace: float = 0.0,
-    ) -> None:
+    def place(self, left: float, right: float, top: float, bottom: float,
+              wspace: float = 0.0, hspace: float = 0.0) -> None:
         """Panels between these margins, `wspace`/`hspace` inches apart (all in inches)."""
         spec = self.fig.axes[0].get_subplotspec()
         rows, cols = spec.get_gridspec().get_geometry() if spec else (1, 1)
         panel_w = (self.width - left - right - (cols - 1) * wspace) / cols
         panel_h = (self.height - top - bottom - (rows - 1) * hspace) / rows
         self.fig.subplots_adjust(
-            left=left / self.width,
-            right=1 - right / self.width,
-            top=1 - top / self.height,
-            bottom=bottom / self.height,
+            left=left / self.width, right=1 - right / self.width,
+            top=1 - top / self.height, bottom=bottom / self.height,
             wspace=wspace / panel_w if cols > 1 else None,
             hspace=hspace / panel_h if rows > 1 else None,
         )
 
     def box(self, left: float, bottom: float, width: float, height: float) -> list[float]:
         """A rectangle in inches from the figure's lower left, in figure fractions."""
-        return [left / self.width, bottom / self.height, width / self.width, height / self.height]
+        return [left / self.width, bottom / self.height, width / self.width,
+                height / self.height]

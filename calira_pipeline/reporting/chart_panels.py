@@ -33,30 +33,18 @@ def bands_in_words() -> str:
     return ", ".join(parts) + f" and {BAND_NAMES[-1]} above {bounds[-1]} %"
 
 
-def ranking_panel(
-    layout: Layout,
-    ax: Any,
-    names: list[str],
-    values: list[float],
-    overbooked: list[float] | None,
-    xlabel: str,
-) -> None:
+def ranking_panel(layout: Layout, ax: Any, names: list[str], values: list[float],
+                  overbooked: list[float] | None, xlabel: str) -> None:
     percent = [v * 100 for v in values]
     notes = [f"{value:.1f} %" for value in percent]
     if overbooked is not None:
-        notes = [
-            note + (f" (+{hours:.1f} h overbooked)" if hours > 0.05 else "")
-            for note, hours in zip(notes, overbooked, strict=True)
-        ]
+        notes = [note + (f" (+{hours:.1f} h overbooked)" if hours > 0.05 else "")
+                 for note, hours in zip(notes, overbooked, strict=True)]
     ax.barh(names, percent, color=[band_colour(v) for v in values])
     # Every note ends inside the panel: it starts at value + 0.5 and is at most `share` of it.
     share = layout.widest(notes, 7) / (ax.get_position().width * layout.width)
-    right = max(
-        [
-            min(110.0, max([*percent, 1.0]) * 1.3 + 2),
-            *((v + 1.0) / (1 - share) for v in percent if share < 0.9),
-        ]
-    )
+    right = max([min(110.0, max([*percent, 1.0]) * 1.3 + 2),
+                 *((v + 1.0) / (1 - share) for v in percent if share < 0.9)])
     ax.set_xlim(0, right)
     for threshold in BAND_LINES:  # the managers' bands, where the scale reaches them
         if threshold < right:
@@ -81,20 +69,14 @@ def rank_labs(counted: dict[tuple[str, str], Decimal], limit: int) -> list[str]:
 
 
 def cost_title(total: figures.CurrencyTotal, window: figures.Window) -> str:
-    return (
-        f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
-        f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
-        f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
-        "not plotted"
-    )
+    return (f"{label(total.currency, 12)} {total.counted_cost:,} counted over "
+            f"{window.first_month:%b %Y} – {window.last_month:%b %Y} "
+            f"({total.counted_bookings:,} bookings); requested {total.requested_cost:,} "
+            "not plotted")
 
 
-def cost_stacks(
-    total: figures.CurrencyTotal,
-    costs: list[figures.MonthlyCost],
-    months: list[date],
-    colours: dict[str, Any],
-) -> dict[str, list[float]]:
+def cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
+                months: list[date], colours: dict[str, Any]) -> dict[str, list[float]]:
     """Each colour's counted cost per month in one currency (labs beyond the ranked ones as
     "other labs"), in stacking order."""
     stacked: dict[tuple[str, date], float] = {}
@@ -114,22 +96,15 @@ def stack_range(stacks: dict[str, list[float]]) -> tuple[float, float]:
     return low, high
 
 
-def cost_panel(
-    ax: Any,
-    stacks: dict[str, list[float]],
-    months: list[date],
-    colours: dict[str, Any],
-    window: figures.Window,
-) -> None:
+def cost_panel(ax: Any, stacks: dict[str, list[float]], months: list[date],
+               colours: dict[str, Any], window: figures.Window) -> None:
     """Stacked bars as two collections (complete months, and hatched partial or future ones):
     one artist each instead of a patch per lab and month."""
     from matplotlib.collections import PolyCollection
 
     states = [window.state(m) for m in months]
     bars: dict[bool, tuple[list[list[tuple[float, float]]], list[Any]]] = {
-        True: ([], []),
-        False: ([], []),
-    }
+        True: ([], []), False: ([], [])}
     tops, floors = [0.0] * len(months), [0.0] * len(months)
     for lab, values in stacks.items():
         for x, value in enumerate(values):
@@ -141,16 +116,9 @@ def cost_panel(
                 faces.append(colours[lab])
                 ends[x] = y1
     for complete, (shapes, faces) in bars.items():
-        ax.add_collection(
-            PolyCollection(
-                shapes,
-                facecolors=faces,
-                edgecolors="white",
-                linewidths=0.3,
-                hatch=None if complete else "//",
-            ),
-            autolim=False,
-        )
+        ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
+                                         linewidths=0.3, hatch=None if complete else "//"),
+                          autolim=False)
     for x, (state, height) in enumerate(zip(states, tops, strict=True)):
         if state != "complete":
             ax.text(x, height, state, ha="center", va="bottom", fontsize=7)

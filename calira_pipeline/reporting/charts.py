@@ -63,32 +63,18 @@ class Chart:
 
 def charts_to_json(charts: Mapping[str, Chart]) -> bytes:
     """Rendered charts by name as JSON (the PNG base64-encoded), to be drawn once per run."""
-    return json.dumps(
-        {
-            name: {
-                "title": c.title,
-                "png": base64.b64encode(c.png).decode(),
-                "window": c.window,
-                "source": c.source,
-                "tables": c.tables,
-                "facts": c.facts,
-            }
-            for name, c in charts.items()
-        }
-    ).encode()
+    return json.dumps({
+        name: {"title": c.title, "png": base64.b64encode(c.png).decode(), "window": c.window,
+               "source": c.source, "tables": c.tables, "facts": c.facts}
+        for name, c in charts.items()
+    }).encode()
 
 
 def charts_from_json(content: bytes) -> dict[str, Chart]:
     """The charts charts_to_json wrote, equal to the ones it was given."""
     return {
-        name: Chart(
-            c["title"],
-            base64.b64decode(c["png"]),
-            c["window"],
-            c["source"],
-            c["tables"],
-            c["facts"],
-        )
+        name: Chart(c["title"], base64.b64decode(c["png"]), c["window"], c["source"],
+                    c["tables"], c["facts"])
         for name, c in json.loads(content).items()
     }
 
@@ -112,19 +98,8 @@ def _png(fig: Figure, source: str) -> bytes:
     from PIL import Image
 
     if source == SANDBOX_SOURCE:  # a watermark no crop or screenshot can lose
-        fig.text(
-            0.5,
-            0.5,
-            SANDBOX_LABEL,
-            ha="center",
-            va="center",
-            rotation=25,
-            fontsize=60,
-            color="#c0392b",
-            alpha=0.12,
-            fontweight="bold",
-            zorder=0,
-        )
+        fig.text(0.5, 0.5, SANDBOX_LABEL, ha="center", va="center", rotation=25, fontsize=60,
+                 color="#c0392b", alpha=0.12, fontweight="bold", zorder=0)
     fig.canvas.draw()  # once: the layout was fixed before
     # The figures are opaque: RGB encodes faster and ~8 % smaller than savefig's RGBA.
     rgba = fig.canvas.buffer_rgba()  # type: ignore[attr-defined]
@@ -147,48 +122,27 @@ def utilisation_ranking(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     rows = every[: figures.TOP_INSTRUMENTS]
     staffed = any(r.staffed_utilisation is not None for r in rows)
     plt = _pyplot()
-    fig, axes = plt.subplots(
-        1,
-        2 if staffed else 1,
-        sharey=True,
-        squeeze=False,
-        figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
-        width_ratios=[3, 2] if staffed else [1],
-        dpi=DPI,
-    )
+    fig, axes = plt.subplots(1, 2 if staffed else 1, sharey=True, squeeze=False,
+                             figsize=(10.5 if staffed else 9, max(3.0, 0.3 * len(rows) + 1.8)),
+                             width_ratios=[3, 2] if staffed else [1], dpi=DPI)
     shown = rows[::-1]  # barh draws the first bar at the bottom: the top instrument last
     names = [label(f"{r.instrument} ({r.lab})", 48) for r in shown]
     layout = Layout(fig)
-    top = (
-        layout.suptitle(
-            _title(f"Top {len(rows)} instruments by utilisation", source, window.label()),
-            fontsize=10,
-        )
-        + PAD
-    )
+    top = layout.suptitle(_title(f"Top {len(rows)} instruments by utilisation", source,
+                                 window.label()), fontsize=10) + PAD
     left = PAD + layout.line(10) + LABEL_PAD + layout.widest(names, 10) + TICK
     bottom = PAD + layout.line(9) + LABEL_PAD + layout.line(10) + TICK
     layout.place(left, 0.3, top, bottom, wspace=0.3)
-    ranking_panel(
-        layout,
-        axes[0, 0],
-        names,
-        [r.utilisation for r in shown],
-        [r.overbooked_hours for r in shown],
-        "Calendar: booked hours (overlaps once) / all hours, %",
-    )
+    ranking_panel(layout, axes[0, 0], names, [r.utilisation for r in shown],
+                  [r.overbooked_hours for r in shown],
+                  "Calendar: booked hours (overlaps once) / all hours, %")
     axes[0, 0].set_ylabel("Instrument (lab)")
     if not rows:  # an empty window: no instrument to name, nor numbers for the margin to fit
         axes[0, 0].set_yticks([])
     if staffed:
-        ranking_panel(
-            layout,
-            axes[0, 1],
-            names,
-            [r.staffed_utilisation or 0.0 for r in shown],
-            None,
-            "Staffed: booked / staffed hours, %",
-        )
+        ranking_panel(layout, axes[0, 1], names,
+                      [r.staffed_utilisation or 0.0 for r in shown], None,
+                      "Staffed: booked / staffed hours, %")
     booked = sum(r.booked_hours for r in every)
     available = sum(r.available_hours for r in every)
     return Chart(
@@ -233,12 +187,8 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     panels = max(1, len(labs))
     fig, axes = plt.subplots(panels, 1, figsize=(9, 1.7 * panels + 1.0), squeeze=False, dpi=DPI)
     layout = Layout(fig)
-    top = (
-        layout.suptitle(
-            _title("Mean instrument occupancy by hour of week", source, window), fontsize=10
-        )
-        + PAD
-    )
+    top = layout.suptitle(_title("Mean instrument occupancy by hour of week", source, window),
+                          fontsize=10) + PAD
     heading = layout.line(9) + TITLE_PAD  # each panel's lab name above it
     left = PAD + layout.line(9) + PAD + layout.widest(WEEKDAYS, 7) + TICK
     bar, gap = 0.2, 0.25  # the colour bar's width, and its gap from the panels
@@ -248,9 +198,8 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     image = None
     for ax, lab in zip(axes[:, 0], labs, strict=False):
         grid = [[v * 100 for v in row] for row in lab.occupancy]
-        image = ax.imshow(
-            grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale, interpolation="nearest"
-        )
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=scale,
+                          interpolation="nearest")
         ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
         ax.set_xticks([])  # the hours are marked under the bottom panel only
         # y given: placed, not searched for (that measured every axis of the figure again).
@@ -260,31 +209,22 @@ def hour_of_week_heatmaps(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
     fig.supylabel("Weekday", fontsize=9, x=PAD / layout.width, ha="left")
     if image is not None:
         height = layout.height - top - heading - bottom
-        colour_bar = fig.add_axes(
-            layout.box(layout.width - right + gap, bottom + 0.1 * height, bar, 0.8 * height)
-        )
+        colour_bar = fig.add_axes(layout.box(layout.width - right + gap, bottom + 0.1 * height,
+                                             bar, 0.8 * height))
         fig.colorbar(image, cax=colour_bar, label="Mean instrument occupancy (%)")
     table: list[dict[str, Cell]] = []
     for lab in labs:
         weekday, hour, value = lab.peak
         cells = [v for row in lab.occupancy for v in row]
-        table.append(
-            {
-                "lab": lab.lab,
-                "peak_weekday": WEEKDAYS[weekday],
-                "peak_hour": hour,
-                "peak_occupancy_pct": _pct(value),
-                "mean_occupancy_pct": _pct(sum(cells) / len(cells)),
-            }
-        )
-    return Chart(
-        "Hour-of-week occupancy by lab",
-        _png(fig, source),
-        window,
-        source,
-        tables={"labs": table},
-        facts={"colour_scale_max_pct": scale},
-    )
+        table.append({
+            "lab": lab.lab,
+            "peak_weekday": WEEKDAYS[weekday],
+            "peak_hour": hour,
+            "peak_occupancy_pct": _pct(value),
+            "mean_occupancy_pct": _pct(sum(cells) / len(cells)),
+        })
+    return Chart("Hour-of-week occupancy by lab", _png(fig, source), window, source,
+                 tables={"labs": table}, facts={"colour_scale_max_pct": scale})
 
 
 @drawn_in_style
@@ -306,50 +246,25 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         colours["other labs"] = (0.7, 0.7, 0.7, 1.0)
     months = sorted({c.month for c in costs})
     panels = max(1, len(currencies))
-    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8), dpi=DPI)
+    fig, axes = plt.subplots(panels, 1, squeeze=False, figsize=(10, 2.8 * panels + 0.8),
+                             dpi=DPI)
     layout = Layout(fig)
-    top = (
-        layout.suptitle(
-            _title(
-                "Counted cost by requester lab per month (hatched: partial or "
-                "future, not in totals)",
-                source,
-            ),
-            fontsize=10,
-        )
-        + PAD
-    )
+    top = layout.suptitle(_title("Counted cost by requester lab per month (hatched: partial or "
+                                 "future, not in totals)", source), fontsize=10) + PAD
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in colours]
-    legend = fig.legend(
-        handles,
-        [label(lab, 28) for lab in colours],
-        loc="lower center",
-        bbox_to_anchor=(0.5, PAD / layout.height),
-        ncols=4,
-        fontsize=8,
-        title="Requester lab (same colour in every panel)",
-        title_fontsize=8,
-    )
+    legend = fig.legend(handles, [label(lab, 28) for lab in colours], loc="lower center",
+                        bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
+                        title="Requester lab (same colour in every panel)", title_fontsize=8)
     heights = [cost_stacks(total, costs, months, colours) for total in totals]
     ends = [end * 1.12 for h in heights for end in stack_range(h)]
-    left = (
-        PAD
-        + layout.line(10)
-        + LABEL_PAD
-        + TICK
-        + layout.widest([f"{end:,.0f}" for end in ends], 10)
-    )
+    left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
+        [f"{end:,.0f}" for end in ends], 10)
     right = PAD + 0.1
-    titles = [
-        layout.wrap(cost_title(total, window), 9, layout.width - left - right) for total in totals
-    ]
+    titles = [layout.wrap(cost_title(total, window), 9, layout.width - left - right)
+              for total in totals]
     heading = layout.line(9, max((t.count("\n") + 1 for t in titles), default=1)) + TITLE_PAD
-    bottom = (
-        2 * PAD
-        + legend.get_window_extent(layout.renderer).height / fig.dpi
-        + layout.line(7, 2)
-        + TICK
-    )
+    bottom = (2 * PAD + legend.get_window_extent(layout.renderer).height / fig.dpi
+              + layout.line(7, 2) + TICK)
     layout.place(left, right, top + heading, bottom, hspace=heading + 0.1)
     for ax, total, stacks, title in zip(axes[:, 0], totals, heights, titles, strict=False):
         cost_panel(ax, stacks, months, colours, window)
@@ -358,15 +273,12 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
         ax.set_xticks([])  # the months are named under the bottom panel only
     if not totals:
         axes[0, 0].set_yticks([])
-    axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months], fontsize=7)
+    axes[-1, 0].set_xticks(range(len(months)), [m.strftime("%b\n%Y") for m in months],
+                           fontsize=7)
     top_labs: list[dict[str, Cell]] = [
-        {
-            "currency": c,
-            "requester_lab": lab,
-            "counted_cost": str(counted.get((c, lab), Decimal(0))),
-        }
-        for c in currencies
-        for lab in ranked
+        {"currency": c, "requester_lab": lab,
+         "counted_cost": str(counted.get((c, lab), Decimal(0)))}
+        for c in currencies for lab in ranked
     ]
     return Chart(
         "Monthly cost by requester lab",
@@ -377,10 +289,8 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
             "totals_by_currency": [_total_row(t) for t in totals],
             "requester_labs": [r for r in top_labs if r["counted_cost"] not in ("0", "0.00")],
         },
-        facts={
-            "window_first_month": window.first_month.isoformat(),
-            "window_last_month": window.last_month.isoformat(),
-        },
+        facts={"window_first_month": window.first_month.isoformat(),
+               "window_last_month": window.last_month.isoformat()},
     )
 
 

@@ -103,14 +103,11 @@ def recent_window(
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         starts = max(oldest.astimezone(zone).replace(tzinfo=None) for zone in zones)
         whole = starts.date().replace(day=1)
-        first = max(
-            first,
-            whole if starts == datetime(whole.year, whole.month, 1) else _add_months(whole, 1),
-        )
+        first = max(first, whole if starts == datetime(whole.year, whole.month, 1) else
+                    _add_months(whole, 1))
     first = min(first, current)
-    return Window(
-        first, current, as_of, (current.year - first.year) * 12 + current.month - first.month
-    )
+    return Window(first, current, as_of, (current.year - first.year) * 12 + current.month
+                  - first.month)
 
 
 @dataclass(frozen=True)
@@ -152,15 +149,8 @@ def instrument_utilisation(
     ).fetchall()
     return [
         InstrumentUse(
-            int(r[0]),
-            str(r[1]),
-            str(r[2]),
-            float(r[3]),
-            float(r[4]),
-            float(r[5]),
-            float(r[6]),
-            float(r[7]),
-            None if r[8] is None else float(r[8]),
+            int(r[0]), str(r[1]), str(r[2]), float(r[3]), float(r[4]), float(r[5]),
+            float(r[6]), float(r[7]), None if r[8] is None else float(r[8]),
         )
         for r in rows
     ]
@@ -257,9 +247,8 @@ def hour_of_week_by_lab(con: duckdb.DuckDBPyConnection, labs: int) -> list[LabHo
     ).fetchall()
     result: dict[int, LabHours] = {}
     for lab_id, name, weekday, hour, occupancy in rows:
-        lab = result.setdefault(
-            int(lab_id), LabHours(int(lab_id), str(name), [[0.0] * 24 for _ in range(7)])
-        )
+        lab = result.setdefault(int(lab_id), LabHours(int(lab_id), str(name),
+                                                      [[0.0] * 24 for _ in range(7)]))
         lab.occupancy[int(weekday) - 1][int(hour)] = float(occupancy)
     return list(result.values())
 

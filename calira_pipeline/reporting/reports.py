@@ -12,35 +12,20 @@ from calira_pipeline.reporting.chart_panels import bands_in_words
 from calira_pipeline.reporting.charts import SANDBOX_LABEL, Cell, Chart
 
 DEFINITIONS = (
-    (
-        "Utilisation",
-        "booked hours / available (calendar) hours per instrument, in each lab's "
-        "own time zone; overlapping bookings count once. Overbooking (the hours counted twice) is "
-        "shown beside it, never in it. Staffed-hours utilisation uses CALIRA_OPERATING_HOURS. "
-        f"Bars are {bands_in_words()} (the dashed lines).",
-    ),
-    (
-        "Counted bookings",
-        "status booked, confirmed, approved, ordered or completed, and not "
-        "maintenance. Requested bookings are tentative and shown apart; cancelled and declined "
-        "never count. Maintenance is downtime, never use.",
-    ),
-    (
-        "Recent window",
-        "the last complete local months as of the data's clock (the newest "
-        "booking request): the current month is partial and later months are future; neither is "
-        "in a total.",
-    ),
-    (
-        "Cost",
-        "exact decimal sums of counted bookings per currency, by the provider lab's local "
-        "month of the start; never summed across currencies.",
-    ),
-    (
-        "Hour of week",
-        "mean occupancy of a lab's instruments in each local weekday and hour over "
-        "the whole booking history, booked future slots included.",
-    ),
+    ("Utilisation", "booked hours / available (calendar) hours per instrument, in each lab's "
+     "own time zone; overlapping bookings count once. Overbooking (the hours counted twice) is "
+     "shown beside it, never in it. Staffed-hours utilisation uses CALIRA_OPERATING_HOURS. "
+     f"Bars are {bands_in_words()} (the dashed lines)."),
+    ("Counted bookings", "status booked, confirmed, approved, ordered or completed, and not "
+     "maintenance. Requested bookings are tentative and shown apart; cancelled and declined "
+     "never count. Maintenance is downtime, never use."),
+    ("Recent window", "the last complete local months as of the data's clock (the newest "
+     "booking request): the current month is partial and later months are future; neither is "
+     "in a total."),
+    ("Cost", "exact decimal sums of counted bookings per currency, by the provider lab's local "
+     "month of the start; never summed across currencies."),
+    ("Hour of week", "mean occupancy of a lab's instruments in each local weekday and hour over "
+     "the whole booking history, booked future slots included."),
 )
 _STYLE = (
     "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -87,11 +72,11 @@ def html_report(charts: Sequence[Chart], source: str, title: str = "Calira facil
     sandbox = any(chart.is_sandbox for chart in charts)
     banner = (
         f"<p class=sandbox>{SANDBOX_LABEL}: synthetic bookings from the built-in sandbox, "
-        "not a real facility.</p>\n"
-        if sandbox
-        else ""
+        "not a real facility.</p>\n" if sandbox else ""
     )
-    periods = "".join(f"<li>{html.escape(c.title)}: {html.escape(c.window)}</li>" for c in charts)
+    periods = "".join(
+        f"<li>{html.escape(c.title)}: {html.escape(c.window)}</li>" for c in charts
+    )
     definitions = "".join(
         f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in DEFINITIONS
     )

@@ -65,28 +65,19 @@ class Api:
             await faults.delay()
             wait = faults.rate_limit_wait()
             if wait is not None:
-                return v.error_response(
-                    429,
-                    "rate_limited",
-                    "Too many requests; slow down.",
-                    {"Retry-After": faults.retry_after(wait)},
-                )
+                return v.error_response(429, "rate_limited", "Too many requests; slow down.",
+                                        {"Retry-After": faults.retry_after(wait)})
             draw = faults.draw()
             if draw.error_status is not None:
                 return self._server_error(draw.error_status, draw.error_html)
             token = self.sb.authority.check(request.headers.get("authorization"))
             if token is None:
-                return v.error_response(
-                    401,
-                    "invalid_token",
-                    "The access token is invalid, expired or missing.",
-                    {"WWW-Authenticate": "Bearer"},
-                )
+                return v.error_response(401, "invalid_token", "The access token is invalid, "
+                                        "expired or missing.", {"WWW-Authenticate": "Bearer"})
             if not endpoint.scopes & token.grant.scopes:
                 needed = " or ".join(sorted(endpoint.scopes))
-                return v.error_response(
-                    403, "insufficient_scope", f"{endpoint.path} requires the {needed} scope"
-                )
+                return v.error_response(403, "insufficient_scope",
+                                        f"{endpoint.path} requires the {needed} scope")
             try:
                 response = endpoint.handler(request, token)
             except ApiError as exc:
@@ -104,17 +95,10 @@ class Api:
     @staticmethod
     def _server_error(status: int, html: bool) -> Response:
         if html:
-            return Response(
-                _HTML_ERROR.format(f"{status} {_REASONS[status]}"),
-                status_code=status,
-                media_type="text/html",
-            )
-        return v.error_response(
-            status,
-            "internal_server_error",
-            "Something went wrong. "
-            "Please retry with exponential backoff or risk a temporary block.",
-        )
+            return Response(_HTML_ERROR.format(f"{status} {_REASONS[status]}"),
+                            status_code=status, media_type="text/html")
+        return v.error_response(status, "internal_server_error", "Something went wrong. "
+                                "Please retry with exponential backoff or risk a temporary block.")
 
     @staticmethod
     def _damage_headers(response: Response, drop: bool, delta: int) -> None:
@@ -129,11 +113,8 @@ class Api:
     def accounts(self, request: Request, _: AccessToken) -> Response:
         items = self.ds.accounts
         view = v.account_list_item if self.slim_accounts else (lambda account: account)
-        return v.paginate(
-            request.query_params,
-            len(items),
-            self._ordered(len(items), lambda k: view(items[-1 - k])),
-        )
+        return v.paginate(request.query_params, len(items),
+                          self._ordered(len(items), lambda k: view(items[-1 - k])))
 
     def account(self, request: Request, _: AccessToken) -> Response:
         return v.json_response(self._account(request.path_params["id"]))
@@ -149,11 +130,8 @@ class Api:
         labs = self._labs_filter(request, "account")
         if labs is not None:
             items = [g for g in items if self.ds.group_account[g["id"]] in labs]
-        return v.paginate(
-            request.query_params,
-            len(items),
-            self._ordered(len(items), lambda k: v.group_list_item(items[-1 - k])),
-        )
+        return v.paginate(request.query_params, len(items),
+                          self._ordered(len(items), lambda k: v.group_list_item(items[-1 - k])))
 
     def group(self, request: Request, _: AccessToken) -> Response:
         raw = request.path_params["id"]
@@ -165,11 +143,8 @@ class Api:
     def projects(self, request: Request, _: AccessToken) -> Response:
         account = self._account(request.path_params["account_id"])
         items = self.ds.projects.get(account["id"], [])
-        return v.paginate(
-            request.query_params,
-            len(items),
-            self._ordered(len(items), lambda k: v.project_list_item(items[-1 - k])),
-        )
+        return v.paginate(request.query_params, len(items), self._ordered(
+            len(items), lambda k: v.project_list_item(items[-1 - k])))
 
     def project(self, request: Request, _: AccessToken) -> Response:
         account = self._account(request.path_params["account_id"])
@@ -182,12 +157,8 @@ class Api:
 
     def me(self, _: Request, token: AccessToken) -> Response:
         if not token.grant.has_owner:
-            raise ApiError(
-                404,
-                "not_found",
-                "this token has no resource owner (client "
-                "credentials); /me needs a user-authorised token",
-            )
+            raise ApiError(404, "not_found", "this token has no resource owner (client "
+                           "credentials); /me needs a user-authorised token")
         return v.json_response(self.ds.me)
 
     # -- equipment ---------------------------------------------------------------------------
@@ -198,27 +169,16 @@ class Api:
             items = [e for e in items if e["lab"]["id"] in labs]
         if v.parse_bool(request.query_params.get("exclude_parents")):
             items = [e for e in items if e["parent_id"] is not None]
-        return v.paginate(
-            request.query_params,
-            len(items),
-            self._ordered(
-                len(items),
-                lambda k: v.equipment_view(
-                    items[-1 - k], listing=True, slim=self.slim_equipment, live_aliases=self.live
-                ),
-            ),
-        )
+        return v.paginate(request.query_params, len(items), self._ordered(
+            len(items), lambda k: v.equipment_view(items[-1 - k], listing=True,
+                                                   slim=self.slim_equipment,
+                                                   live_aliases=self.live)))
 
     def equipment_detail(self, request: Request, _: AccessToken) -> Response:
         index = self._equipment_index(request.path_params["id"])
-        return v.json_response(
-            v.equipment_view(
-                self.ds.equipment[index],
-                listing=False,
-                slim=self.slim_equipment,
-                live_aliases=self.live,
-            )
-        )
+        return v.json_response(v.equipment_view(self.ds.equipment[index], listing=False,
+                                                slim=self.slim_equipment,
+                                                live_aliases=self.live))
 
     def _equipment_index(self, raw: str) -> int:
         index = self.ds.equipment_index(parse_id(raw, "Equipment"))
@@ -231,11 +191,8 @@ class Api:
         labs = self._labs_filter(request, "provider_account")
         lab_ids = sorted(labs) if labs is not None else None
         rows = self.ds.bookings.select(lab_ids=lab_ids)
-        response = v.paginate_encoded(
-            request.query_params,
-            len(rows),
-            self._ordered(len(rows), lambda k: self._booking_json(rows.newest(k), "equipment_id")),
-        )
+        response = v.paginate_encoded(request.query_params, len(rows), self._ordered(
+            len(rows), lambda k: self._booking_json(rows.newest(k), "equipment_id")))
         self.sb.insert_head_bookings(lab_ids)
         return response
 
@@ -243,17 +200,13 @@ class Api:
         index = self._equipment_index(request.path_params["id"])
         rows = self.ds.bookings.select(equipment_index=index)
         key = "asset_id" if self.live else "equipment_id"
-        return v.paginate_encoded(
-            request.query_params,
-            len(rows),
-            self._ordered(len(rows), lambda k: self._booking_json(rows.newest(k), key)),
-        )
+        return v.paginate_encoded(request.query_params, len(rows), self._ordered(
+            len(rows), lambda k: self._booking_json(rows.newest(k), key)))
 
     def _booking_json(self, pos: int, equipment_key: str) -> bytes:
         store = self.ds.bookings
-        disagrees = self.disagreement_rate > 0 and v.disagrees(
-            store.row(pos)[0], self.disagreement_rate
-        )
+        disagrees = self.disagreement_rate > 0 and v.disagrees(store.row(pos)[0],
+                                                               self.disagreement_rate)
         if not (self.slim or self.profile_2022 or disagrees) and equipment_key == "equipment_id":
             return store.detail_json(pos)  # the list item is the detail, as is
         item = self._booking_item(pos, equipment_key)
@@ -312,19 +265,15 @@ class Api:
                 routes.append(Endpoint(path + "/{id}", scopes, detail_handler, False))
         # Documented as read_equipment, the spec's security block says read_bookings.
         either = frozenset({"read_equipment", "read_bookings"})
-        routes.append(
-            Endpoint("/v1/equipment/{id}/bookings", either, self.equipment_bookings, True)
-        )
+        routes.append(Endpoint("/v1/equipment/{id}/bookings", either, self.equipment_bookings,
+                               True))
         return routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    return v.error_response(
-        status,
-        "not_found" if status == 404 else "invalid_request",
-        f"{request.method} {request.url.path}: {status}",
-    )
+    return v.error_response(status, "not_found" if status == 404 else "invalid_request",
+                            f"{request.method} {request.url.path}: {status}")
 
 
 def _with_latency(sandbox: Sandbox, endpoint: AsyncHandler) -> AsyncHandler:
@@ -340,16 +289,10 @@ def build_app(sandbox: Sandbox) -> ASGIApp:
     routes = [Route(e.path, api.wrap(e), methods=["GET"]) for e in api.endpoints()]
     routes += [
         # OAuth gets latency but no other fault: token trouble is tested by the auth flows.
-        Route(
-            "/oauth/token",
-            _with_latency(sandbox, sandbox.authority.token_endpoint),
-            methods=["POST"],
-        ),
-        Route(
-            "/oauth/authorize",
-            _with_latency(sandbox, sandbox.authority.authorize_endpoint),
-            methods=["GET"],
-        ),
+        Route("/oauth/token", _with_latency(sandbox, sandbox.authority.token_endpoint),
+              methods=["POST"]),
+        Route("/oauth/authorize", _with_latency(sandbox, sandbox.authority.authorize_endpoint),
+              methods=["GET"]),
     ]
     inner = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
 

@@ -74,9 +74,8 @@ async def _read_form(request: Request) -> dict[str, str]:
 class TokenAuthority:
     """Issues, rotates and checks tokens. One instance per Sandbox."""
 
-    def __init__(
-        self, clients: Mapping[str, ClientApp], lifetime_s: float, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, clients: Mapping[str, ClientApp], lifetime_s: float,
+                 clock: Callable[[], float]) -> None:
         self.clients = clients
         self.lifetime_s = lifetime_s
         self.clock = clock
@@ -91,11 +90,8 @@ class TokenAuthority:
         token = secrets.token_urlsafe(32)
         self.issued.append(token)
         self._access[token] = AccessToken(grant, _expiry(now, self.lifetime_s))
-        body: dict[str, object] = {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": int(self.lifetime_s),
-        }
+        body: dict[str, object] = {"access_token": token, "token_type": "Bearer",
+                                   "expires_in": int(self.lifetime_s)}
         if grant.has_owner:
             refresh = secrets.token_urlsafe(32)
             self.issued.append(refresh)
@@ -146,29 +142,21 @@ class TokenAuthority:
         status, body = self.token_answer(request.headers, await _read_form(request))
         return JSONResponse(body, status_code=status)
 
-    def token_answer(
-        self, headers: Mapping[str, str], form: Mapping[str, str]
-    ) -> tuple[int, dict[str, object]]:
+    def token_answer(self, headers: Mapping[str, str],
+                     form: Mapping[str, str]) -> tuple[int, dict[str, object]]:
         """What POST /oauth/token answers (status, JSON body), for any HTTP layer."""
         client_id, secret = self._client_auth(headers, form)
         app = self.clients.get(client_id or "")
         if app is None or secret is None or not secrets.compare_digest(app.secret, secret):
-            return oauth_error(
-                401,
-                "invalid_client",
-                "Client authentication failed due to "
-                "unknown client, no client authentication included, or "
-                "unsupported authentication method.",
-            )
+            return oauth_error(401, "invalid_client", "Client authentication failed due to "
+                               "unknown client, no client authentication included, or "
+                               "unsupported authentication method.")
         assert client_id is not None
         grant_type = form.get("grant_type", "")
         if grant_type == "client_credentials":
             if not app.allow_client_credentials:
-                return oauth_error(
-                    400,
-                    "unauthorized_client",
-                    "The client is not authorized to use this grant type.",
-                )
+                return oauth_error(400, "unauthorized_client",
+                                   "The client is not authorized to use this grant type.")
             scopes = self._scopes(form.get("scope"), app)
             if scopes is None:
                 return oauth_error(400, "invalid_scope", "The requested scope is invalid.")
@@ -177,23 +165,15 @@ class TokenAuthority:
             return self._redeem_code(client_id, form)
         if grant_type == "refresh_token":
             return self._rotate(client_id, form.get("refresh_token", ""))
-        return oauth_error(
-            400,
-            "unsupported_grant_type",
-            f"The authorization grant type {grant_type!r} is not supported.",
-        )
+        return oauth_error(400, "unsupported_grant_type",
+                           f"The authorization grant type {grant_type!r} is not supported.")
 
-    def _redeem_code(
-        self, client_id: str, form: Mapping[str, str]
-    ) -> tuple[int, dict[str, object]]:
+    def _redeem_code(self, client_id: str,
+                     form: Mapping[str, str]) -> tuple[int, dict[str, object]]:
         found = self._codes.pop(form.get("code", ""), None)  # single use, even when it fails
         if found is None or found[0].client_id != client_id:
-            return oauth_error(
-                400,
-                "invalid_grant",
-                "The authorization code is invalid, "
-                "expired, revoked or was issued to another client.",
-            )
+            return oauth_error(400, "invalid_grant", "The authorization code is invalid, "
+                               "expired, revoked or was issued to another client.")
         grant, redirect_uri = found
         if form.get("redirect_uri", "") != redirect_uri:
             return oauth_error(400, "invalid_grant", "The redirect_uri does not match.")
@@ -202,11 +182,8 @@ class TokenAuthority:
     def _rotate(self, client_id: str, refresh_token: str) -> tuple[int, dict[str, object]]:
         grant = self._refresh.get(refresh_token)
         if grant is None or grant.client_id != client_id:
-            return oauth_error(
-                400,
-                "invalid_grant",
-                "The refresh token is invalid, expired, revoked or was issued to another client.",
-            )
+            return oauth_error(400, "invalid_grant", "The refresh token is invalid, expired, "
+                               "revoked or was issued to another client.")
         # Doorkeeper rotates: the used refresh token dies now; the old access token lives on.
         del self._refresh[refresh_token]
         return 200, self.issue(grant)
@@ -219,15 +196,11 @@ class TokenAuthority:
             return oauth_error_response(400, "invalid_client", "Unknown client_id.")
         redirect_uri = q.get("redirect_uri", "")
         if not _is_loopback_http(redirect_uri):
-            return oauth_error_response(
-                400, "invalid_redirect_uri", "The sandbox only redirects to loopback http URIs."
-            )
+            return oauth_error_response(400, "invalid_redirect_uri",
+                               "The sandbox only redirects to loopback http URIs.")
         if q.get("response_type") != "code":
-            return oauth_error_response(
-                400,
-                "unsupported_response_type",
-                "The authorization server does not support this response type.",
-            )
+            return oauth_error_response(400, "unsupported_response_type",
+                               "The authorization server does not support this response type.")
         scopes = self._scopes(q.get("scope"), app)
         if scopes is None:
             return oauth_error_response(400, "invalid_scope", "The requested scope is invalid.")
@@ -239,9 +212,8 @@ class TokenAuthority:
         return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=302)
 
     @staticmethod
-    def _client_auth(
-        headers: Mapping[str, str], form: Mapping[str, str]
-    ) -> tuple[str | None, str | None]:
+    def _client_auth(headers: Mapping[str, str],
+                     form: Mapping[str, str]) -> tuple[str | None, str | None]:
         header = headers.get("authorization", "")
         if header.lower().startswith("basic "):
             try:

@@ -36,14 +36,8 @@ def _next_morning(local: I64, rng: np.random.Generator) -> I64:
     return np.asarray(day * DAY + 8 * HOUR + rng.integers(0, 4, len(local)) * 1800)
 
 
-def book_calendar(
-    rng: np.random.Generator,
-    equipment: I64,
-    wish: I64,
-    length: I64,
-    kind: I64,
-    fixed: npt.NDArray[np.bool_],
-) -> tuple[I64, npt.NDArray[np.bool_]]:
+def book_calendar(rng: np.random.Generator, equipment: I64, wish: I64, length: I64, kind: I64,
+                   fixed: npt.NDArray[np.bool_]) -> tuple[I64, npt.NDArray[np.bool_]]:
     """Local wall-clock starts as a booking calendar would give them: no two bookings of an
     instrument overlap, a booking pushed into the night or a weekend moves to the next working
     morning, and a few use bookings start shortly before the previous one ends (the 1-3 % of
@@ -68,16 +62,12 @@ def book_calendar(
         eq, lengths = eq_free[order], len_free[order]
         queued[order] = starts = _queue(eq, wished[order], lengths)
         same_eq = np.r_[False, eq[1:] == eq[:-1]]
-        behind_use[order] = (
-            same_eq
-            & np.r_[False, use[order][:-1]]
-            & (starts == np.r_[0, starts[:-1] + lengths[:-1]])
-        )
+        behind_use[order] = (same_eq & np.r_[False, use[order][:-1]]
+                             & (starts == np.r_[0, starts[:-1] + lengths[:-1]]))
         prev_len[order] = np.r_[0, lengths[:-1]]
         hour, weekday = starts % DAY // HOUR, (starts // DAY + 3) % 7
-        late = order[
-            use[order] & (starts > wished[order]) & ((hour >= 20) | (hour < 7) | (weekday >= 5))
-        ]
+        late = order[use[order] & (starts > wished[order])
+                     & ((hour >= 20) | (hour < 7) | (weekday >= 5))]
         if not len(late):
             break
         wished[late] = _next_morning(queued[late], rng)
@@ -87,7 +77,8 @@ def book_calendar(
     touching = behind_use & use
     share = 0.01 * len(free) / max(int(touching.sum()), 1)
     clash = touching & (rng.random(len(free)) < share)
-    overlap = np.minimum(rng.integers(1, 5, len(free)) * 900, np.minimum(len_free, prev_len) // 2)
+    overlap = np.minimum(rng.integers(1, 5, len(free)) * 900,
+                         np.minimum(len_free, prev_len) // 2)
     start[free] = np.where(clash, queued - overlap, queued)
     overlapping[free] = clash
     return start, overlapping
@@ -107,9 +98,8 @@ def settle_utc(equipment: I64, start: I64, end: I64, movable: npt.NDArray[np.boo
     start[order], end[order] = settled, settled + length
 
 
-def cancel_clashes(
-    equipment: I64, start: I64, end: I64, status: I64, fixed: npt.NDArray[np.bool_], cancelled: int
-) -> None:
+def cancel_clashes(equipment: I64, start: I64, end: I64, status: I64,
+                   fixed: npt.NDArray[np.bool_], cancelled: int) -> None:
     """Calendar bookings that collide with a deliberate special case are cancelled (a special
     owns its slot), so only the specials' own overlaps remain. Sets `status` in place."""
     specials = np.flatnonzero(fixed)

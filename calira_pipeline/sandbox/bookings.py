@@ -61,25 +61,15 @@ class BookingStore(Sequence[JSON]):
         self._extra: list[tuple[int, ...]] = []
         lab_id = [lab.account["id"] for lab in world.labs]
         self._eq = [
-            EquipmentFacts(
-                ref(e),
-                ref(world.labs[li].account),
-                world.labs[li].org_ref,
-                world.labs[li].zone,
-                e["currency"],
-                e["charging_type"],
-                lab_id[li],
-            )
+            EquipmentFacts(ref(e), ref(world.labs[li].account),
+                           world.labs[li].org_ref, world.labs[li].zone, e["currency"],
+                           e["charging_type"], lab_id[li])
             for e, li in zip(world.equipment, world.equipment_lab, strict=True)
         ]
         self._users = [
-            UserFacts(
-                {"id": u["id"], "name": u["name"], "email": u["email"], "sector": u["sector"]},
-                ref(u),
-                world.user_group_name.get(u["id"]),
-                ref(world.labs[li].account),
-                world.labs[li].org_ref,
-            )
+            UserFacts({"id": u["id"], "name": u["name"], "email": u["email"],
+                       "sector": u["sector"]}, ref(u), world.user_group_name.get(u["id"]),
+                      ref(world.labs[li].account), world.labs[li].org_ref)
             for u, li in zip(world.users, world.user_lab, strict=True)
         ]
         # The lab manager (first user of the providing lab) books on behalf of newcomers.
@@ -123,27 +113,14 @@ class BookingStore(Sequence[JSON]):
     def insert_newest(self, equipment_index: int, requested_ms: int, start: int) -> int:
         """Append a just-requested two-hour booking with a new highest id."""
         new_id = self.max_id + 1
-        self.append_row(
-            {
-                "id": new_id,
-                "equipment": equipment_index,
-                "start": start,
-                "end": start + 7200,
-                "requested_ms": requested_ms,
-                "kind": 0,
-                "status": 0,
-                "case": 0,
-                "cost_cents": 7500,
-                "cost_fmt": 0,
-                "duration_delta": 0,
-                "requester": self._managers[equipment_index],
-                "creator": self._managers[equipment_index],
-                "group_null": 0,
-                "add_on": 0,
-                "note": -1,
-                "local_form": 1,
-            }
-        )
+        self.append_row({
+            "id": new_id, "equipment": equipment_index, "start": start, "end": start + 7200,
+            "requested_ms": requested_ms, "kind": 0, "status": 0, "case": 0,
+            "cost_cents": 7500, "cost_fmt": 0, "duration_delta": 0,
+            "requester": self._managers[equipment_index],
+            "creator": self._managers[equipment_index], "group_null": 0, "add_on": 0,
+            "note": -1, "local_form": 1,
+        })
         return new_id
 
     @property
@@ -162,9 +139,8 @@ class BookingStore(Sequence[JSON]):
                 return self._base_n + j
         return None
 
-    def select(
-        self, lab_ids: Sequence[int] | None = None, equipment_index: int | None = None
-    ) -> RowSet:
+    def select(self, lab_ids: Sequence[int] | None = None,
+               equipment_index: int | None = None) -> RowSet:
         """Positions of bookings provided by ``lab_ids`` or made on one piece of equipment."""
         if lab_ids is None and equipment_index is None:
             return RowSet(range(self._base_n), range(self._base_n, len(self)))
@@ -176,13 +152,11 @@ class BookingStore(Sequence[JSON]):
         if labs not in self._merged:  # an organisation's labs: merge once, not per page
             by_lab = self._index(by_lab=True)
             parts = [np.asarray(by_lab[lab], dtype=np.int64) for lab in labs if lab in by_lab]
-            self._merged[labs] = (
-                np.sort(np.concatenate(parts)) if len(parts) > 1 else (parts[0] if parts else ())
-            )
+            self._merged[labs] = np.sort(np.concatenate(parts)) if len(parts) > 1 else (
+                parts[0] if parts else ())
         base_arr = self._merged[labs]
-        extra = [
-            self._base_n + j for j, r in enumerate(self._extra) if self._eq[r[1]].lab_id in labs
-        ]
+        extra = [self._base_n + j for j, r in enumerate(self._extra)
+                 if self._eq[r[1]].lab_id in labs]
         return RowSet(base_arr, extra)
 
     def _index(self, by_lab: bool) -> dict[int, Positions]:
@@ -197,7 +171,7 @@ class BookingStore(Sequence[JSON]):
         uniq, first = np.unique(sorted_keys, return_index=True)
         bounds = [*first.tolist(), len(order)]
         built: dict[int, Positions] = {
-            int(k): order[bounds[i] : bounds[i + 1]].astype(np.int64)
+            int(k): order[bounds[i]:bounds[i + 1]].astype(np.int64)
             for i, k in enumerate(uniq.tolist())
         }
         if by_lab:
@@ -218,48 +192,20 @@ class BookingStore(Sequence[JSON]):
         return encoded
 
     def detail(self, pos: int) -> JSON:
-        (
-            bid,
-            eq_i,
-            start,
-            end,
-            req_ms,
-            kind,
-            status,
-            case,
-            cents,
-            fmt,
-            delta,
-            requester,
-            creator,
-            group_null,
-            add_on,
-            note,
-            local_form,
-        ) = self.row(pos)
+        (bid, eq_i, start, end, req_ms, kind, status, case, cents, fmt, delta, requester,
+         creator, group_null, add_on, note, local_form) = self.row(pos)
         eq, req, cre = self._eq[eq_i], self._users[requester], self._users[creator]
         zone = eq.zone if local_form else None
         group = None if group_null or req.group is None else {"name": req.group}
         return {
-            "id": bid,
-            "cost": format_cost(cents, fmt),
-            "currency": eq.currency,
-            "charging_type": eq.charging_type,
-            "start_time": iso_seconds(start, zone),
-            "end_time": iso_seconds(end, zone),
-            "requested_at": iso_utc_ms(req_ms),
-            "booking_type": KINDS[kind],
-            "status": cased(STATUSES[status], case),
-            "duration": (end - start) // 60 + delta,
-            "add_ons": names.ADD_ONS[add_on],
-            "requester_group": group,
-            "equipment": eq.ref,
-            "requester_lab": req.lab,
-            "requester_organisation": req.org,
-            "provider_lab": eq.lab,
-            "provider_organisation": eq.org,
-            "creator": cre.creator,
-            "requester": req.requester,
+            "id": bid, "cost": format_cost(cents, fmt), "currency": eq.currency,
+            "charging_type": eq.charging_type, "start_time": iso_seconds(start, zone),
+            "end_time": iso_seconds(end, zone), "requested_at": iso_utc_ms(req_ms),
+            "booking_type": KINDS[kind], "status": cased(STATUSES[status], case),
+            "duration": (end - start) // 60 + delta, "add_ons": names.ADD_ONS[add_on],
+            "requester_group": group, "equipment": eq.ref, "requester_lab": req.lab,
+            "requester_organisation": req.org, "provider_lab": eq.lab,
+            "provider_organisation": eq.org, "creator": cre.creator, "requester": req.requester,
             "last_public_note": None if note < 0 else {"message": names.NOTES[note]},
         }
 
@@ -270,13 +216,9 @@ class BookingStore(Sequence[JSON]):
         eq = self._eq[eq_i]
         zone = eq.zone if local_form else None
         return {
-            "id": bid,
-            equipment_key: eq.ref["id"],
-            "start_time": iso_seconds(start, zone),
-            "end_time": iso_seconds(end, zone),
-            "status": cased(STATUSES[status], case),
-            "booking_type": KINDS[kind],
-            "user_id": self._users[requester].requester["id"],
+            "id": bid, equipment_key: eq.ref["id"], "start_time": iso_seconds(start, zone),
+            "end_time": iso_seconds(end, zone), "status": cased(STATUSES[status], case),
+            "booking_type": KINDS[kind], "user_id": self._users[requester].requester["id"],
             "asset": {"name": eq.ref["name"]},
             "last_public_note": None if note < 0 else {"message": names.NOTES[note]},
             "local_start_time": local_wall(start, eq.zone),

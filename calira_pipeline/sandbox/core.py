@@ -31,24 +31,18 @@ _HOUR = 3600
 class Sandbox:
     """A deterministic stand-in for the Calira API, served in-process or on loopback."""
 
-    def __init__(
-        self,
-        config: SandboxConfig | None = None,
-        *,
-        sleep: Sleep = asyncio.sleep,
-        extra_handlers: Mapping[str, Handlers] | None = None,
-    ) -> None:
+    def __init__(self, config: SandboxConfig | None = None, *,
+                 sleep: Sleep = asyncio.sleep,
+                 extra_handlers: Mapping[str, Handlers] | None = None) -> None:
         from calira_pipeline.sandbox.app import build_app  # app imports this module for typing
 
         self.config = config or SandboxConfig()
         self.scale = resolve_scale(self.config.scale)
-        self.dataset: Dataset = build_dataset(
-            self.scale, self.config.seed, self.config.reference_time
-        )
+        self.dataset: Dataset = build_dataset(self.scale, self.config.seed,
+                                              self.config.reference_time)
         self.stats = RequestStats()
-        self.authority = TokenAuthority(
-            self.config.clients, self.config.token_lifetime_s, self.config.clock
-        )
+        self.authority = TokenAuthority(self.config.clients, self.config.token_lifetime_s,
+                                        self.config.clock)
         self.faults = FaultInjector(self.config.faults, self.config.clock, sleep)
         self.inserted_booking_ids: list[int] = []
         # Every list's order; the API may change it between two reads (set it to simulate that).
@@ -61,19 +55,14 @@ class Sandbox:
     def transport(self) -> httpx.ASGITransport:
         return httpx.ASGITransport(app=self.app)
 
-    def issue_refresh_token(
-        self, client_id: str = SANDBOX_CLIENT_ID, scopes: frozenset[str] = ALL_SCOPES
-    ) -> str:
+    def issue_refresh_token(self, client_id: str = SANDBOX_CLIENT_ID,
+                            scopes: frozenset[str] = ALL_SCOPES) -> str:
         """A refresh token as if a user had completed the browser consent step."""
         return self.authority.issue_refresh_token(client_id, frozenset(scopes))
 
-    def issue_access_token(
-        self,
-        client_id: str = SANDBOX_CLIENT_ID,
-        scopes: frozenset[str] = ALL_SCOPES,
-        *,
-        has_owner: bool = True,
-    ) -> str:
+    def issue_access_token(self, client_id: str = SANDBOX_CLIENT_ID,
+                           scopes: frozenset[str] = ALL_SCOPES, *,
+                           has_owner: bool = True) -> str:
         """A bearer token without any HTTP round trip (handy in tests)."""
         body = self.authority.issue(Grant(client_id, frozenset(scopes), has_owner))
         return str(body["access_token"])
@@ -91,11 +80,8 @@ class Sandbox:
         added_before = len(self.inserted_booking_ids)
         if count <= 0 or not self.dataset.equipment:
             return []
-        candidates = [
-            i
-            for i, e in enumerate(self.dataset.equipment)
-            if lab_ids is None or e["lab"]["id"] in lab_ids
-        ]
+        candidates = [i for i, e in enumerate(self.dataset.equipment)
+                      if lab_ids is None or e["lab"]["id"] in lab_ids]
         candidates = candidates or list(range(len(self.dataset.equipment)))
         reference = self.dataset.window.reference_ts
         for _ in range(count):
@@ -103,9 +89,8 @@ class Sandbox:
             n = self._insert_cursor
             equipment = candidates[n % len(candidates)]
             start = reference + 7 * 24 * _HOUR + n * _HOUR
-            new_id = self.dataset.bookings.insert_newest(
-                equipment, reference * 1000 + n * 1000, start
-            )
+            new_id = self.dataset.bookings.insert_newest(equipment, reference * 1000 + n * 1000,
+                                                         start)
             self.inserted_booking_ids.append(new_id)
         return self.inserted_booking_ids[added_before:]
 

@@ -86,44 +86,19 @@ class BookingEncoder:
         self._requesters = [f',"requester":{_text(u.requester)}' for u in users]
 
     def encode(self, row: tuple[int, ...]) -> bytes:
-        (
-            bid,
-            eq_i,
-            start,
-            end,
-            req_ms,
-            kind,
-            status,
-            case,
-            cents,
-            fmt,
-            delta,
-            requester,
-            creator,
-            group_null,
-            add_on,
-            note,
-            local_form,
-        ) = row
+        (bid, eq_i, start, end, req_ms, kind, status, case, cents, fmt, delta, requester,
+         creator, group_null, add_on, note, local_form) = row
         zone = self._zones[eq_i] if local_form else None
         # Timestamps and costs are plain ASCII (digits, ".", ":", "-", "+", "T", "Z"): quoting
         # them is their JSON encoding.
-        return "".join(
-            (
-                f'{{"id":{bid},"cost":"{format_cost(cents, fmt)}"',
-                self._money[eq_i],
-                f',"start_time":"{iso_seconds(start, zone)}","end_time":"{iso_seconds(end, zone)}"',
-                f',"requested_at":"{iso_utc_ms(req_ms)}","booking_type":{_KINDS[kind]}',
-                f',"status":{_STATUSES[status][case]},"duration":{(end - start) // 60 + delta}',
-                f',"add_ons":{_ADD_ONS[add_on]},"requester_group":',
-                "null" if group_null else self._groups[requester],
-                self._equipment[eq_i],
-                self._requester_labs[requester],
-                self._provider[eq_i],
-                self._creators[creator],
-                self._requesters[requester],
-                ',"last_public_note":',
-                "null" if note < 0 else _NOTES[note],
-                "}",
-            )
-        ).encode("utf-8")
+        return "".join((
+            f'{{"id":{bid},"cost":"{format_cost(cents, fmt)}"', self._money[eq_i],
+            f',"start_time":"{iso_seconds(start, zone)}","end_time":"{iso_seconds(end, zone)}"',
+            f',"requested_at":"{iso_utc_ms(req_ms)}","booking_type":{_KINDS[kind]}',
+            f',"status":{_STATUSES[status][case]},"duration":{(end - start) // 60 + delta}',
+            f',"add_ons":{_ADD_ONS[add_on]},"requester_group":',
+            "null" if group_null else self._groups[requester],
+            self._equipment[eq_i], self._requester_labs[requester], self._provider[eq_i],
+            self._creators[creator], self._requesters[requester],
+            ',"last_public_note":', "null" if note < 0 else _NOTES[note], "}",
+        )).encode("utf-8")

@@ -28,9 +28,8 @@ class FaultDraw:
 
 
 class FaultInjector:
-    def __init__(
-        self, config: FaultConfig, clock: Callable[[], float], sleep: Sleep = asyncio.sleep
-    ) -> None:
+    def __init__(self, config: FaultConfig, clock: Callable[[], float],
+                 sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
         self.clock = clock
         self.sleep = sleep

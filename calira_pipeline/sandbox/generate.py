@@ -18,68 +18,17 @@ from calira_pipeline.sandbox.zones import I64, ZoneTable
 DAY, HOUR = 86_400, 3_600
 BOOKING_ID0 = 100_001
 WINDOW_DAYS, FUTURE_DAYS = 730, 60
-STATUSES = (
-    "Requested",
-    "Booked",
-    "Completed",
-    "Confirmed",
-    "Approved",
-    "Ordered",
-    "Declined",
-    "Cancelled",
-    "Canceled",
-)
+STATUSES = ("Requested", "Booked", "Completed", "Confirmed", "Approved", "Ordered", "Declined",
+            "Cancelled", "Canceled")
 KINDS = ("internal", "external", "maintenance")
-COLUMNS = (
-    "id",
-    "equipment",
-    "start",
-    "end",
-    "requested_ms",
-    "kind",
-    "status",
-    "case",
-    "cost_cents",
-    "cost_fmt",
-    "duration_delta",
-    "requester",
-    "creator",
-    "group_null",
-    "add_on",
-    "note",
-    "local_form",
-)
+COLUMNS = ("id", "equipment", "start", "end", "requested_ms", "kind", "status", "case",
+           "cost_cents", "cost_fmt", "duration_delta", "requester", "creator", "group_null",
+           "add_on", "note", "local_form")
 Columns = dict[str, I64]
 
 _WEEKDAY_P = np.array([0.24, 0.24, 0.22, 0.2, 0.09, 0.005, 0.005])
-_HOUR_W = np.array(
-    [
-        0.1,
-        0.1,
-        0.1,
-        0.1,
-        0.1,
-        0.2,
-        0.5,
-        4,
-        14,
-        16,
-        12,
-        8,
-        6,
-        9,
-        9,
-        7,
-        5,
-        3,
-        2,
-        1.5,
-        1,
-        0.7,
-        0.5,
-        0.3,
-    ]
-)
+_HOUR_W = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 4, 14, 16, 12, 8, 6, 9, 9, 7, 5, 3, 2,
+                    1.5, 1, 0.7, 0.5, 0.3])
 _PAST_STATUS_P = np.array([0.02, 0.08, 0.58, 0.1, 0.04, 0.01, 0.03, 0.1, 0.04])
 _FUTURE_STATUS_P = np.array([0.3, 0.3, 0.0, 0.12, 0.12, 0.04, 0.02, 0.07, 0.03])
 # Special rows cycle through these so every status (and mixed case) is present at any scale.
@@ -100,9 +49,8 @@ class Window:
 
 def zone_tables(world: World, window: Window) -> dict[str, ZoneTable]:
     ordered = list(dict.fromkeys(lab.zone for lab in world.labs))
-    return {
-        z: ZoneTable.build(z, window.start_ts - 2 * DAY, window.end_ts + 20 * DAY) for z in ordered
-    }
+    return {z: ZoneTable.build(z, window.start_ts - 2 * DAY, window.end_ts + 20 * DAY)
+            for z in ordered}
 
 
 def _timing(rng: np.random.Generator, n: int, kind: I64, window: Window) -> tuple[I64, I64]:
@@ -145,11 +93,8 @@ def _specials(world: World, tables: dict[str, ZoneTable], window: Window) -> lis
             if window.start_ts <= t <= window.end_ts:
                 rows.append({"equipment": eq, "start": t - 3 * HOUR, "end": t + 5 * HOUR})
         # 20:00 -> 08:00 local, crossing local midnight, a week before the reference time.
-        eve = int(
-            table.local_to_utc(np.array([window.reference_ts // DAY * DAY - 7 * DAY + 20 * HOUR]))[
-                0
-            ]
-        )
+        eve = int(table.local_to_utc(np.array([window.reference_ts // DAY * DAY - 7 * DAY
+                                               + 20 * HOUR]))[0])
         rows.append({"equipment": eq, "start": eve, "end": eve + 12 * HOUR})
     if world.equipment:
         base = window.reference_ts // DAY * DAY - 30 * DAY + 9 * HOUR
@@ -159,13 +104,8 @@ def _specials(world: World, tables: dict[str, ZoneTable], window: Window) -> lis
             {"equipment": 0, "start": base + 5 * HOUR, "end": base + 8 * HOUR},  # overlaps end
             {"equipment": 0, "start": base + 2 * DAY, "end": base + 5 * DAY},  # multi-day
             {"equipment": 0, "start": base - 20 * DAY, "end": base - 10 * DAY, "kind": 2},
-            {
-                "equipment": 0,
-                "start": base + 9 * DAY,
-                "end": base + 9 * DAY + 2 * HOUR,
-                "kind": 1,
-                "lead_ms": -DAY * 1000,
-            },
+            {"equipment": 0, "start": base + 9 * DAY, "end": base + 9 * DAY + 2 * HOUR,
+             "kind": 1, "lead_ms": -DAY * 1000},
         ]
     for i, row in enumerate(rows):
         row["status"], row["case"] = _SPECIAL_STATUS[i % len(_SPECIAL_STATUS)]
@@ -191,9 +131,8 @@ def _people(rng: np.random.Generator, world: World, scale: Scale, cols: Columns)
     r = rng.random(n)
     colleague = flat[start[lab] + (r * count[lab]).astype(np.int64)]
     outsiders = len(flat) - count[lab]
-    other = flat[
-        (start[lab] + count[lab] + (r * np.maximum(outsiders, 1)).astype(np.int64)) % len(flat)
-    ]
+    other = flat[(start[lab] + count[lab] + (r * np.maximum(outsiders, 1)).astype(np.int64))
+                 % len(flat)]
     req_lab = np.where(rng.random(n) < 0.85, lab, colleague)
     req_lab = np.where(cols["kind"] == 1, np.where(outsiders > 0, other, lab), req_lab)
     req_lab = np.where(cols["kind"] == 2, lab, req_lab)
@@ -220,18 +159,10 @@ def _popularity(rng: np.random.Generator, n_eq: int) -> npt.NDArray[np.float64]:
     middle, a long tail and a few idle instruments (domain-notes.md)."""
     tier = rng.random(n_eq)
     weights = np.where(
-        tier < 0.08,
-        rng.uniform(10.0, 14.0, n_eq),  # workhorses: 60-90 % of staffed hours
-        np.where(
-            tier < 0.55,
-            rng.lognormal(np.log(2.2), 0.45, n_eq),  # the broad middle
-            np.where(
-                tier < 0.93,
-                rng.uniform(0.25, 1.2, n_eq),  # the long tail
-                0.03,
-            ),
-        ),
-    )  # idle
+        tier < 0.08, rng.uniform(10.0, 14.0, n_eq),  # workhorses: 60-90 % of staffed hours
+        np.where(tier < 0.55, rng.lognormal(np.log(2.2), 0.45, n_eq),  # the broad middle
+                 np.where(tier < 0.93, rng.uniform(0.25, 1.2, n_eq),  # the long tail
+                          0.03)))  # idle
     return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
@@ -246,30 +177,21 @@ def _utc_converter(tables: dict[str, ZoneTable]) -> Callable[[I64, I64], I64]:
     return to_utc
 
 
-def _schedule(
-    rng: np.random.Generator,
-    cols: Columns,
-    local: I64,
-    duration: I64,
-    fixed: npt.NDArray[np.bool_],
-    zone_of: I64,
-    to_utc: Callable[[I64, I64], I64],
-    window: Window,
-) -> None:
+def _schedule(rng: np.random.Generator, cols: Columns, local: I64, duration: I64,
+              fixed: npt.NDArray[np.bool_], zone_of: I64, to_utc: Callable[[I64, I64], I64],
+              window: Window) -> None:
     """Statuses, and starts from the booking calendar (wall clock, then settled in UTC)."""
     n = len(local)
     # Statuses follow the wished time; cancelled and declined bookings free their slot, so they
     # stay where they were asked for and the calendar books around the others.
     wished_future = cols["start"] > window.reference_ts
-    status = np.where(
-        wished_future, rng.choice(9, n, p=_FUTURE_STATUS_P), rng.choice(9, n, p=_PAST_STATUS_P)
-    )
+    status = np.where(wished_future, rng.choice(9, n, p=_FUTURE_STATUS_P),
+                      rng.choice(9, n, p=_PAST_STATUS_P))
     freed = np.isin(status, [STATUSES.index(s) for s in ("Declined", "Cancelled", "Canceled")])
     freed &= cols["kind"] != 2
     # The calendar is kept in each lab's wall-clock time (mornings, weekends), then converted.
-    booked, overlapping = book_calendar(
-        rng, cols["equipment"], local, duration * 60, cols["kind"], fixed | freed
-    )
+    booked, overlapping = book_calendar(rng, cols["equipment"], local, duration * 60,
+                                        cols["kind"], fixed | freed)
     moved = np.flatnonzero(~fixed & (booked != local))
     cols["start"][moved] = to_utc(booked[moved], zone_of[moved])
     cols["end"][moved] = cols["start"][moved] + duration[moved] * 60
@@ -281,17 +203,13 @@ def _schedule(
     cols["status"] = np.where(cols["kind"] == 2, np.where(future, 1, 2), status)
 
 
-def generate_bookings(
-    world: World, scale: Scale, seed: int, window: Window, tables: dict[str, ZoneTable]
-) -> Columns:
+def generate_bookings(world: World, scale: Scale, seed: int, window: Window,
+                      tables: dict[str, ZoneTable]) -> Columns:
     n = scale.bookings if world.equipment else 0
     rng = np.random.default_rng([seed, 0xCA11A])
     weights = _popularity(rng, len(world.equipment))
-    cols: Columns = {
-        "equipment": rng.choice(len(world.equipment), n, p=weights)
-        if n
-        else np.zeros(0, dtype=np.int64)
-    }
+    cols: Columns = {"equipment": rng.choice(len(world.equipment), n, p=weights)
+                     if n else np.zeros(0, dtype=np.int64)}
     u = rng.random(n)
     cols["kind"] = np.where(u < 0.08, 2, np.where(u < 0.18, 1, 0)).astype(np.int64)
     local, duration = _timing(rng, n, cols["kind"], window)
@@ -313,20 +231,13 @@ def generate_bookings(
     for i, row in enumerate(specials):
         for key in ("status", "case", "local_form"):
             cols[key][i] = row[key]
-    cancel_clashes(
-        cols["equipment"],
-        cols["start"],
-        cols["end"],
-        cols["status"],
-        fixed,
-        STATUSES.index("Cancelled"),
-    )
+    cancel_clashes(cols["equipment"], cols["start"], cols["end"], cols["status"], fixed,
+                   STATUSES.index("Cancelled"))
     return _finish(rng, world, scale, window, cols, lead)
 
 
-def _finish(
-    rng: np.random.Generator, world: World, scale: Scale, window: Window, cols: Columns, lead: I64
-) -> Columns:
+def _finish(rng: np.random.Generator, world: World, scale: Scale, window: Window,
+            cols: Columns, lead: I64) -> Columns:
     """Request times, people, costs and API quirks; rows ordered and numbered by creation."""
     n = len(lead)
     jitter = rng.integers(0, 1000, n) + rng.integers(0, 60, n) * 1000

@@ -56,12 +56,8 @@ def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Ite
     # asyncio and h11, which serve the same bytes.
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = _SignalledServer(config)
-    thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [sock]},
-        name=f"calira-sandbox-{bound_port}",
-        daemon=True,
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"calira-sandbox-{bound_port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + _STARTUP_TIMEOUT_S
     try:
@@ -84,37 +80,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--list-shape", choices=("full", "slim"), default="full")
-    parser.add_argument(
-        "--live-aliases",
-        action="store_true",
-        help="use the live API's field names (model_number, availabity_status)",
-    )
-    parser.add_argument(
-        "--list-order",
-        choices=LIST_ORDERS,
-        default="newest",
-        help="order of every list (the docs say newest; a captured one was not)",
-    )
-    parser.add_argument(
-        "--account-list",
-        choices=("full", "slim"),
-        default="full",
-        help="slim: GET /accounts items are {id, name, account_type} (0.1.3)",
-    )
-    parser.add_argument(
-        "--payload-profile",
-        choices=PAYLOAD_PROFILES,
-        default="current",
-        help="2022: booking details without currency, times, creator or "
-        "requester group; lists in the 0.1.3 shape",
-    )
-    parser.add_argument(
-        "--list-disagreement-rate",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of bookings whose list status contradicts their detail",
-    )
+    parser.add_argument("--live-aliases", action="store_true",
+                        help="use the live API's field names (model_number, availabity_status)")
+    parser.add_argument("--list-order", choices=LIST_ORDERS, default="newest",
+                        help="order of every list (the docs say newest; a captured one was not)")
+    parser.add_argument("--account-list", choices=("full", "slim"), default="full",
+                        help="slim: GET /accounts items are {id, name, account_type} (0.1.3)")
+    parser.add_argument("--payload-profile", choices=PAYLOAD_PROFILES, default="current",
+                        help="2022: booking details without currency, times, creator or "
+                        "requester group; lists in the 0.1.3 shape")
+    parser.add_argument("--list-disagreement-rate", type=float, default=0.0, metavar="SHARE",
+                        help="share of bookings whose list status contradicts their detail")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=None, metavar="RPS")
     parser.add_argument("--error-rate", type=float, default=0.0)
@@ -123,25 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    faults = FaultConfig(
-        latency_ms=args.latency_ms,
-        rate_limit_rps=args.rate_limit,
-        error_rate=args.error_rate,
-        head_inserts_per_page=args.head_inserts,
-        seed=args.seed,
-    )
-    return SandboxConfig(
-        seed=args.seed,
-        scale=args.scale,
-        list_shape=args.list_shape,
-        live_aliases=args.live_aliases,
-        token_lifetime_s=args.token_lifetime,
-        list_order=args.list_order,
-        account_list=args.account_list,
-        payload_profile=args.payload_profile,
-        list_disagreement_rate=args.list_disagreement_rate,
-        faults=faults,
-    )
+    faults = FaultConfig(latency_ms=args.latency_ms, rate_limit_rps=args.rate_limit,
+                         error_rate=args.error_rate, head_inserts_per_page=args.head_inserts,
+                         seed=args.seed)
+    return SandboxConfig(seed=args.seed, scale=args.scale, list_shape=args.list_shape,
+                         live_aliases=args.live_aliases, token_lifetime_s=args.token_lifetime,
+                         list_order=args.list_order, account_list=args.account_list,
+                         payload_profile=args.payload_profile,
+                         list_disagreement_rate=args.list_disagreement_rate, faults=faults)
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -152,19 +117,12 @@ def run_from_args(args: argparse.Namespace) -> None:
     print(f"Calira sandbox ({args.scale}, seed {args.seed}) at {base}/v1", flush=True)
     print(f"  OAuth token URL: {base}/oauth/token  authorize URL: {base}/oauth/authorize")
     print(f"  client_id={SANDBOX_CLIENT_ID} client_secret={SANDBOX_CLIENT_SECRET}", flush=True)
-    uvicorn.run(
-        sandbox.app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-    )
+    uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="warning",
+                lifespan="off", access_log=False)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m calira_pipeline.sandbox", description="Serve a fake Calira API over HTTP."
-    )
+    parser = argparse.ArgumentParser(prog="python -m calira_pipeline.sandbox",
+                                     description="Serve a fake Calira API over HTTP.")
     add_arguments(parser)
     run_from_args(parser.parse_args(argv))

@@ -21,11 +21,8 @@ class RequestStats:
 
     def count(self, route: str | None = None, status: int | None = None) -> int:
         with self._lock:
-            return sum(
-                n
-                for (r, s), n in self.by_route_status.items()
-                if (route is None or r == route) and (status is None or s == status)
-            )
+            return sum(n for (r, s), n in self.by_route_status.items()
+                       if (route is None or r == route) and (status is None or s == status))
 
     def reset(self) -> None:
         with self._lock:
@@ -48,7 +45,8 @@ class RequestStats:
 class AccountingMiddleware:
     """Pure ASGI so that streaming and concurrency are observed exactly."""
 
-    def __init__(self, app: ASGIApp, stats: RequestStats, route_of: Callable[[Scope], str]) -> None:
+    def __init__(self, app: ASGIApp, stats: RequestStats,
+                 route_of: Callable[[Scope], str]) -> None:
         self.app = app
         self.stats = stats
         self.route_of = route_of

@@ -17,24 +17,14 @@ T = TypeVar("T")
 
 MAX_PER_PAGE = 100
 PAGINATION_HEADERS = ("X-Total-Records", "X-Current-Page", "X-Per-Page")
-EQUIPMENT_DETAIL_ONLY = frozenset(
-    {"parent_id", "parent_name", "manufacturing_year", "serial_number"}
-)
+EQUIPMENT_DETAIL_ONLY = frozenset({"parent_id", "parent_name", "manufacturing_year",
+                                   "serial_number"})
 ACCOUNT_LIST_0_1_3 = ("id", "name", "account_type")
 BOOKING_LIST_2022 = ("id", "start_time", "end_time", "status", "user_id", "equipment_id")
 # Added to the spec in February 2023: absent from the booking details captured in 2022.
-BOOKING_DETAIL_NOT_IN_2022 = frozenset(
-    {
-        "currency",
-        "charging_type",
-        "start_time",
-        "end_time",
-        "local_start_time",
-        "local_end_time",
-        "creator",
-        "requester_group",
-    }
-)
+BOOKING_DETAIL_NOT_IN_2022 = frozenset({"currency", "charging_type", "start_time", "end_time",
+                                        "local_start_time", "local_end_time", "creator",
+                                        "requester_group"})
 
 
 class ApiError(Exception):
@@ -51,14 +41,12 @@ def encode_json(body: Any) -> bytes:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        encode_json(body), status_code=status, headers=headers, media_type="application/json"
-    )
+    return Response(encode_json(body), status_code=status, headers=headers,
+                    media_type="application/json")
 
 
-def error_response(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> Response:
+def error_response(status: int, error: str, description: str,
+                   headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": error, "error_description": description}, status, headers)
 
 
@@ -94,17 +82,15 @@ def paginate(query: QueryParams, total: int, newest: Callable[[int], JSON]) -> R
     return paginate_encoded(query, total, lambda k: encode_json(newest(k)))
 
 
-def paginate_encoded(query: QueryParams, total: int, newest: Callable[[int], bytes]) -> Response:
+def paginate_encoded(query: QueryParams, total: int,
+                     newest: Callable[[int], bytes]) -> Response:
     """``paginate`` for records already encoded: the body is the items' bytes joined, which is
     byte for byte what encoding the list would give."""
     page, per_page = page_request(query)
     first = (page - 1) * per_page
     body = b",".join([newest(k) for k in range(first, min(first + per_page, total))])
-    return Response(
-        b"[" + body + b"]",
-        headers=page_headers(total, page, per_page),
-        media_type="application/json",
-    )
+    return Response(b"[" + body + b"]", headers=page_headers(total, page, per_page),
+                    media_type="application/json")
 
 
 def page_request(query: Mapping[str, str], max_per_page: int = MAX_PER_PAGE) -> tuple[int, int]:
@@ -116,7 +102,8 @@ def page_request(query: Mapping[str, str], max_per_page: int = MAX_PER_PAGE) -> 
 
 def page_headers(total: int, page: int, per_page: int) -> dict[str, str]:
     """The API's header pagination: what every list answers beside its items."""
-    return {"X-Total-Records": str(total), "X-Current-Page": str(page), "X-Per-Page": str(per_page)}
+    return {"X-Total-Records": str(total), "X-Current-Page": str(page),
+            "X-Per-Page": str(per_page)}
 
 
 def equipment_view(item: JSON, *, listing: bool, slim: bool, live_aliases: bool) -> JSON:
@@ -174,14 +161,9 @@ def account_list_item(account: JSON) -> JSON:
 
 
 def booking_list_item_2022(detail: JSON, equipment_key: str) -> JSON:
-    item = {
-        "id": detail["id"],
-        "start_time": detail["start_time"],
-        "end_time": detail["end_time"],
-        "status": detail["status"],
-        "user_id": detail["requester"]["id"],
-        "equipment_id": detail["equipment"]["id"],
-    }
+    item = {"id": detail["id"], "start_time": detail["start_time"],
+            "end_time": detail["end_time"], "status": detail["status"],
+            "user_id": detail["requester"]["id"], "equipment_id": detail["equipment"]["id"]}
     if equipment_key != "equipment_id":
         item[equipment_key] = item.pop("equipment_id")
     return item

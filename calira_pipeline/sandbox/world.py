@@ -50,16 +50,9 @@ class World:
 
 
 def _account(aid: int, name: str, kind: str, sector: str, zone: str) -> JSON:
-    return {
-        "id": aid,
-        "name": name,
-        "account_type": kind,
-        "sector": sector,
-        "description": f"{name} ({kind})" if aid % 3 else None,
-        "timezone": zone,
-        "department": None,
-        "organisation": None,
-    }
+    return {"id": aid, "name": name, "account_type": kind, "sector": sector,
+            "description": f"{name} ({kind})" if aid % 3 else None, "timezone": zone,
+            "department": None, "organisation": None}
 
 
 def _lab_name(i: int) -> str:
@@ -114,16 +107,8 @@ def _add_users(world: World, scale: Scale, rng: random.Random) -> None:
             uid = USER_ID0 + len(world.users)
             first, last = rng.choice(names.FIRST_NAMES), rng.choice(names.LAST_NAMES)
             email = f"{first}.{last}{uid}@{domain}".lower().replace("'", "")
-            world.users.append(
-                {
-                    "id": uid,
-                    "first_name": first,
-                    "last_name": last,
-                    "name": f"{first} {last}",
-                    "email": email,
-                    "sector": lab.sector,
-                }
-            )
+            world.users.append({"id": uid, "first_name": first, "last_name": last,
+                                "name": f"{first} {last}", "email": email, "sector": lab.sector})
             world.user_lab.append(lab.index)
             lab.user_ids.append(uid)
 
@@ -168,21 +153,15 @@ def _equipment(world: World, lab: Lab, parent: JSON | None, rng: random.Random) 
     contact = world.users[lab.user_ids[1 % len(lab.user_ids)] - USER_ID0]
     sub_id = SUBCAT_ID0 + [s[1] for s in names.INSTRUMENTS].index(sub)
     item: JSON = {
-        "id": eid,
-        "name": stem,
+        "id": eid, "name": stem,
         "room": "" if rng.random() < 0.15 else _room(rng),
-        "manufacturer": maker,
-        "model": model,
-        "city": lab.city,
-        "country": lab.country,
+        "manufacturer": maker, "model": model, "city": lab.city, "country": lab.country,
         "currency": lab.currency,
         "charging_type": "Per Day" if rng.random() < 0.15 else "Per Hour",
         "description": None if rng.random() < 0.2 else f"{maker} {model} in {lab.account['name']}",
         "availability_status": rng.choice(names.AVAILABILITY),
-        "category": {"name": cat},
-        "sub_category": {"id": sub_id, "name": sub},
-        "contact_person": ref(contact),
-        "lab": ref(lab.account),
+        "category": {"name": cat}, "sub_category": {"id": sub_id, "name": sub},
+        "contact_person": ref(contact), "lab": ref(lab.account),
         "parent_id": parent["id"] if parent else None,
         "parent_name": parent["name"] if parent else None,
         "manufacturing_year": None if rng.random() < 0.1 else str(rng.randint(2008, 2025)),
@@ -201,13 +180,10 @@ def _add_groups(world: World, scale: Scale, rng: random.Random) -> None:
             owner = world.users[lab.user_ids[g % len(lab.user_ids)] - USER_ID0]
             suffix = names.GROUP_SUFFIXES[g % len(names.GROUP_SUFFIXES)]
             members = [e for e in lab.equipment_ids if rng.random() < 0.6]
-            world.groups.append(
-                {
-                    "id": gid,
-                    "name": f"{owner['last_name']} {suffix}",
-                    "equipment": [ref(world.equipment[e - EQUIPMENT_ID0]) for e in members],
-                }
-            )
+            world.groups.append({
+                "id": gid, "name": f"{owner['last_name']} {suffix}",
+                "equipment": [ref(world.equipment[e - EQUIPMENT_ID0]) for e in members],
+            })
             world.group_account[gid] = lab.account["id"]
             lab.group_ids.append(gid)
         for k, uid in enumerate(lab.user_ids):
@@ -226,37 +202,26 @@ def _add_projects(world: World, scale: Scale, rng: random.Random) -> None:
             for _ in range(rng.randint(0, 3)):
                 bare = rng.random() < 0.25  # some codes carry nothing but the code itself
                 year = rng.randint(2025, 2029)
-                codes.append(
-                    {
-                        "id": fid,
-                        "code": f"{rng.choice(names.FUNDERS)}/{rng.randrange(10**5):05d}/1",
-                        "description": None if bare else rng.choice(names.PROJECT_TOPICS),
-                        "amount": None if bare else f"{rng.randint(5, 500) * 1000}.00",
-                        "expiry_date": None if bare else f"{year}-{rng.choice(('03-31', '12-31'))}",
-                    }
-                )
+                codes.append({
+                    "id": fid, "code": f"{rng.choice(names.FUNDERS)}/{rng.randrange(10**5):05d}/1",
+                    "description": None if bare else rng.choice(names.PROJECT_TOPICS),
+                    "amount": None if bare else f"{rng.randint(5, 500) * 1000}.00",
+                    "expiry_date": None if bare else f"{year}-{rng.choice(('03-31', '12-31'))}",
+                })
                 fid += 1
             picked = rng.sample(lab.user_ids, min(len(lab.user_ids), rng.randint(0, 4)))
             users = [world.users[u - USER_ID0] for u in sorted(picked)]
-            items.append(
-                {
-                    "id": pid,
-                    "name": f"Project {pid}" if pid % 2 else rng.choice(names.PROJECT_TOPICS),
-                    "supervisor": rng.choice(names.FIRST_NAMES)
-                    if rng.random() < 0.5
-                    else (users[0]["name"] if users else None),
-                    "additional_information": None if rng.random() < 0.5 else "Ethics ref. 2024/17",
-                    "funding_codes": codes,
-                    "selected_users": [
-                        {
-                            "id": u["id"],
-                            "name": u["name"],
-                            "email": None if u["id"] % 7 == 0 else u["email"],
-                        }
-                        for u in users
-                    ],
-                }
-            )
+            items.append({
+                "id": pid,
+                "name": f"Project {pid}" if pid % 2 else rng.choice(names.PROJECT_TOPICS),
+                "supervisor": rng.choice(names.FIRST_NAMES) if rng.random() < 0.5
+                else (users[0]["name"] if users else None),
+                "additional_information": None if rng.random() < 0.5 else "Ethics ref. 2024/17",
+                "funding_codes": codes,
+                "selected_users": [{"id": u["id"], "name": u["name"],
+                                    "email": None if u["id"] % 7 == 0 else u["email"]}
+                                   for u in users],
+            })
             pid += 1
         world.projects[lab.account["id"]] = items
 

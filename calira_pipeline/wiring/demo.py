@@ -10,7 +10,9 @@ from calira_pipeline.wiring.definitions import ALL_CHECKS, configured_assets
 from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
 
-def run_demo(data_dir: str, scale: str, seed: int, operating_hours: str | None) -> tuple[bool, str]:
+def run_demo(
+    data_dir: str, scale: str, seed: int, operating_hours: str | None
+) -> tuple[bool, str]:
     """(succeeded, run id). Recorded in $DAGSTER_HOME's instance when set (what `dg dev` opens),
     else in a throwaway one."""
     home = os.environ.get("DAGSTER_HOME")

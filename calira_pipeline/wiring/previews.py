@@ -27,25 +27,20 @@ def newest_first(table: pa.Table, rows: int = PREVIEW_ROWS) -> pa.Table:
     if key is None or table.num_rows == 0:
         return table.slice(0, rows)
     # Selecting k rows is linear; sorting a million-row table for five would not be.
-    picked = pc.select_k_unstable(
-        table, k=min(rows, table.num_rows), sort_keys=[(key, "descending")]
-    )
+    picked = pc.select_k_unstable(table, k=min(rows, table.num_rows),
+                                  sort_keys=[(key, "descending")])
     return table.take(picked)
 
 
 def mart_preview(con: duckdb.DuckDBPyConnection, name: str, rows: int = PREVIEW_ROWS) -> pa.Table:
     """Newest rows of the table `name` on `con`, with a name column before each id it has."""
     columns = [
-        r[0]
-        for r in con.execute(
+        r[0] for r in con.execute(
             "select column_name from information_schema.columns where table_name = ? "
-            "order by ordinal_position",
-            [name],
-        ).fetchall()
+            "order by ordinal_position", [name]).fetchall()
     ]
-    views = {
-        r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()
-    }
+    views = {r[0] for r in con.execute(
+        "select table_name from information_schema.tables").fetchall()}
     names, joins = [], []
     for i, (id_column, (name_column, lookup)) in enumerate(_NAMES.items()):
         if id_column in columns and name_column not in columns and lookup in views:

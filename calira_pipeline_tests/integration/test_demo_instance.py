@@ -38,11 +38,7 @@ def test_demo_run_lands_in_the_instance_dev_opens(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "tasks.py", "demo", "--scale", "tiny"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SANDBOX DATA" in done.stdout and "complete local months" in done.stdout

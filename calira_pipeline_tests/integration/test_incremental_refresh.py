@@ -15,6 +15,8 @@ from calira_pipeline_tests.integration.conftest import materialize_bookings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+
+
 def _bookings(data_dir: Path) -> Any:
     return pq.read_table(data_dir / "parquet" / "bookings.parquet").replace_schema_metadata(None)
 

@@ -216,6 +216,8 @@ def test_2022_payloads_alone(tmp_path: Path) -> None:
 # -- knobs that only change how bookings are read: in-process raw runs ------------------------
 
 
+
+
 def _bookings_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     (event,) = [
         e

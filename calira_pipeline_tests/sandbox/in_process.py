@@ -26,9 +26,8 @@ class InProcessClient:
         return asyncio.run(self._send(method, url, headers=headers, **kwargs))
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(
-            transport=self.sandbox.transport(), base_url=BASE_URL
-        ) as client:
+        async with httpx.AsyncClient(transport=self.sandbox.transport(),
+                                     base_url=BASE_URL) as client:
             return await client.request(method, url, **kwargs)
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:

@@ -23,18 +23,9 @@ def tiny() -> InProcessClient:
 
 def _one_lab(instruments: int, bookings: int) -> Scale:
     # One independent lab with everything, plus the mandatory empty lab.
-    return Scale(
-        organisations=0,
-        departments_per_org=0,
-        labs_per_department=0,
-        labs_per_org=0,
-        independent_labs=2,
-        instruments=instruments,
-        bookings=bookings,
-        projects_per_lab=1,
-        groups_per_lab=1,
-        users_per_lab=2,
-    )
+    return Scale(organisations=0, departments_per_org=0, labs_per_department=0, labs_per_org=0,
+                 independent_labs=2, instruments=instruments, bookings=bookings,
+                 projects_per_lab=1, groups_per_lab=1, users_per_lab=2)
 
 
 def _fetch_all(client: InProcessClient, path: str, per_page: int) -> tuple[list[int], int]:
@@ -78,17 +69,8 @@ def test_equipment_pagination_boundaries(count: int) -> None:
     assert len(default.json()) == min(count, 100)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"per_page": "0"},
-        {"per_page": "x"},
-        {"page": "0"},
-        {"page": "-1"},
-        {"page": "1.5"},
-        {"provider_account": "x"},
-    ],
-)
+@pytest.mark.parametrize("params", [{"per_page": "0"}, {"per_page": "x"}, {"page": "0"},
+                                    {"page": "-1"}, {"page": "1.5"}, {"provider_account": "x"}])
 def test_bad_pagination_parameters_are_400(tiny: InProcessClient, params: dict[str, str]) -> None:
     r = tiny.get("/v1/bookings", params=params)
     assert r.status_code == 400
@@ -177,19 +159,10 @@ def test_groups_projects_and_me(tiny: InProcessClient) -> None:
     assert no_owner.status_code == 404 and "resource owner" in no_owner.json()["error_description"]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/v1/accounts/1",
-        "/v1/bookings/5",
-        "/v1/equipment/1",
-        "/v1/groups/99999",
-        "/v1/accounts/3001/projects/1",
-        "/v1/accounts/77/projects",
-        "/v1/equipment/7/bookings",
-        "/v1/bookings/abc",
-    ],
-)
+@pytest.mark.parametrize("path", ["/v1/accounts/1", "/v1/bookings/5", "/v1/equipment/1",
+                                  "/v1/groups/99999", "/v1/accounts/3001/projects/1",
+                                  "/v1/accounts/77/projects", "/v1/equipment/7/bookings",
+                                  "/v1/bookings/abc"])
 def test_unknown_ids_are_404(tiny: InProcessClient, path: str) -> None:
     r = tiny.get(path)
     assert r.status_code == 404
@@ -199,19 +172,9 @@ def test_unknown_ids_are_404(tiny: InProcessClient, path: str) -> None:
 def test_slim_list_shape() -> None:
     client = _client(SandboxConfig(scale="tiny", list_shape="slim"))
     item = client.get("/v1/bookings").json()[0]
-    assert set(item) == {
-        "id",
-        "equipment_id",
-        "start_time",
-        "end_time",
-        "status",
-        "booking_type",
-        "user_id",
-        "asset",
-        "last_public_note",
-        "local_start_time",
-        "local_end_time",
-    }
+    assert set(item) == {"id", "equipment_id", "start_time", "end_time", "status",
+                         "booking_type", "user_id", "asset", "last_public_note",
+                         "local_start_time", "local_end_time"}
     assert "cost" in client.get(f"/v1/bookings/{item['id']}").json()  # details stay full
     eq = client.get("/v1/equipment").json()[0]
     assert not {"parent_id", "parent_name", "manufacturing_year", "serial_number"} & set(eq)

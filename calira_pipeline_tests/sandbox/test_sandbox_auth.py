@@ -53,49 +53,32 @@ def test_client_credentials_with_form_and_basic_auth(client: InProcessClient) ->
     assert isinstance(body["created_at"], int)
     assert _bearer(client, body["access_token"]) == 200
     basic = base64.b64encode(f"{SANDBOX_CLIENT_ID}:{SANDBOX_CLIENT_SECRET}".encode()).decode()
-    r = client.post(
-        "/oauth/token",
-        data={"grant_type": "client_credentials"},
-        headers={"Authorization": f"Basic {basic}"},
-    )
+    r = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                    headers={"Authorization": f"Basic {basic}"})
     assert r.status_code == 200 and r.json()["access_token"] != body["access_token"]
 
 
-@pytest.mark.parametrize(
-    "form",
-    [
-        {"client_id": SANDBOX_CLIENT_ID, "client_secret": "wrong"},
-        {"client_id": "nobody", "client_secret": SANDBOX_CLIENT_SECRET},
-        {"client_id": SANDBOX_CLIENT_ID},
-    ],
-)
+@pytest.mark.parametrize("form", [
+    {"client_id": SANDBOX_CLIENT_ID, "client_secret": "wrong"},
+    {"client_id": "nobody", "client_secret": SANDBOX_CLIENT_SECRET},
+    {"client_id": SANDBOX_CLIENT_ID},
+])
 def test_bad_client_authentication_is_401(client: InProcessClient, form: dict[str, str]) -> None:
     r = client.post("/oauth/token", data={"grant_type": "client_credentials", **form})
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
 def test_authorization_code_flow(client: InProcessClient) -> None:
-    r = client.get(
-        "/oauth/authorize",
-        params={
-            "client_id": SANDBOX_CLIENT_ID,
-            "redirect_uri": REDIRECT,
-            "response_type": "code",
-            "scope": "read_user read_bookings",
-            "state": "xyz",
-        },
-    )
+    r = client.get("/oauth/authorize", params={
+        "client_id": SANDBOX_CLIENT_ID, "redirect_uri": REDIRECT, "response_type": "code",
+        "scope": "read_user read_bookings", "state": "xyz"})
     assert r.status_code == 302
     location = urlsplit(r.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
     query = parse_qs(location.query)
     assert query["state"] == ["xyz"]
-    form = {
-        "grant_type": "authorization_code",
-        "code": query["code"][0],
-        "redirect_uri": REDIRECT,
-        **CREDS,
-    }
+    form = {"grant_type": "authorization_code", "code": query["code"][0],
+            "redirect_uri": REDIRECT, **CREDS}
     body = _token(client, **form)
     assert body["refresh_token"] and body["scope"] == "read_bookings read_user"
     assert _bearer(client, body["access_token"], "/v1/me") == 200
@@ -106,19 +89,15 @@ def test_authorization_code_flow(client: InProcessClient) -> None:
 
 @pytest.mark.parametrize("uri", ["https://127.0.0.1/cb", "http://example.com/cb", "cb"])
 def test_authorize_refuses_non_loopback_redirects(client: InProcessClient, uri: str) -> None:
-    r = client.get(
-        "/oauth/authorize",
-        params={"client_id": SANDBOX_CLIENT_ID, "redirect_uri": uri, "response_type": "code"},
-    )
+    r = client.get("/oauth/authorize", params={"client_id": SANDBOX_CLIENT_ID,
+                                               "redirect_uri": uri, "response_type": "code"})
     assert r.status_code == 400
 
 
 @pytest.mark.parametrize("uri", ["http://localhost:1/cb", "http://[::1]:9/cb"])
 def test_authorize_accepts_other_loopback_spellings(client: InProcessClient, uri: str) -> None:
-    r = client.get(
-        "/oauth/authorize",
-        params={"client_id": SANDBOX_CLIENT_ID, "redirect_uri": uri, "response_type": "code"},
-    )
+    r = client.get("/oauth/authorize", params={"client_id": SANDBOX_CLIENT_ID,
+                                               "redirect_uri": uri, "response_type": "code"})
     assert r.status_code == 302 and r.headers["location"].startswith(uri + "?code=")
 
 
@@ -128,9 +107,8 @@ def test_refresh_tokens_rotate(client: InProcessClient) -> None:
     second = body["refresh_token"]
     assert second and second != first
     assert _bearer(client, body["access_token"], "/v1/me") == 200
-    replay = client.post(
-        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": first, **CREDS}
-    )
+    replay = client.post("/oauth/token",
+                         data={"grant_type": "refresh_token", "refresh_token": first, **CREDS})
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     third = _token(client, grant_type="refresh_token", refresh_token=str(second), **CREDS)
     assert third["refresh_token"] not in (first, second)
@@ -159,52 +137,36 @@ def test_missing_or_invalid_bearer_is_401(client: InProcessClient, header: str |
 
 
 def test_scopes_are_enforced_per_endpoint() -> None:
-    clients = {
-        "narrow": ClientApp("s", frozenset({"read_accounts"})),
-        "bookings-only": ClientApp("s", frozenset({"read_bookings"})),
-    }
+    clients = {"narrow": ClientApp("s", frozenset({"read_accounts"})),
+               "bookings-only": ClientApp("s", frozenset({"read_bookings"}))}
     sb = Sandbox(SandboxConfig(scale="tiny", clients=clients))
     narrow = InProcessClient(sb, sb.issue_access_token("narrow", frozenset({"read_accounts"})))
     assert narrow.get("/v1/accounts").status_code == 200
     assert narrow.get("/v1/groups").status_code == 200
-    for path, scope in [
-        ("/v1/bookings", "read_bookings"),
-        ("/v1/equipment", "read_equipment"),
-        ("/v1/me", "read_user"),
-        ("/v1/accounts/3001/projects", "read_projects"),
-    ]:
+    for path, scope in [("/v1/bookings", "read_bookings"), ("/v1/equipment", "read_equipment"),
+                        ("/v1/me", "read_user"), ("/v1/accounts/3001/projects", "read_projects")]:
         r = narrow.get(path)
         assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
         assert scope in r.json()["error_description"]
     eq_id = sb.dataset.equipment[0]["id"]
-    bookings_only = InProcessClient(
-        sb, sb.issue_access_token("bookings-only", frozenset({"read_bookings"}))
-    )
+    bookings_only = InProcessClient(sb, sb.issue_access_token("bookings-only",
+                                                              frozenset({"read_bookings"})))
     assert bookings_only.get(f"/v1/equipment/{eq_id}/bookings").status_code == 200
     assert narrow.get(f"/v1/equipment/{eq_id}/bookings").status_code == 403
-    too_wide = InProcessClient(sb).post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "narrow",
-            "client_secret": "s",
-            "scope": "read_bookings",
-        },
-    )
+    too_wide = InProcessClient(sb).post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": "narrow", "client_secret": "s",
+        "scope": "read_bookings"})
     assert too_wide.status_code == 400 and too_wide.json()["error"] == "invalid_scope"
 
 
 def test_client_credentials_can_be_disallowed() -> None:
     clients = {"web": ClientApp("s", ALL_SCOPES, allow_client_credentials=False)}
     client = InProcessClient(Sandbox(SandboxConfig(scale="tiny", clients=clients)))
-    r = client.post(
-        "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": "web", "client_secret": "s"},
-    )
+    r = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                          "client_id": "web", "client_secret": "s"})
     assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
-    bad = client.post(
-        "/oauth/token", data={"grant_type": "password", "client_id": "web", "client_secret": "s"}
-    )
+    bad = client.post("/oauth/token", data={"grant_type": "password", "client_id": "web",
+                                            "client_secret": "s"})
     assert bad.json()["error"] == "unsupported_grant_type"
 
 

@@ -18,17 +18,8 @@ from calira_pipeline.sandbox import Sandbox, SandboxConfig
 from calira_pipeline.storage import schema
 from calira_pipeline_tests.sandbox.in_process import InProcessClient
 
-STATUSES = {
-    "requested",
-    "booked",
-    "completed",
-    "confirmed",
-    "approved",
-    "ordered",
-    "declined",
-    "cancelled",
-    "canceled",
-}
+STATUSES = {"requested", "booked", "completed", "confirmed", "approved", "ordered", "declined",
+            "cancelled", "canceled"}
 UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 OFFSET_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 
@@ -141,9 +132,8 @@ def test_bookings_span_every_dst_switch(small: Sandbox, bookings: list[dict[str,
     start, end = ref - timedelta(days=730), ref + timedelta(days=60)
     spans: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for b in bookings:
-        spans[zone_of[b["provider_lab"]["id"]]].append(
-            (_parse(b["start_time"]), _parse(b["end_time"]))
-        )
+        spans[zone_of[b["provider_lab"]["id"]]].append((_parse(b["start_time"]),
+                                                       _parse(b["end_time"])))
     checked = 0
     for zone, intervals in spans.items():
         for switch in _dst_switches(zone, start, end):
@@ -176,27 +166,20 @@ def test_timing_edge_cases(small: Sandbox, bookings: list[dict[str, Any]]) -> No
             overlapping += s2 < e1
             nested += s2 < e1 and e2 <= e1
     assert nested and overlapping
-    blocks = [
-        b
-        for b in bookings
-        if b["booking_type"] == "maintenance"
-        and _parse(b["end_time"]) - _parse(b["start_time"]) >= timedelta(days=2)
-    ]
+    blocks = [b for b in bookings if b["booking_type"] == "maintenance"
+              and _parse(b["end_time"]) - _parse(b["start_time"]) >= timedelta(days=2)]
     assert blocks
 
 
 def test_realistic_distributions(small: Sandbox, bookings: list[dict[str, Any]]) -> None:
     zone_of = _zone_of_lab(small)
     use = [b for b in bookings if b["booking_type"] != "maintenance"]
-    hours = sorted(
-        (_parse(b["end_time"]) - _parse(b["start_time"])).total_seconds() / 3600 for b in use
-    )
+    hours = sorted((_parse(b["end_time"]) - _parse(b["start_time"])).total_seconds() / 3600
+                   for b in use)
     assert 1.5 <= statistics.median(hours) <= 3
     assert 5 <= hours[int(len(hours) * 0.9)] <= 13
-    local = [
-        _parse(b["start_time"]).astimezone(ZoneInfo(zone_of[b["provider_lab"]["id"]]))
-        for b in bookings
-    ]
+    local = [_parse(b["start_time"]).astimezone(ZoneInfo(zone_of[b["provider_lab"]["id"]]))
+             for b in bookings]
     assert sum(t.weekday() >= 5 for t in local) / len(local) < 0.03
     assert sum(8 <= t.hour < 11 for t in local) / len(local) > 0.3
     assert sum(t.minute in (0, 30) for t in local) / len(local) > 0.75
@@ -205,14 +188,11 @@ def test_realistic_distributions(small: Sandbox, bookings: list[dict[str, Any]])
 
 
 def _value(item: dict[str, Any], column: str) -> Any:
-    aliases = {
-        "duration_minutes": ("duration", None),
-        "category_name": ("category", "name"),
-        "requester_group_name": ("requester_group", "name"),
-        "requester_email": ("requester", "email"),
-        "requester_sector": ("requester", "sector"),
-        "last_public_note": ("last_public_note", "message"),
-    }
+    aliases = {"duration_minutes": ("duration", None), "category_name": ("category", "name"),
+               "requester_group_name": ("requester_group", "name"),
+               "requester_email": ("requester", "email"),
+               "requester_sector": ("requester", "sector"),
+               "last_public_note": ("last_public_note", "message")}
     if column in aliases:
         key, sub = aliases[column]
         value = item.get(key)
@@ -228,8 +208,7 @@ def test_data_exercises_every_schema_column(small: Sandbox) -> None:
     ds = small.dataset
     slim = [ds.bookings.slim(i, "equipment_id") for i in range(50)]
     sources: dict[str, list[dict[str, Any]]] = {
-        "accounts": ds.accounts,
-        "equipment": ds.equipment,
+        "accounts": ds.accounts, "equipment": ds.equipment,
         "bookings": list(ds.bookings)[:500] + slim,
         "projects": [{**p, "account_id": a} for a, ps in ds.projects.items() for p in ps],
         "groups": [{**g, "account_id": ds.group_account[g["id"]]} for g in ds.groups],
@@ -248,17 +227,9 @@ def test_data_exercises_every_schema_column(small: Sandbox) -> None:
     assert any(u["email"] for p in sum(ds.projects.values(), []) for u in p["selected_users"])
 
 
-PAGES = [
-    "/v1/bookings?per_page=50",
-    "/v1/bookings?per_page=50&page=7",
-    "/v1/accounts",
-    "/v1/equipment?per_page=30&page=2",
-    "/v1/groups",
-    "/v1/accounts/3001/projects",
-    "/v1/accounts/3001/projects/701",
-    "/v1/bookings/100500",
-    "/v1/equipment/5003/bookings",
-]
+PAGES = ["/v1/bookings?per_page=50", "/v1/bookings?per_page=50&page=7", "/v1/accounts",
+         "/v1/equipment?per_page=30&page=2", "/v1/groups", "/v1/accounts/3001/projects",
+         "/v1/accounts/3001/projects/701", "/v1/bookings/100500", "/v1/equipment/5003/bookings"]
 
 
 def _bodies(seed: int) -> list[bytes]:

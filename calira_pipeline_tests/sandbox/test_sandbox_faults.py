@@ -42,14 +42,9 @@ def test_latency_uses_the_injected_sleep_including_oauth() -> None:
     sb = Sandbox(SandboxConfig(scale="tiny", faults=FaultConfig(latency_ms=250)), sleep=record)
     client = InProcessClient(sb, sb.issue_access_token())
     client.get("/v1/accounts")
-    client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": SANDBOX_CLIENT_ID,
-            "client_secret": SANDBOX_CLIENT_SECRET,
-        },
-    )
+    client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                      "client_id": SANDBOX_CLIENT_ID,
+                                      "client_secret": SANDBOX_CLIENT_SECRET})
     assert slept == [0.25, 0.25]
 
 
@@ -67,9 +62,8 @@ def test_token_bucket_rate_limit_refills_with_the_clock() -> None:
 
 def test_retry_after_forms() -> None:
     clock = FakeClock()
-    date = _client(
-        FaultConfig(rate_limit_rps=1, rate_limit_burst=1, retry_after="http-date"), clock
-    )
+    date = _client(FaultConfig(rate_limit_rps=1, rate_limit_burst=1, retry_after="http-date"),
+                   clock)
     date.get("/v1/accounts")
     when = parsedate_to_datetime(date.get("/v1/accounts").headers["Retry-After"])
     assert when.timestamp() == pytest.approx(clock.now + 1)
@@ -88,14 +82,9 @@ def test_error_rate_gives_5xx_sometimes_html_but_never_on_oauth() -> None:
     assert {r.status_code for r in responses} == {500, 502, 503}
     assert any(r.headers["content-type"].startswith("text/html") for r in responses)
     assert any(r.headers["content-type"] == "application/json" for r in responses)
-    token = client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": SANDBOX_CLIENT_ID,
-            "client_secret": SANDBOX_CLIENT_SECRET,
-        },
-    )
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                              "client_id": SANDBOX_CLIENT_ID,
+                                              "client_secret": SANDBOX_CLIENT_SECRET})
     assert token.status_code == 200
 
 
@@ -176,7 +165,8 @@ def test_peak_concurrency() -> None:
     async def burst() -> list[int]:
         async with httpx.AsyncClient(transport=sb.transport(), base_url="http://sb") as c:
             headers = {"Authorization": f"Bearer {token}"}
-            rs = await asyncio.gather(*(c.get("/v1/accounts", headers=headers) for _ in range(5)))
+            rs = await asyncio.gather(*(c.get("/v1/accounts", headers=headers)
+                                        for _ in range(5)))
             return [r.status_code for r in rs]
 
     assert asyncio.run(burst()) == [200] * 5

@@ -28,21 +28,15 @@ def test_serve_in_thread_pages_over_real_http() -> None:
     with sb.serve_in_thread() as base_url:
         assert base_url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=base_url, timeout=5) as client:
-            token = client.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": SANDBOX_CLIENT_ID,
-                    "client_secret": SANDBOX_CLIENT_SECRET,
-                },
-            ).json()["access_token"]
+            token = client.post("/oauth/token", data={
+                "grant_type": "client_credentials", "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET}).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             ids: list[int] = []
             page = 1
             while True:
-                r = client.get(
-                    "/v1/bookings", params={"page": page, "per_page": 60}, headers=headers
-                )
+                r = client.get("/v1/bookings", params={"page": page, "per_page": 60},
+                               headers=headers)
                 assert r.status_code == 200
                 ids += [b["id"] for b in r.json()]
                 if page * int(r.headers["X-Per-Page"]) >= int(r.headers["X-Total-Records"]):
@@ -58,40 +52,16 @@ def test_serve_in_thread_pages_over_real_http() -> None:
 def test_cli_arguments_build_the_config() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--port",
-            "0",
-            "--scale",
-            "tiny",
-            "--seed",
-            "4",
-            "--list-shape",
-            "slim",
-            "--live-aliases",
-            "--latency-ms",
-            "5",
-            "--rate-limit",
-            "3",
-            "--error-rate",
-            "0.1",
-            "--token-lifetime",
-            "60",
-            "--head-inserts",
-            "2",
-        ]
-    )
+    args = parser.parse_args(["--port", "0", "--scale", "tiny", "--seed", "4", "--list-shape",
+                              "slim", "--live-aliases", "--latency-ms", "5", "--rate-limit", "3",
+                              "--error-rate", "0.1", "--token-lifetime", "60",
+                              "--head-inserts", "2"])
     config = config_from_args(args)
     assert (config.seed, config.scale, config.list_shape, config.live_aliases) == (
-        4,
-        "tiny",
-        "slim",
-        True,
-    )
+        4, "tiny", "slim", True)
     assert config.token_lifetime_s == 60
-    assert config.faults == FaultConfig(
-        latency_ms=5, rate_limit_rps=3, error_rate=0.1, head_inserts_per_page=2, seed=4
-    )
+    assert config.faults == FaultConfig(latency_ms=5, rate_limit_rps=3, error_rate=0.1,
+                                        head_inserts_per_page=2, seed=4)
 
 
 def _free_port() -> int:
@@ -102,11 +72,8 @@ def _free_port() -> int:
 
 def test_python_dash_m_serves_http() -> None:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "calira_pipeline.sandbox", "--port", str(port), "--scale", "tiny"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "calira_pipeline.sandbox", "--port",
+                             str(port), "--scale", "tiny"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline() + proc.stdout.readline() + proc.stdout.readline()
