@@ -286,11 +286,15 @@ pieces AS (
         greatest(x.start_utc, d.day_start) AS piece_start,
         least(x.end_utc, d.day_end) AS piece_end
     FROM (
+        -- No WHERE first_n < last_n here (a one-day span unnests nothing instead): DuckDB
+        -- pushes the OR of both branches' filters into the materialized spans, where it
+        -- re-derives both day numbers of every span, ~10 % of this macro's CPU.
         SELECT
             *,
-            DATE '0001-01-01' + CAST(unnest(generate_series(first_n, last_n)) AS INTEGER) AS day
+            DATE '0001-01-01' + CAST(unnest(
+                CASE WHEN first_n < last_n THEN generate_series(first_n, last_n) END
+            ) AS INTEGER) AS day
         FROM spans
-        WHERE first_n < last_n
     ) AS x
     JOIN mart__local_days AS d ON d.zone_id = x.zone_id AND d.day = x.day
     WHERE least(x.end_utc, d.day_end) > greatest(x.start_utc, d.day_start)
