@@ -1,15 +1,21 @@
 -- Every booking with the first day of the provider-local month of its start: what the cost marts
--- group by. A view: each cost mart reads it once (through mart__cost_rows below).
+-- group by. A view: each cost mart reads it once (through mart__cost_rows below). The month is
+-- the local date minus its day of month, as in the monthly mart (date_trunc('month') on the
+-- local timestamp costs ~6 % of each cost mart at 1M bookings).
 CREATE OR REPLACE TEMP VIEW mart__bookings_by_local_month AS
 SELECT
-    b.*,
-    CAST(date_trunc('month', mart__to_local(
-        b.start_utc, h.offset_us, h.change_at, h.offset_after_us
-    )) AS DATE) AS month
-FROM mart__bookings AS b
-LEFT JOIN mart__calendar_zones AS z ON z.timezone = b.booking_timezone
-LEFT JOIN mart__zone_utc_days AS h
-    ON h.utc_day_key = mart__utc_day_key(z.zone_id, b.start_utc);
+    * EXCLUDE (local_day),
+    local_day - CAST(dayofmonth(local_day) - 1 AS INTEGER) AS month
+FROM (
+    SELECT
+        b.*,
+        CAST(mart__to_local(b.start_utc, h.offset_us, h.change_at, h.offset_after_us) AS DATE)
+            AS local_day
+    FROM mart__bookings AS b
+    LEFT JOIN mart__calendar_zones AS z ON z.timezone = b.booking_timezone
+    LEFT JOIN mart__zone_utc_days AS h
+        ON h.utc_day_key = mart__utc_day_key(z.zone_id, b.start_utc)
+);
 
 -- A cost mart's rows: the bookings above summed per `group_keys` (the mart's grain columns) in
 -- two steps, first per value of `detail_column` as well (a raw status spelling, a requesting

@@ -12,11 +12,10 @@ FROM mart__bookings AS b
 JOIN families AS f ON f.equipment_id = b.equipment_id
 WHERE b.usage_role IN ('use', 'maintenance');
 
+-- Stream = family id * 2 + 0 for use, 1 for maintenance (see mart__islands).
 CREATE OR REPLACE TEMP VIEW mart__family_streams AS
 SELECT
     family_id * 2 + CASE usage_role WHEN 'use' THEN 0 ELSE 1 END AS stream,
-    CASE usage_role WHEN 'use' THEN 'parent_occupancy' ELSE 'parent_maintenance' END AS kind,
-    family_id AS unit_id,
     start_utc,
     end_utc
 FROM mart__family_bookings;
@@ -31,7 +30,13 @@ SELECT
 FROM mart__family_bookings
 WHERE usage_role = 'use'
 UNION ALL
-SELECT * FROM mart__islands('mart__family_streams');
+SELECT
+    CASE stream & 1 WHEN 0 THEN 'parent_occupancy' ELSE 'parent_maintenance' END AS kind,
+    stream >> 1 AS unit_id,
+    interval_id,
+    start_utc,
+    end_utc
+FROM mart__islands('mart__family_streams');
 
 CREATE OR REPLACE TEMP VIEW mart__parent_day_pieces AS
 SELECT * FROM mart__cut_days('mart__family_intervals');

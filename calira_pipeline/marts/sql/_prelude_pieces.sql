@@ -9,11 +9,10 @@ SELECT booking_id, equipment_id, usage_role, start_utc, end_utc
 FROM mart__bookings
 WHERE usage_role IS NOT NULL;
 
+-- Stream = equipment id * 2 + 0 for use, 1 for maintenance (see mart__islands).
 CREATE OR REPLACE TEMP VIEW mart__equipment_streams AS
 SELECT
     equipment_id * 2 + CASE usage_role WHEN 'use' THEN 0 ELSE 1 END AS stream,
-    CASE usage_role WHEN 'use' THEN 'occupancy' ELSE 'maintenance' END AS kind,
-    equipment_id AS unit_id,
     start_utc,
     end_utc
 FROM mart__occupying_bookings
@@ -29,7 +28,13 @@ SELECT
 FROM mart__occupying_bookings
 WHERE usage_role IN ('use', 'tentative')
 UNION ALL
-SELECT * FROM mart__islands('mart__equipment_streams');
+SELECT
+    CASE stream & 1 WHEN 0 THEN 'occupancy' ELSE 'maintenance' END AS kind,
+    stream >> 1 AS unit_id,
+    interval_id,
+    start_utc,
+    end_utc
+FROM mart__islands('mart__equipment_streams');
 
 CREATE OR REPLACE TEMP VIEW mart__day_pieces AS
 SELECT * FROM mart__cut_days('mart__equipment_intervals');

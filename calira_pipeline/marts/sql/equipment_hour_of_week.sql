@@ -93,26 +93,45 @@ per_hour AS (
     WHERE x < 24 * 3600000000
     GROUP BY ALL
 ),
-cells AS (
-    -- The running sum over each instrument's weekday (24 cells). Run on the cells' keys only and
-    -- partitioned by one BIGINT: the window sorts every cell, and carrying the instrument's
-    -- lab, zone and zone name through that sort cost more than the sum itself.
+runs AS (
+    -- Each hour holding end points with the full counts of the weekday's earlier such hours
+    -- summed, and the next such hour: the running sum runs over these ~340K rows, not over all
+    -- 840K cells (most cells hold no end point), and is partitioned by one BIGINT.
     SELECT
-        g.equipment_id,
-        g.weekday,
-        g.hour,
-        coalesce(h.partial_us, 0) + 3600000000 * coalesce(sum(h.full_count) OVER (
-            PARTITION BY g.equipment_id * 8 + g.weekday ORDER BY g.hour
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ), 0) AS booked_us
+        equipment_id,
+        weekday,
+        hour,
+        partial_us,
+        full_count,
+        sum(full_count) OVER day_hours - full_count AS full_before,
+        lead(hour, 1, 24) OVER day_hours AS next_hour
+    FROM per_hour
+    WINDOW day_hours AS (
+        PARTITION BY equipment_id * 8 + weekday ORDER BY hour ROWS UNBOUNDED PRECEDING
+    )
+),
+filled AS (
+    -- A run covers its hour and the hours up to the next one: the full counts so far times an
+    -- hour, plus the run's own partial time in its first hour.
+    SELECT
+        equipment_id,
+        weekday,
+        cell_hour AS hour,
+        3600000000 * (full_before + CASE WHEN cell_hour > hour THEN full_count ELSE 0 END)
+            + CASE WHEN cell_hour = hour THEN partial_us ELSE 0 END AS booked_us
+    FROM (SELECT *, unnest(generate_series(hour, next_hour - 1)) AS cell_hour FROM runs)
+),
+cells AS (
+    -- Every instrument x weekday x hour; cells before a weekday's first end point have none.
+    SELECT g.equipment_id, g.weekday, g.hour, coalesce(f.booked_us, 0) AS booked_us
     FROM (
         SELECT i.equipment_id, wd.weekday, hr.hour
         FROM mart__instruments AS i
         CROSS JOIN (SELECT unnest(range(1, 8)) AS weekday) AS wd
         CROSS JOIN (SELECT unnest(range(0, 24)) AS hour) AS hr
     ) AS g
-    LEFT JOIN per_hour AS h
-        ON h.equipment_id = g.equipment_id AND h.weekday = g.weekday AND h.hour = g.hour
+    LEFT JOIN filled AS f
+        ON f.equipment_id = g.equipment_id AND f.weekday = g.weekday AND f.hour = g.hour
 ),
 booked AS (
     SELECT c.*, i.lab_id, i.timezone, i.zone_id

@@ -45,11 +45,14 @@ counts AS (
     FROM (
         SELECT equipment_id, first_month AS month FROM months WHERE first_month = last_month
         UNION ALL
+        -- No WHERE first_month < last_month (a one-month booking unnests nothing instead): as
+        -- in mart__cut_days, the OR of both filters would be pushed into the materialized months
+        -- and re-derive both months of every booking.
         SELECT
             equipment_id,
-            CAST(unnest(generate_series(first_month, last_month, INTERVAL 1 MONTH)) AS DATE)
+            CAST(unnest(CASE WHEN first_month < last_month
+                THEN generate_series(first_month, last_month, INTERVAL 1 MONTH) END) AS DATE)
         FROM months
-        WHERE first_month < last_month
     )
     GROUP BY ALL
 ),
