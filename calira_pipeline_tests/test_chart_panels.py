@@ -72,3 +72,25 @@ def test_labs_are_ranked_by_their_share_of_each_currency_never_by_summed_money()
     assert rank_labs(counted, 4) == ["Yen big", "Euro big", "Euro small", "Yen small"]
     assert rank_labs({("EUR", "A"): Decimal("5"), ("EUR", "B"): Decimal("-5")}, 2) == ["A", "B"]
     assert rank_labs({}, 3) == []
+
+
+def test_a_chart_that_fails_while_drawing_leaves_no_figure_open() -> None:
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from calira_pipeline.reporting.chart_layout import drawn_in_style
+
+    kept = plt.figure()  # a figure of someone else's, open before: it stays open
+
+    @drawn_in_style
+    def failing_chart() -> None:
+        plt.subplots(2, 1)
+        plt.figure()
+        raise ValueError("the query behind the chart failed")
+
+    try:
+        with pytest.raises(ValueError, match="query behind the chart"):
+            failing_chart()
+        assert plt.get_fignums() == [kept.number]
+    finally:
+        plt.close(kept)

@@ -30,14 +30,23 @@ TITLE_PAD = 6 / 72  # an axes title's pad above the axes
 def drawn_in_style(draw: Callable[P, R]) -> Callable[P, R]:
     """`draw` with HINTING in force: set for the whole figure, as text is measured with it.
     rcParams are global: charts are drawn on one thread at a time (the marts step's
-    ChartDrawer, or the report's own step)."""
+    ChartDrawer, or the report's own step). A drawing that raises closes the figures it opened:
+    pyplot keeps every open figure (and its pixels) until closed, and the code server and the
+    webserver's processes live long."""
 
     @functools.wraps(draw)
     def styled(*args: P.args, **kwargs: P.kwargs) -> R:
         import matplotlib
+        import matplotlib.pyplot as plt
 
+        opened_before = set(plt.get_fignums())
         with matplotlib.rc_context({"text.hinting": HINTING}):
-            return draw(*args, **kwargs)
+            try:
+                return draw(*args, **kwargs)
+            except BaseException:
+                for number in set(plt.get_fignums()) - opened_before:
+                    plt.close(number)
+                raise
 
     return styled
 
