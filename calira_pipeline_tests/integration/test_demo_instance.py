@@ -47,6 +47,13 @@ def test_demo_run_lands_in_the_instance_dev_opens(tmp_path: Path) -> None:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+        # Listed under the code location's job, which the UI can re-execute.
+        assert runs[0].job_name == "full_refresh"
+        checked = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("equipment_utilisation_daily"), "grain_is_unique"),
+            limit=1,
+        )
+        assert checked and checked[0].run_id == runs[0].run_id
         for asset in ("bookings", "equipment_utilisation_monthly", "facility_report"):
             event = instance.get_latest_materialization_event(dg.AssetKey(asset))
             assert event is not None and event.run_id == runs[0].run_id, asset
