@@ -405,6 +405,29 @@ def test_hour_of_week_cells_follow_local_wall_clock(marts: dict[str, pd.DataFram
     assert frame.occupancy.max() <= 1.0
 
 
+def test_hour_of_week_on_a_day_whose_local_date_goes_back(tmp_path: Path) -> None:
+    # Antarctica/Casey, 15:00 UTC on 4 March 2010: 02:00 (+11) on Friday 5 March became 23:00
+    # (+08) on Thursday 4 March, the one backward date change of 1990-2030 in tzdata. The 27-hour
+    # local day 5 March starts at 13:00 UTC; its third hour is 23:00 on Thursday again, before its
+    # midnight (an end point at a negative hour). A booking over the whole day fills every Friday
+    # cell (00:00 and 01:00 twice); that repeated Thursday hour is in neither booked nor available.
+    # Before 06f689b the start point's hour fell outside the 0-23 grid and the running sum lost
+    # it: Friday showed 1, 1, then 0 booked hours.
+    frames = build_frames(
+        tmp_path,
+        [booking(1, 7, "2010-03-04 13:00", "2010-03-05 16:00", lab=1, currency="AUD")],
+        [{"id": 7, "lab_id": 1}],
+        [{"id": 1, "name": "Casey", "account_type": "lab", "timezone": "Antarctica/Casey"}],
+    )
+    cells = frames["equipment_hour_of_week"].set_index(["weekday", "hour"]).sort_index()
+    friday = cells.loc[5]
+    assert friday.booked_hours.tolist() == [2.0, 2.0] + [1.0] * 22
+    assert friday.available_hours.tolist() == friday.booked_hours.tolist()
+    assert cells.drop(index=5, level="weekday").booked_hours.sum() == 0.0
+    day = frames["equipment_utilisation_daily"].set_index("day").loc[date(2010, 3, 5)]
+    assert (day.booked_hours, day.available_hours) == (27.0, 27.0)
+
+
 def test_timestamps_and_types(tmp_path: Path) -> None:
     raw = write_raw(tmp_path, BOOKING_ROWS, EQUIPMENT_ROWS, ACCOUNT_ROWS)
     con = duckdb.connect()
