@@ -149,6 +149,31 @@ def test_building_before_the_raw_tables_are_loaded_names_them_and_the_fix(
     assert not (tmp_path / "data" / "tables").exists()
 
 
+def test_building_marts_on_an_empty_directory_names_every_step_of_the_fix(
+    tmp_path: Path,
+) -> None:
+    from calira_pipeline.wiring.marts import build_marts
+    from calira_pipeline.wiring.sandbox_source import sandbox_resources
+
+    result = dg.materialize(
+        [build_marts],
+        resources=sandbox_resources(str(tmp_path / "data"), "tiny"),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None
+    # Loading the raw tables alone would fail this run again, on the staging tables.
+    assert "read(s) accounts, booking_facts, equipment, equipment_interval_days," in (
+        failure.message
+    )
+    assert "--select 'group:raw'), then materialise booking_facts, equipment_interval_days (" in (
+        failure.message
+    )
+    assert "--select 'booking_facts,equipment_interval_days')" in failure.message
+    assert not (tmp_path / "data" / "tables").exists()
+
+
 def test_error_checks_block_and_warnings_do_not() -> None:
     from calira_pipeline.wiring.mart_checks import MART_CHECKS
 

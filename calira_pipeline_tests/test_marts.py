@@ -326,6 +326,44 @@ def test_parent_is_union_of_family(marts: dict[str, pd.DataFrame]) -> None:
     assert hours_by_day(marts, 51, "booked_hours") == {date(2024, 8, 1): 2.0}
 
 
+def test_negative_equipment_ids_keep_their_own_unions(tmp_path: Path) -> None:
+    # The union streams are keyed id * 2 + kind bit and decoded with >> 1 and & 1 (see
+    # mart__islands): a negative id's maintenance key is odd and negative (-5 * 2 + 1 = -9),
+    # which a truncating division would give back to instrument -4.
+    maintenance: dict[str, Any] = {
+        "booking_type": "Maintenance",
+        "status": "Booked",
+        "cost": "0.00",
+    }
+    frames = build_frames(
+        tmp_path,
+        [
+            booking(1, -5, "2024-05-01 09:00", "2024-05-01 12:00"),
+            booking(2, -5, "2024-05-01 11:00", "2024-05-01 14:00"),
+            booking(3, -5, "2024-05-01 15:00", "2024-05-01 17:00", **maintenance),
+            booking(4, -5, "2024-05-01 16:00", "2024-05-01 18:00", **maintenance),
+            booking(5, -3, "2024-05-01 13:00", "2024-05-01 16:00"),
+            booking(6, -4, "2024-05-01 19:00", "2024-05-01 20:00", **maintenance),
+        ],
+        [
+            {"id": -4, "lab_id": 1},
+            {"id": -5, "lab_id": 1, "parent_id": -4},
+            {"id": -3, "lab_id": 1, "parent_id": -4},
+        ],
+        ACCOUNT_ROWS,
+    )
+    columns = ["booked_hours", "booked_hours_sum", "maintenance_hours"]
+    days = frames["equipment_utilisation_daily"].set_index(["equipment_id", "day"])
+    may_1 = date(2024, 5, 1)
+    assert days.loc[(-5, may_1), columns].tolist() == [5.0, 6.0, 3.0]
+    assert days.loc[(-4, may_1), columns].tolist() == [0.0, 0.0, 1.0]
+    assert days.loc[(-3, may_1), columns].tolist() == [3.0, 3.0, 0.0]
+    # Parent -4: the union of its family's use (09:00-16:00) and maintenance (15-18, 19-20).
+    parent = frames["parent_equipment_utilisation_daily"].set_index(["equipment_id", "day"])
+    assert parent.loc[(-4, may_1), columns].tolist() == [7.0, 9.0, 4.0]
+    assert set(parent.index.get_level_values(0)) == {-4}
+
+
 def test_monthly_available_hours_are_whole_dst_months(marts: dict[str, pd.DataFrame]) -> None:
     monthly = marts["equipment_utilisation_monthly"].set_index(["equipment_id", "month"])
     expected = {
@@ -365,6 +403,29 @@ def test_hour_of_week_cells_follow_local_wall_clock(marts: dict[str, pd.DataFram
     assert ny.loc[(7, 1), "available_hours"] == sundays + 1
     assert ny.loc[(7, 2), "available_hours"] == sundays - 1
     assert frame.occupancy.max() <= 1.0
+
+
+def test_hour_of_week_on_a_day_whose_local_date_goes_back(tmp_path: Path) -> None:
+    # Antarctica/Casey, 15:00 UTC on 4 March 2010: 02:00 (+11) on Friday 5 March became 23:00
+    # (+08) on Thursday 4 March, the one backward date change of 1990-2030 in tzdata. The 27-hour
+    # local day 5 March starts at 13:00 UTC; its third hour is 23:00 on Thursday again, before its
+    # midnight (an end point at a negative hour). A booking over the whole day fills every Friday
+    # cell (00:00 and 01:00 twice); that repeated Thursday hour is in neither booked nor available.
+    # Before 06f689b the start point's hour fell outside the 0-23 grid and the running sum lost
+    # it: Friday showed 1, 1, then 0 booked hours.
+    frames = build_frames(
+        tmp_path,
+        [booking(1, 7, "2010-03-04 13:00", "2010-03-05 16:00", lab=1, currency="AUD")],
+        [{"id": 7, "lab_id": 1}],
+        [{"id": 1, "name": "Casey", "account_type": "lab", "timezone": "Antarctica/Casey"}],
+    )
+    cells = frames["equipment_hour_of_week"].set_index(["weekday", "hour"]).sort_index()
+    friday = cells.loc[5]
+    assert friday.booked_hours.tolist() == [2.0, 2.0] + [1.0] * 22
+    assert friday.available_hours.tolist() == friday.booked_hours.tolist()
+    assert cells.drop(index=5, level="weekday").booked_hours.sum() == 0.0
+    day = frames["equipment_utilisation_daily"].set_index("day").loc[date(2010, 3, 5)]
+    assert (day.booked_hours, day.available_hours) == (27.0, 27.0)
 
 
 def test_timestamps_and_types(tmp_path: Path) -> None:

@@ -165,13 +165,18 @@ def _require_inputs(store: Warehouse, selected: list[str]) -> None:
     missing = sorted(needed - published)
     if not missing:
         return
+    # Every step of the fix: raw tables alone would leave a marts-only run failing again on
+    # the staging tables it reads.
+    command = "dagster asset materialize -m calira_pipeline.definitions --select"
     raw = [t for t in missing if t not in MART_SPECS]
-    fix = (
-        "materialise the raw group first (dagster asset materialize -m "
-        "calira_pipeline.definitions --select 'group:raw')"
-        if raw
-        else f"materialise {', '.join(missing)} first"
-    )
+    built = [t for t in missing if t in MART_SPECS]
+    steps = [f"materialise the raw group first ({command} 'group:raw')"] if raw else []
+    if built:
+        steps.append(
+            f"{'then ' if raw else ''}materialise {', '.join(built)}{'' if raw else ' first'} "
+            f"({command} '{','.join(built)}')"
+        )
+    fix = ", ".join(steps)
     raise dg.Failure(
         description=f"{', '.join(selected)} read(s) {', '.join(missing)}, not published in "
         f"{store.data_dir} yet: {fix}.",
