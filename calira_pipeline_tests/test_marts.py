@@ -624,3 +624,22 @@ def test_specs_are_consistent() -> None:
         assert set(spec.grain_columns) <= set(spec.column_descriptions), name
         assert spec.grain.startswith("One row per")
     assert "project" in MART_SPECS["booking_cost_monthly"].description
+
+
+def test_an_equipment_id_too_large_for_the_day_key_is_named_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    # The daily mart's (instrument, day) key is id * 2^22 + day number: 2^61 cannot fit, and
+    # before this check the build died on DuckDB's bare "Overflow in multiplication of INT64".
+    huge = 2**61
+    with pytest.raises(duckdb.Error) as failure:
+        build_frames(
+            tmp_path,
+            [booking(1, huge, "2024-05-01 09:00", "2024-05-01 12:00")],
+            [{"id": huge, "lab_id": 1}],
+            ACCOUNT_ROWS,
+        )
+    message = str(failure.value)
+    assert f"equipment id {huge}" in message
+    assert "SELECT * FROM equipment WHERE id =" in message
+    assert "Overflow" not in message

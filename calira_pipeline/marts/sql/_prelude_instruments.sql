@@ -89,3 +89,18 @@ JOIN mart__zones AS z ON z.timezone = r.timezone
 LEFT JOIN mart__operating_profiles AS lab_profile ON lab_profile.lab_id = r.lab_id
 LEFT JOIN mart__operating_profiles AS default_profile
     ON default_profile.lab_id IS NULL AND default_profile.profile = 'default';
+
+-- The daily mart keys an (instrument, day) as one BIGINT, id * 2^22 + day number, so an id must
+-- lie within +-2^41 (2,199,023,255,552). Real ids are far smaller; a larger one (a corrupt or
+-- hostile payload) is named here instead of overflowing deep inside a join with DuckDB's bare
+-- "Overflow in multiplication of INT64". A table, so the check runs now, before any mart.
+CREATE OR REPLACE TEMP TABLE mart__id_range_checked AS
+SELECT CAST(error(
+    'equipment id ' || equipment_id || ' (from the equipment table or a booking''s equipment) '
+    || 'is outside +-2199023255552, the ids the daily mart''s (instrument, day) key can hold; '
+    || 'real Calira ids are far smaller: check the raw equipment and bookings tables for a '
+    || 'corrupt id (calira_pipeline.connect(): SELECT * FROM equipment WHERE id = '
+    || equipment_id || ')'
+) AS VARCHAR) AS failure
+FROM mart__instruments
+WHERE equipment_id NOT BETWEEN -2199023255552 AND 2199023255551;
