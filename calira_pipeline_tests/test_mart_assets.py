@@ -125,53 +125,46 @@ def test_a_check_on_a_table_never_built_fails_and_says_so(tmp_path: Path) -> Non
     assert all("not been materialised yet" in (e.description or "") for e in evaluations)
 
 
-def test_building_before_the_raw_tables_are_loaded_names_them_and_the_fix(
-    tmp_path: Path,
-) -> None:
-    from calira_pipeline.wiring.marts import build_staging
+def _failure_on_an_empty_directory(step: dg.AssetsDefinition, data_dir: Path) -> str:
+    """The message of `step` run over a data directory nothing was ever published to."""
     from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
     result = dg.materialize(
-        [build_staging],
-        resources=sandbox_resources(str(tmp_path / "data"), "tiny"),
-        raise_on_error=False,
+        [step], resources=sandbox_resources(str(data_dir), "tiny"), raise_on_error=False
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert failure is not None
-    message = failure.message
+    assert not (data_dir / "tables").exists()
+    return failure.message
+
+
+def test_building_before_the_raw_tables_are_loaded_names_them_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    from calira_pipeline.wiring.marts import build_staging
+
+    message = _failure_on_an_empty_directory(build_staging, tmp_path / "data")
     # The missing raw tables, the data directory and the command that loads them; not DuckDB's
     # "Table with name accounts does not exist".
     assert "accounts, bookings, equipment" in message
     assert str(tmp_path / "data") in message
     assert "--select 'group:raw'" in message
     assert "does not exist" not in message
-    assert not (tmp_path / "data" / "tables").exists()
 
 
 def test_building_marts_on_an_empty_directory_names_every_step_of_the_fix(
     tmp_path: Path,
 ) -> None:
     from calira_pipeline.wiring.marts import build_marts
-    from calira_pipeline.wiring.sandbox_source import sandbox_resources
 
-    result = dg.materialize(
-        [build_marts],
-        resources=sandbox_resources(str(tmp_path / "data"), "tiny"),
-        raise_on_error=False,
-    )
-    assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.error
-    assert failure is not None
+    message = _failure_on_an_empty_directory(build_marts, tmp_path / "data")
     # Loading the raw tables alone would fail this run again, on the staging tables.
-    assert "read(s) accounts, booking_facts, equipment, equipment_interval_days," in (
-        failure.message
-    )
+    assert "read(s) accounts, booking_facts, equipment, equipment_interval_days," in message
     assert "--select 'group:raw'), then materialise booking_facts, equipment_interval_days (" in (
-        failure.message
+        message
     )
-    assert "--select 'booking_facts,equipment_interval_days')" in failure.message
-    assert not (tmp_path / "data" / "tables").exists()
+    assert "--select 'booking_facts,equipment_interval_days')" in message
 
 
 def test_error_checks_block_and_warnings_do_not() -> None:
