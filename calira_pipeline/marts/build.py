@@ -16,11 +16,12 @@ from calira_pipeline.marts.session import (
     drop_scratch,
     load_sql,
     prepare_session,
-    sql_string,
+    quoted,
     write_settings,
 )
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import MART_SPECS
+from calira_pipeline.storage.snapshots import sql_string, view_sql
 from calira_pipeline.storage.warehouse import PARQUET_ROW_GROUP_ROWS
 
 
@@ -72,9 +73,9 @@ def _result_view(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     columns = zip(relation.columns, relation.types, strict=True)
     naive = [c for c, t in columns if str(t) == "TIMESTAMP"]
     replaced = ", ".join(
-        f'CASE WHEN isfinite("{c}") THEN make_timestamptz(epoch_us("{c}")) '
-        f'ELSE CAST("{c}" AS TIMESTAMPTZ) END AS "{c}"'
-        for c in naive
+        f"CASE WHEN isfinite({q}) THEN make_timestamptz(epoch_us({q})) "
+        f"ELSE CAST({q} AS TIMESTAMPTZ) END AS {q}"
+        for q in map(quoted, naive)
     )
     select = f"SELECT * REPLACE ({replaced})" if naive else "SELECT *"
     con.execute(f"CREATE OR REPLACE TEMP VIEW mart__result AS {select} FROM mart__query")
@@ -109,9 +110,7 @@ def write_table(
         ).fetchone()
     finally:
         con.execute("SET TimeZone = ?", [zone[0] if zone else "UTC"])
-    con.execute(
-        f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({sql_string(str(path))})'
-    )
+    con.execute(view_sql(name, [path]))
     return int(row[0]) if row else 0
 
 
@@ -194,7 +193,7 @@ def build_mart(con: duckdb.DuckDBPyConnection, name: str, settings: MartSettings
             table = pq.read_table(path)
         finally:
             try:  # fails when `name` is the caller's own table: the session ends all the same
-                con.execute(f'DROP VIEW IF EXISTS "{name}"')
+                con.execute(f"DROP VIEW IF EXISTS {quoted(name)}")
             finally:
                 drop_scratch(con)
     return table

@@ -14,6 +14,7 @@ import duckdb
 
 from calira_pipeline.marts.settings import MartSettings
 from calira_pipeline.marts.specs import PRELUDE_ORDER
+from calira_pipeline.storage.snapshots import sql_string
 
 _SCRATCH_PREFIX = "mart__"
 # The preludes' large intermediate tables (the local-day pieces, millions of rows at 1M bookings)
@@ -216,7 +217,3 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     ]
     statements += restore
     con.execute("\n".join(statements))
-
-
-def sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
