@@ -23,11 +23,9 @@ def duplicate_grains(con: duckdb.DuckDBPyConnection, table: str, grain: tuple[st
     collision) the exact count by grouping on the key itself.
     """
     keys = ", ".join(quoted(c) for c in grain)
-    distinct = _dense_key_count(con, table, grain)
-    if distinct is None:
+    repeated = _dense_key_count(con, table, grain)
+    if repeated is None:
         repeated = count_of(con, f"SELECT count(*) - count(DISTINCT hash({keys})) FROM {table}")
-    else:
-        repeated = distinct
     if repeated == 0:
         return 0
     return count_of(
