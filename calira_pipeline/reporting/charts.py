@@ -9,7 +9,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -22,6 +21,9 @@ from calira_pipeline.reporting.chart_layout import (
     TITLE_PAD,
     Layout,
     drawn_in_style,
+)
+from calira_pipeline.reporting.chart_layout import (
+    pyplot as _pyplot,
 )
 from calira_pipeline.reporting.chart_panels import (
     cost_panel,
@@ -77,16 +79,6 @@ def charts_from_json(content: bytes) -> dict[str, Chart]:
                     c["tables"], c["facts"])
         for name, c in json.loads(content).items()
     }
-
-
-def _pyplot() -> ModuleType:
-    """matplotlib, imported on first use: it costs ~0.4 s on every load of the code location."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless: runs in Dagster step processes and CI without a display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _title(text: str, source: str, *more: str) -> list[str]:
