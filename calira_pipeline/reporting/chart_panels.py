@@ -87,6 +87,11 @@ def cost_stacks(total: figures.CurrencyTotal, costs: list[figures.MonthlyCost],
     return {lab: [stacked.get((lab, month), 0.0) for month in months] for lab in colours}
 
 
+# The cost panels' y-axis reaches 12 % past the highest stack and the lowest credit (the left
+# margin is measured for those tick labels before the panels are drawn).
+HEADROOM = 1.12
+
+
 def stack_range(stacks: dict[str, list[float]]) -> tuple[float, float]:
     """The lowest and highest point of the stacked bars: credits (negative costs) stack down
     from zero, charges up from it."""
@@ -125,8 +130,8 @@ def cost_panel(ax: Any, stacks: dict[str, list[float]], months: list[date],
     # As ax.bar with margins(y=0.12) drew it: from zero, 12 % of headroom, 5 % at the sides.
     side = 0.05 * (len(months) - 0.2)
     ax.set_xlim(-0.4 - side, len(months) - 0.6 + side)  # every panel the same months
-    low, high = stack_range(stacks)
-    ax.set_ylim(low * 1.12, high * 1.12 if high > 0 or low < 0 else 1)
+    low, high = min(floors, default=0.0), max(tops, default=0.0)  # = stack_range(stacks)
+    ax.set_ylim(low * HEADROOM, high * HEADROOM if high > 0 or low < 0 else 1)
     if low < 0:
         ax.axhline(0, color="#444", linewidth=0.6)
     ax.yaxis.set_major_formatter("{x:,.0f}")

@@ -26,6 +26,7 @@ from calira_pipeline.reporting.chart_layout import (
     pyplot as _pyplot,
 )
 from calira_pipeline.reporting.chart_panels import (
+    HEADROOM,
     cost_panel,
     cost_stacks,
     cost_title,
@@ -248,7 +249,7 @@ def cost_by_requester(con: duckdb.DuckDBPyConnection, source: str) -> Chart:
                         bbox_to_anchor=(0.5, PAD / layout.height), ncols=4, fontsize=8,
                         title="Requester lab (same colour in every panel)", title_fontsize=8)
     heights = [cost_stacks(total, costs, months, colours) for total in totals]
-    ends = [end * 1.12 for h in heights for end in stack_range(h)]
+    ends = [end * HEADROOM for h in heights for end in stack_range(h)]
     left = PAD + layout.line(10) + LABEL_PAD + TICK + layout.widest(
         [f"{end:,.0f}" for end in ends], 10)
     right = PAD + 0.1
