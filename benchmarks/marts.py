@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -383,12 +384,6 @@ def machine_speed() -> str:
     return f"machine speed: python loop {python_s:.2f} s, duckdb hash {duckdb_s:.2f} s"
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def cli_runs(data_dir: Path, home: Path, repeats: int) -> list[dict[str, float]]:
     """`repeats` CLI runs on one DAGSTER_HOME, as a user's instance ($DAGSTER_HOME in the README):
     the first creates the instance's SQLite files, the others reuse them."""
@@ -417,9 +412,10 @@ def asset_path(data_dir: Path, repeats: int) -> None:
         )
         runs = cli_runs(data_dir, Path(home), repeats)
     walls = [r["wall"] for r in runs]
+    cpu = statistics.median(r["cpu"] for r in runs)
     print(
-        f"  CLI wall: median {_median(walls):.1f} s, best {min(walls):.1f} s, worst "
-        f"{max(walls):.1f} s; CPU median {_median([r['cpu'] for r in runs]):.1f} s; peak RSS "
+        f"  CLI wall: median {statistics.median(walls):.1f} s, best {min(walls):.1f} s, worst "
+        f"{max(walls):.1f} s; CPU median {cpu:.1f} s; peak RSS "
         f"{max(r['peak_rss'] for r in runs) / mb:,.0f} MB"
     )
     print(machine_speed())
