@@ -148,7 +148,7 @@ def _fetch_check_publish(
     context.log.info(f"reading {', '.join(collections)} from {calira.source} at the same time")
     fetched, extra = _fetch(context, config, client, store, staging, collections)
     results = fetched.results
-    run_log.finish(c for c in results if c not in fetched.errors)
+    run_log.finish(results)  # what failed is in fetched.errors, never in results
     counts = {
         c: count_check(r, COLLECTION_TABLES[c][0], rows_in(staging.files[COLLECTION_TABLES[c][0]]))
         for c, r in results.items()
