@@ -98,11 +98,15 @@ def baseline_package(rev: str, folder: Path) -> str:
     return name
 
 
+def chart_module(side: str, rev: str, folder: Path) -> ModuleType:
+    """The charts module of one side: `rev`'s package (written under `folder`), or this one."""
+    if side == "baseline":
+        return importlib.import_module(f"{baseline_package(rev, folder)}.charts")
+    return importlib.import_module("calira_pipeline.reporting.charts")
+
+
 def chart_modules(rev: str, folder: Path) -> dict[str, ModuleType]:
-    return {
-        "baseline": importlib.import_module(f"{baseline_package(rev, folder)}.charts"),
-        "new": importlib.import_module("calira_pipeline.reporting.charts"),
-    }
+    return {side: chart_module(side, rev, folder) for side in ("baseline", "new")}
 
 
 def draw(con: duckdb.DuckDBPyConnection, module: ModuleType, function: str,
@@ -125,7 +129,7 @@ def cold_child(args: argparse.Namespace) -> None:
     """One fresh process: import pyplot (timed), then each chart once; JSON on stdout."""
     with tempfile.TemporaryDirectory() as tmp, \
             Warehouse(args.data_dir).scratch_connection() as con:
-        module = chart_modules(args.baseline, Path(tmp))[args.child]
+        module = chart_module(args.child, args.baseline, Path(tmp))  # its side only
         # The marts step's session has run parameterised queries before its first chart, and
         # DuckDB imports pandas (~0.6 s) on the first one: not a cost of drawing.
         con.execute("select $x", {"x": 1})
