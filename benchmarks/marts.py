@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +47,7 @@ from calira_pipeline.storage import Warehouse, write_parquet
 from calira_pipeline.storage.schema import ACCOUNTS, BOOKINGS, EQUIPMENT, TableSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import BIN, TreeStats  # noqa: E402
+from pipeline import BIN, children_cpu, run_polled  # noqa: E402
 
 NOT_RAW = "not group:raw"
 SETTINGS = MartSettings()
@@ -327,27 +325,12 @@ def measure(command: list[str], data_dir: Path, dagster_home: Path) -> dict[str,
     process tree."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALIRA_")}
     env.update(CALIRA_DATA_DIR=str(data_dir), DAGSTER_HOME=str(dagster_home))
-    stats = TreeStats()
-    log = dagster_home / "run.log"  # a file, not a pipe: a full pipe would stall the run
-    cpu_before = _children_cpu()
-    started = time.perf_counter()
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(command, cwd=data_dir.parent, env=env, stdout=sink, stderr=sink)
-        while proc.poll() is None:
-            stats.poll(proc.pid)
-            time.sleep(0.05)  # sampling interval of the /proc poll
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{command} failed:\n{log.read_text(errors='replace')[-4000:]}")
+    cpu_before = children_cpu()
+    wall, stats = run_polled(command, env, data_dir.parent, dagster_home / "run.log")
     written = sum(stats.written.values()) - sum(stats.cancelled.values())
-    cpu = _children_cpu() - cpu_before
+    cpu = children_cpu() - cpu_before
     return {"wall": wall, "cpu": cpu, "peak_rss": stats.peak_rss, "written": written}
 
-
-def _children_cpu() -> float:
-    """User + system CPU of waited-for children: robust to other load on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def in_process_asset_path(data_dir: Path) -> None:

@@ -185,13 +185,24 @@ def run_contract(
 ) -> tuple[float, TreeStats]:
     env = sandbox_run_env(base_url, work / "data", dagster_home, code, extra_env)
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "calira_pipeline.definitions"]
+    return run_polled([*command, "--select", select], env, work, work / "run.log")
+
+
+def children_cpu() -> float:
+    """User + system CPU of waited-for children: robust to other load on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_polled(
+    command: list[str], env: dict[str, str], cwd: Path, log: Path
+) -> tuple[float, TreeStats]:
+    """Run `command` to its end, polling its process tree; its wall time and TreeStats. Output
+    goes to `log`, a file, not a pipe: a full pipe would stall the run's logging."""
     stats = TreeStats()
     started = time.perf_counter()
-    log = work / "run.log"  # a file, not a pipe: a full pipe would stall the run's logging
     with open(log, "wb") as sink:
-        proc = subprocess.Popen(
-            [*command, "--select", select], cwd=work, env=env, stdout=sink, stderr=sink
-        )
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=sink)
         while proc.poll() is None:
             stats.poll(proc.pid)
             time.sleep(POLL_S)  # sampling interval of the /proc poll

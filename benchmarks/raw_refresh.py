@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pipeline import sandbox_run_env  # this script's folder is on sys.path
+from pipeline import children_cpu, sandbox_run_env  # this script's folder is on sys.path
 
 from calira_pipeline.api.endpoints import COLLECTION_TABLES
 from calira_pipeline.api.fetching import needs_detail
@@ -118,9 +117,9 @@ def time_raw_refresh(base_url: str, concurrency: int | None = None) -> tuple[flo
             env["CALIRA_CONCURRENCY"] = str(concurrency)
         command = [str(BIN / "dagster"), "asset", "materialize", "-m"]
         command += ["calira_pipeline.definitions", "--select", "group:raw"]
-        started, cpu_before = time.perf_counter(), _children_cpu()
+        started, cpu_before = time.perf_counter(), children_cpu()
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-        wall, cpu = time.perf_counter() - started, _children_cpu() - cpu_before
+        wall, cpu = time.perf_counter() - started, children_cpu() - cpu_before
         if done.returncode != 0:
             raise SystemExit(f"the raw refresh failed:\n{(done.stdout + done.stderr)[-4000:]}")
         requests, rows, fetching = _run_requests(Path(home))
@@ -156,10 +155,6 @@ def _held(lock: Path | None) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
